@@ -1,0 +1,79 @@
+// File names on Linux are bytes, not text. Hearth keeps every path as a JS string
+// in which bytes that are not valid UTF-8 are carried as lone surrogates
+// U+DC80..U+DCFF (Python's "surrogateescape"). Valid UTF-8 never decodes to a lone
+// surrogate, so the mapping is lossless and the common case is the plain name.
+
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/** Decode raw file-name bytes into Hearth's path string. */
+export function decodeFsName(bytes: Uint8Array): string {
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    return decodeMixed(bytes);
+  }
+}
+
+function decodeMixed(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const len = utf8SequenceLength(bytes, i);
+    if (len > 0) {
+      out += utf8Strict.decode(bytes.subarray(i, i + len));
+      i += len;
+    } else {
+      out += String.fromCharCode(0xdc00 + bytes[i]!);
+      i += 1;
+    }
+  }
+  return out;
+}
+
+/** Length of a well-formed UTF-8 sequence at i, or 0 if the byte there starts none. */
+function utf8SequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  const len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len === 0 || i + len > b.length) return 0;
+  try {
+    utf8Strict.decode(b.subarray(i, i + len));
+    return len;
+  } catch {
+    return 0;
+  }
+}
+
+/** Encode a Hearth path string back into the exact file-name bytes. */
+export function encodeFsName(name: string): Buffer {
+  if (!/[\udc80-\udcff]/.test(name)) return Buffer.from(name, 'utf8');
+  const parts: Buffer[] = [];
+  let run = '';
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    const isEscape = code >= 0xdc80 && code <= 0xdcff && !(i > 0 && isHighSurrogate(name.charCodeAt(i - 1)));
+    if (isEscape) {
+      if (run) parts.push(Buffer.from(run, 'utf8'));
+      run = '';
+      parts.push(Buffer.from([code - 0xdc00]));
+    } else {
+      run += name[i];
+    }
+  }
+  if (run) parts.push(Buffer.from(run, 'utf8'));
+  return Buffer.concat(parts);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/** True when the name carries bytes that are not valid UTF-8. */
+export function hasRawBytes(name: string): boolean {
+  return /[\udc80-\udcff]/.test(name);
+}
+
+/** A printable form for messages: escaped bytes shown as \xNN. */
+export function displayPath(name: string): string {
+  return name.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - 0xdc00).toString(16).padStart(2, '0')}`);
+}

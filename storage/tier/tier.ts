@@ -1,0 +1,66 @@
+// The one interface every place an object can live implements (a local directory,
+// a relative's home, Google Drive, S3). Modelled on restic's backend.Backend: a
+// handful of whole-object operations; retry and request counting are wrappers
+// (RetryTier, CountingTier), not something each place re-implements.
+import type { Readable } from 'node:stream';
+
+export type TierKind = 'dir' | 'peer' | 'drive' | 's3';
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/**
+ * What put() reads from. open(offset) may be called more than once (a retry, or a
+ * resumed transfer that continues from the bytes the place already has), so a
+ * source is a way to open the bytes, not a one-shot stream.
+ */
+export interface ObjectSource {
+  size: number;
+  open(offset: number): Readable;
+}
+
+export interface Tier {
+  readonly kind: TierKind;
+  /** The target's name as the user gave it (`hearth target add dir PATH --name N`). */
+  readonly name: string;
+  /** Where an object lives, for people: for a directory target the absolute path. */
+  location(name: string): string;
+  /** Store an object atomically: readers see the whole object or none of it. */
+  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void>;
+  /** Read a whole object, or a byte range of it. Throws ObjectNotFoundError. */
+  get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /** Throws ObjectNotFoundError when absent. */
+  stat(name: string): Promise<ObjectInfo>;
+  list(): AsyncIterable<ObjectInfo>;
+  /** Removing an absent object is not an error. */
+  delete(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  readonly code = 'ENOOBJECT';
+  constructor(tier: string, name: string) {
+    super(`object ${name} not found on ${tier}`);
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+/** An error that retrying cannot fix (bad credentials, over quota, not found). */
+export class PermanentTierError extends Error {
+  readonly permanent = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PermanentTierError';
+  }
+}
+
+export function isPermanent(err: unknown): boolean {
+  return err instanceof ObjectNotFoundError || (err instanceof Error && (err as { permanent?: boolean }).permanent === true);
+}
