@@ -77,3 +77,20 @@ export function hasRawBytes(name: string): boolean {
 export function displayPath(name: string): string {
   return name.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - 0xdc00).toString(16).padStart(2, '0')}`);
 }
+
+/**
+ * The byte key that orders paths the way a depth-first walk with byte-sorted
+ * children visits them: the raw name bytes with each '/' replaced by 0x00. Names
+ * never contain 0x00 or '/', so the key is unambiguous, and "a/b" sorts before
+ * "a.b" exactly as the walk reaches it. The scanner and the catalog's path index
+ * both use this order, so a scan is a merge-join against the catalog.
+ */
+export function pathSortKey(path: string): Buffer {
+  const bytes = encodeFsName(path);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x2f) bytes[i] = 0;
+  return bytes;
+}
+
+export function comparePaths(a: string, b: string): number {
+  return Buffer.compare(pathSortKey(a), pathSortKey(b));
+}
