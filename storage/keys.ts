@@ -118,3 +118,7 @@ export function parseAgeRecipient(line: string): Buffer {
   if (prefix !== 'age') throw new Error('not an age recipient (expected age1...)');
   return Buffer.from(bech32.fromWords(words));
 }
+
+export function entropyToPhrase(entropy: Buffer): string {
+  return entropyToMnemonic(entropy, wordlist);
+}

@@ -1,0 +1,50 @@
+// Human-readable output for the CLI's result documents.
+import type { BackupReport } from '../node/backup.ts';
+import type { RestoreReport } from '../node/restore.ts';
+import type { LsEntry, ObjectEntry } from '../node/commands.ts';
+import { formatSize } from '../node/units.ts';
+import { displayPath } from '../storage/paths.ts';
+
+export function printTable(rows: string[][], header: string[]): void {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+}
+
+export function printBackup(r: BackupReport): void {
+  const secs = (r.finishedAt - r.startedAt) / 1000;
+  console.log(`backup ${r.ok ? 'done' : 'finished with errors'} in ${secs.toFixed(1)}s: ${r.files.scanned} files (${r.files.new} new, ${r.files.changed} changed, ${r.files.deleted} deleted), ${formatSize(r.bytesScanned)} scanned`);
+  if (r.blobs.stored) console.log(`staged ${r.blobs.stored} files as blobs (${formatSize(r.blobs.bytes)})`);
+  for (const v of r.volumes) console.log(`packed volume ${v.name}: ${v.files} files, ${formatSize(v.bytes)}`);
+  if (r.retired) console.log(`retired ${r.retired} staged blobs now held by volumes`);
+  for (const e of r.errors) console.log(`error: ${displayPath(e.path)}: ${e.error}`);
+}
+
+export function printRestore(r: RestoreReport & { bytesRead: number }): void {
+  console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders; read ${formatSize(r.bytesRead)} from targets`);
+  for (const f of r.failed) console.log(`failed: ${displayPath(f.path)}: ${f.error}`);
+}
+
+export function printLs(list: LsEntry[]): void {
+  for (const e of list) {
+    const size = e.type === 'file' ? formatSize(e.size) : e.type;
+    const link = e.type === 'symlink' ? ` -> ${displayPath(e.target ?? '')}` : '';
+    console.log(`${e.mode}  ${size.padStart(10)}  ${e.mtime.slice(0, 19).replace('T', ' ')}  ${displayPath(e.path)}${link}`);
+  }
+}
+
+export function printObjects(list: ObjectEntry[]): void {
+  printTable(
+    list.map((o) => [o.id.slice(0, 16), o.kind, formatSize(o.size), String(o.files), o.placements.map((p) => p.target).join(',') || '-', o.name]),
+    ['ID', 'KIND', 'SIZE', 'FILES', 'PLACED', 'NAME'],
+  );
+}
+
+export function printStatus(s: Record<string, unknown>): void {
+  const sources = s.sources as Array<{ name: string; path: string }>;
+  const targets = s.targets as Array<{ name: string; path: string }>;
+  console.log(`home ${s.home} (peer ${s.peerId})`);
+  console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
+  console.log(`targets: ${targets.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
+  console.log(`catalog: ${JSON.stringify(s.catalog)}`);
+}

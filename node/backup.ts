@@ -1,0 +1,262 @@
+// One backup run: scan every source against the catalog, record what changed,
+// then store the content the catalog says is in no volume yet. Content that fills
+// a volume (volume.size) is packed into ISO volumes; the remainder is staged as one
+// blob per file, so every run protects new files the same day. Staged blobs whose
+// content is now in a placed volume are retired.
+//
+// File versions are recorded before their content is stored: a version is the
+// intent, and `catalog.unpacked()` is the to-do list derived from it. A run that is
+// killed at any point therefore loses nothing: the next run finds the same
+// unpacked content and stores it.
+import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import type { Catalog, CatalogPayload } from '../storage/catalog/catalog.ts';
+import { scanSource, DEFAULT_IGNORES, type ScannedFile } from '../storage/scanner/scanner.ts';
+import { IsoVolumeWriter, type IsoEntry } from '../storage/iso/writer.ts';
+import { encodeFsName } from '../storage/paths.ts';
+import type { Config, SourceConfig } from './config.ts';
+import type { ProgressSink } from './progress.ts';
+import type { ObjectStore } from './object-store.ts';
+import { volumeName } from './volume-name.ts';
+
+export interface BackupOptions {
+  pack: boolean;
+}
+
+export interface BackupReport {
+  run: string;
+  startedAt: number;
+  finishedAt: number;
+  ok: boolean;
+  files: { scanned: number; new: number; changed: number; deleted: number; unchanged: number };
+  bytesScanned: number;
+  blobs: { stored: number; bytes: number };
+  volumes: Array<{ id: string; name: string; files: number; bytes: number }>;
+  retired: number;
+  errors: Array<{ path: string; error: string }>;
+}
+
+export interface BackupContext {
+  config: Config;
+  catalog: Catalog;
+  store: ObjectStore;
+  progress: ProgressSink;
+}
+
+interface PendingContent {
+  hash: string;
+  size: number;
+  source: string;
+  path: string;
+}
+
+const RECORD_BATCH = 1000;
+
+export async function runBackup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
+  const { config, catalog } = ctx;
+  const run = randomBytes(8).toString('hex');
+  const startedAt = Date.now();
+  const report: BackupReport = {
+    run, startedAt, finishedAt: 0, ok: false,
+    files: { scanned: 0, new: 0, changed: 0, deleted: 0, unchanged: 0 },
+    bytesScanned: 0, blobs: { stored: 0, bytes: 0 }, volumes: [], retired: 0, errors: [],
+  };
+  if (config.data.sources.length === 0) throw new Error('no sources to back up: add one with "hearth source add PATH"');
+  await catalog.append([{ k: 'run', run, phase: 'start', time: startedAt }]);
+
+  for (const source of config.data.sources) await scanIntoCatalog(ctx, source, startedAt, report);
+
+  const pending: PendingContent[] = [];
+  for await (const item of catalog.unpacked()) pending.push(item);
+  await storePending(ctx, pending, options, report);
+
+  report.finishedAt = Date.now();
+  report.ok = report.errors.length === 0;
+  await catalog.append([{ k: 'run', run, phase: 'end', time: report.finishedAt, ok: report.ok, stats: summary(report) }]);
+  ctx.progress.done();
+  return report;
+}
+
+async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: number, report: BackupReport): Promise<void> {
+  const batch: CatalogPayload[] = [];
+  const flush = async () => {
+    if (batch.length) await ctx.catalog.append(batch.splice(0));
+  };
+  const events = scanSource({
+    root: source.path,
+    previous: ctx.catalog.latest(source.name),
+    ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
+    workers: Number(ctx.config.get('backup.workers')),
+    onProgress: (p) => ctx.progress.update({ phase: `scanning ${source.name}`, files: p.files, bytes: p.bytes }),
+  });
+  for await (const ev of events) {
+    if (ev.kind === 'error') {
+      report.errors.push({ path: `${source.name}/${ev.path}`, error: ev.error });
+      ctx.progress.log(`warning: ${source.name}/${ev.path}: ${ev.error} (will retry next run)`);
+      continue;
+    }
+    if (ev.kind === 'deleted') {
+      report.files.deleted++;
+      batch.push({ k: 'delete', source: source.name, path: ev.path, time });
+    } else {
+      report.files.scanned++;
+      report.bytesScanned += ev.entry.type === 'file' ? ev.entry.size : 0;
+      if (ev.kind === 'unchanged') {
+        report.files.unchanged++;
+        continue;
+      }
+      report.files[ev.kind]++;
+      batch.push(fileRecord(source.name, ev.entry, time));
+    }
+    if (batch.length >= RECORD_BATCH) await flush();
+  }
+  await flush();
+}
+
+function fileRecord(source: string, e: ScannedFile, time: number): CatalogPayload {
+  return {
+    k: 'file', source, path: e.path, type: e.type, size: e.type === 'file' ? e.size : 0,
+    mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs, ino: e.ino, mode: e.mode, uid: e.uid, gid: e.gid,
+    hash: e.hash, target: e.target, time,
+  };
+}
+
+async function storePending(ctx: BackupContext, pending: PendingContent[], options: BackupOptions, report: BackupReport): Promise<void> {
+  const volumeSize = ctx.config.size('volume.size');
+  const groups: PendingContent[][] = [];
+  let current: PendingContent[] = [];
+  let currentBytes = 0;
+  for (const item of pending) {
+    current.push(item);
+    currentBytes += item.size;
+    if (currentBytes >= volumeSize) {
+      groups.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+  }
+  if (options.pack && current.length) {
+    groups.push(current);
+    current = [];
+  }
+  // The remainder is staged first: it is the newest data and the cheapest to protect.
+  await stageBlobs(ctx, current, report);
+  for (const group of groups) await packVolume(ctx, group, report);
+}
+
+async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: BackupReport): Promise<void> {
+  let done = 0;
+  let bytes = 0;
+  const totalBytes = items.reduce((n, i) => n + i.size, 0);
+  for (const item of items) {
+    const existing = await ctx.catalog.locate(item.hash);
+    if (existing.some((l) => l.placements.length > 0)) continue;
+    const where = `${item.source}/${item.path}`;
+    const file = sourceFile(ctx.config, item.source, item.path);
+    if (!file) {
+      report.errors.push({ path: where, error: 'its source is no longer configured' });
+      continue;
+    }
+    try {
+      const encoded = await ctx.store.encode(createReadStream(file));
+      if (encoded.plainSha256 !== item.hash || encoded.plainSize !== item.size) {
+        ctx.store.discard(encoded);
+        throw new Error('changed since it was scanned');
+      }
+      await ctx.store.place(encoded, { kind: 'blob', name: where, contents: [{ hash: item.hash, offset: 0, length: item.size }] });
+      report.blobs.stored++;
+      report.blobs.bytes += item.size;
+    } catch (err) {
+      report.errors.push({ path: where, error: (err as Error).message });
+      ctx.progress.log(`warning: ${where}: ${(err as Error).message} (will retry next run)`);
+    }
+    done++;
+    bytes += item.size;
+    ctx.progress.update({ phase: 'staging', files: done, bytes, totalFiles: items.length, totalBytes });
+  }
+}
+
+async function packVolume(ctx: BackupContext, group: PendingContent[], report: BackupReport): Promise<void> {
+  const entries: IsoEntry[] = [];
+  const byPath = new Map<string, PendingContent>();
+  let minTime = Infinity;
+  let maxTime = -Infinity;
+  for (const item of group) {
+    const file = sourceFile(ctx.config, item.source, item.path);
+    if (!file) {
+      report.errors.push({ path: `${item.source}/${item.path}`, error: 'its source is no longer configured' });
+      continue;
+    }
+    const version = await ctx.catalog.current(item.source, item.path);
+    const mtimeMs = version?.mtimeMs ?? Date.now();
+    minTime = Math.min(minTime, mtimeMs);
+    maxTime = Math.max(maxTime, mtimeMs);
+    const isoPath = `${item.source}/${item.path}`;
+    byPath.set(isoPath, item);
+    entries.push({
+      type: 'file', path: isoPath, size: item.size, mtimeMs, mode: version?.mode ?? 0o644, uid: version?.uid, gid: version?.gid,
+      expectedSha256: item.hash, open: () => createReadStream(file),
+    });
+  }
+  if (entries.length === 0) return;
+  const name = await volumeName(ctx.catalog, minTime, maxTime);
+  const writer = new IsoVolumeWriter(entries, { volumeId: name.replace(/\.iso$/, '') });
+  const totalBytes = writer.size;
+  const image = writer.stream();
+  const counted = countBytes(image, (bytes) => ctx.progress.update({ phase: `packing ${name}`, files: 0, bytes, totalBytes }));
+  const encoded = await ctx.store.encode(counted);
+  const { mismatched } = await writer.result;
+  const bad = new Set(mismatched.map((m) => m.path));
+  for (const m of mismatched) {
+    report.errors.push({ path: m.path, error: `${m.reason} (will be backed up again next run)` });
+    ctx.progress.log(`warning: ${m.path}: ${m.reason} (will be backed up again next run)`);
+  }
+  const contents = [];
+  for (const [isoPath, item] of byPath) {
+    if (bad.has(isoPath)) continue;
+    const extent = writer.extent(isoPath)!;
+    contents.push({ hash: item.hash, offset: extent.offset, length: extent.length });
+  }
+  await ctx.store.place(encoded, { kind: 'volume', name, contents });
+  report.volumes.push({ id: encoded.id, name, files: contents.length, bytes: writer.size });
+  report.retired += await retireStagedBlobs(ctx, contents.map((c) => c.hash), encoded.id);
+}
+
+/** Blobs whose content the new volume now holds are no longer needed. */
+async function retireStagedBlobs(ctx: BackupContext, hashes: string[], volumeId: string): Promise<number> {
+  let retired = 0;
+  for (const hash of hashes) {
+    for (const loc of await ctx.catalog.locate(hash)) {
+      if (loc.object.kind !== 'blob' || loc.object.id === volumeId) continue;
+      await ctx.store.retire(loc.object.id);
+      retired++;
+    }
+  }
+  return retired;
+}
+
+function sourceFile(config: Config, sourceName: string, path: string): Buffer | undefined {
+  const source = config.data.sources.find((s) => s.name === sourceName);
+  if (!source) return undefined;
+  return Buffer.concat([Buffer.from(source.path.endsWith('/') ? source.path : `${source.path}/`), encodeFsName(path)]);
+}
+
+function countBytes(stream: Readable, onBytes: (total: number) => void): Readable {
+  let total = 0;
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  stream.on('data', (chunk: Buffer) => {
+    total += chunk.length;
+    onBytes(total);
+  });
+  stream.on('error', (err) => out.destroy(err));
+  stream.pipe(out);
+  return out;
+}
+
+function summary(r: BackupReport): Record<string, number> {
+  return {
+    files: r.files.scanned, new: r.files.new, changed: r.files.changed, deleted: r.files.deleted,
+    blobs: r.blobs.stored, volumes: r.volumes.length, retired: r.retired, errors: r.errors.length,
+  };
+}

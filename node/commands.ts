@@ -1,0 +1,252 @@
+// The operations behind the CLI, working on a home's state directly. Each
+// returns a plain result document; the CLI only parses arguments and prints.
+import { existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
+import { ObjectEncoderPool } from '../storage/objects/encode.ts';
+import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
+import { HomeSession } from './session.ts';
+import { peerIdFromSeed } from './peer-id.ts';
+import { runBackup, type BackupReport } from './backup.ts';
+import { runRestore, type RestoreReport } from './restore.ts';
+import { ObjectStore } from './object-store.ts';
+import type { ProgressSink } from './progress.ts';
+import type { SourceConfig, TargetConfig } from './config.ts';
+
+export interface InitResult {
+  home: string;
+  peerId: string;
+  ageRecipient: string;
+  phrase?: string;
+  recovered: boolean;
+}
+
+export async function initHome(dir: string, options: { phrase?: string }): Promise<InitResult> {
+  const paths = new HomePaths(dir);
+  const phrase = options.phrase ?? generatePhrase();
+  const keys = createIdentity(paths, phrase);
+  const config = loadConfig(paths);
+  config.save();
+  return {
+    home: paths.dir,
+    peerId: await peerIdFromSeed(keys.ed25519Seed),
+    ageRecipient: ageRecipientString(keys.x25519Public),
+    phrase: options.phrase ? undefined : phrase,
+    recovered: Boolean(options.phrase),
+  };
+}
+
+/** The identity a phrase yields, without touching any home (for checks and tests). */
+export async function identityOfPhrase(phrase: string): Promise<{ peerId: string; ageRecipient: string }> {
+  const keys = deriveKeys(phraseToEntropy(phrase));
+  return { peerId: await peerIdFromSeed(keys.ed25519Seed), ageRecipient: ageRecipientString(keys.x25519Public) };
+}
+
+export function exportAgeKey(dir: string): string {
+  return ageSecretKeyString(loadIdentity(new HomePaths(dir)).x25519Secret);
+}
+
+function uniqueName(taken: string[], wanted: string): string {
+  if (!taken.includes(wanted)) return wanted;
+  for (let i = 2; i < 10_000; i++) if (!taken.includes(`${wanted}-${i}`)) return `${wanted}-${i}`;
+  throw new Error(`too many entries named ${wanted}`);
+}
+
+function checkName(name: string): void {
+  if (!/^[^/\s][^/]*$/.test(name)) throw new Error(`invalid name "${name}": names may not be empty, start with a space, or contain "/"`);
+}
+
+export function addSource(dir: string, path: string, name?: string): SourceConfig {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  const abs = resolve(path);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new Error(`${abs} is not a folder: give the path of a folder to back up`);
+  const config = loadConfig(paths);
+  const sources = config.data.sources;
+  if (sources.some((s) => s.path === abs)) throw new Error(`${abs} is already a source`);
+  if (name !== undefined) {
+    checkName(name);
+    if (sources.some((s) => s.name === name)) throw new Error(`a source named "${name}" exists already: choose another --name`);
+  }
+  const source = { name: name ?? uniqueName(sources.map((s) => s.name), basename(abs) || 'root'), path: abs };
+  sources.push(source);
+  config.save();
+  return source;
+}
+
+export function addDirTarget(dir: string, path: string, name?: string): TargetConfig {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  const abs = resolve(path);
+  if (existsSync(abs) && !statSync(abs).isDirectory()) throw new Error(`${abs} is not a folder: give a folder (it is created if missing)`);
+  const config = loadConfig(paths);
+  const targets = config.data.targets;
+  if (targets.some((t) => t.path === abs)) throw new Error(`${abs} is already a target`);
+  if (name !== undefined) {
+    checkName(name);
+    if (targets.some((t) => t.name === name)) throw new Error(`a target named "${name}" exists already: choose another --name`);
+  }
+  const target: TargetConfig = { name: name ?? uniqueName(targets.map((t) => t.name), basename(abs) || 'disk'), kind: 'dir', path: abs };
+  targets.push(target);
+  config.save();
+  return target;
+}
+
+export function listEntries(dir: string, what: 'sources' | 'targets'): Array<SourceConfig | TargetConfig> {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  return loadConfig(paths).data[what];
+}
+
+export function removeEntry(dir: string, what: 'sources' | 'targets', name: string): void {
+  const paths = new HomePaths(dir);
+  const config = loadConfig(paths);
+  const list = config.data[what] as Array<{ name: string }>;
+  const i = list.findIndex((e) => e.name === name);
+  if (i < 0) throw new Error(`no ${what === 'sources' ? 'source' : 'target'} named "${name}": see "hearth ${what === 'sources' ? 'source' : 'target'} ls"`);
+  list.splice(i, 1);
+  config.save();
+}
+
+export function getSetting(dir: string, key: string): string {
+  return loadConfig(new HomePaths(dir)).get(key);
+}
+
+export function setSetting(dir: string, key: string, value: string): void {
+  const config = loadConfig(new HomePaths(dir));
+  config.set(key, value);
+  config.save();
+}
+
+async function withSession<T>(dir: string, fn: (s: HomeSession) => Promise<T>): Promise<T> {
+  const session = await HomeSession.open(dir);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+
+export async function backup(dir: string, options: { pack: boolean; progress: ProgressSink }): Promise<BackupReport> {
+  return withSession(dir, async (s) => {
+    const tiers = s.tiers();
+    if (tiers.length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH"');
+    const encoder = new ObjectEncoderPool({ workers: Number(s.config.get('backup.workers')) });
+    try {
+      const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder });
+      return await runBackup({ config: s.config, catalog: s.catalog, store, progress: options.progress }, { pack: options.pack });
+    } finally {
+      await encoder.close();
+    }
+  });
+}
+
+export async function restore(dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; progress: ProgressSink }): Promise<RestoreReport & { bytesRead: number }> {
+  return withSession(dir, async (s) => {
+    const tiers = s.tiers();
+    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: options.progress }, { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite });
+    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0) };
+  });
+}
+
+export interface LsEntry {
+  path: string;
+  type: string;
+  size: number;
+  mtime: string;
+  mode: string;
+  hash?: string;
+  target?: string;
+  backedUpAt: string;
+}
+
+export async function listFiles(dir: string, options: { path?: string; at?: number }): Promise<LsEntry[]> {
+  return withSession(dir, async (s) => {
+    const out: LsEntry[] = [];
+    const sel = options.path ? splitSelection(options.path) : {};
+    for await (const r of s.catalog.snapshot(options.at, sel)) {
+      out.push({
+        path: `${r.source}/${r.path}`, type: r.type, size: r.size, mtime: new Date(r.mtimeMs).toISOString(),
+        mode: (r.mode & 0o7777).toString(8).padStart(4, '0'), hash: r.hash, target: r.target, backedUpAt: new Date(r.time).toISOString(),
+      });
+    }
+    return out;
+  });
+}
+
+function splitSelection(path: string): { source: string; prefix?: string } {
+  const clean = path.replace(/^\/+|\/+$/g, '');
+  const slash = clean.indexOf('/');
+  return slash < 0 ? { source: clean } : { source: clean.slice(0, slash), prefix: clean.slice(slash + 1) };
+}
+
+export interface ObjectEntry {
+  id: string;
+  kind: 'blob' | 'volume';
+  name: string;
+  size: number;
+  plainSize: number;
+  merkleRoot: string;
+  leafSize: number;
+  files: number;
+  placements: Array<{ tier: string; target: string; location: string }>;
+}
+
+export async function listObjects(dir: string): Promise<ObjectEntry[]> {
+  return withSession(dir, async (s) => {
+    const out: ObjectEntry[] = [];
+    for await (const o of s.catalog.objects()) {
+      out.push({
+        id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
+        files: o.contents.length, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
+      });
+    }
+    return out;
+  });
+}
+
+export async function status(dir: string): Promise<Record<string, unknown>> {
+  return withSession(dir, async (s) => ({
+    home: s.paths.dir,
+    peerId: s.peerId,
+    sources: s.config.data.sources,
+    targets: s.config.data.targets,
+    catalog: { head: s.catalog.head().seq, ...(await s.catalog.stats()) },
+    volumeSize: s.config.get('volume.size'),
+  }));
+}
+
+export async function verifyCatalog(dir: string): Promise<{ ok: boolean; records: number; error?: { seq: number; reason: string } }> {
+  return withSession(dir, (s) => s.catalog.verify());
+}
+
+export async function rebuildCatalog(dir: string): Promise<{ records: number }> {
+  return withSession(dir, async (s) => {
+    await s.catalog.rebuild();
+    return { records: s.catalog.head().seq };
+  });
+}
+
+/**
+ * The embedded-defaults path for a first-time user: create the home if needed,
+ * back up ~/Pictures (or $HEARTH_SOURCE) to ~/hearth-backup (or $HEARTH_TARGET).
+ */
+export async function quickstart(dir: string, options: { source?: string; target?: string; progress: ProgressSink; say: (line: string) => void }): Promise<BackupReport> {
+  const paths = new HomePaths(dir);
+  const userHome = process.env.HOME ?? '.';
+  if (!existsSync(paths.identity)) {
+    const init = await initHome(dir, {});
+    options.say(`created home ${init.home} (peer ${init.peerId})`);
+    options.say(`recovery phrase (write it down; it is the only way back after a disaster):\n  ${init.phrase}`);
+  }
+  const config = loadConfig(paths);
+  if (config.data.sources.length === 0) {
+    const src = addSource(dir, options.source ?? process.env.HEARTH_SOURCE ?? `${userHome}/Pictures`);
+    options.say(`backing up ${src.path}`);
+  }
+  if (config.data.targets.length === 0) {
+    const tgt = addDirTarget(dir, options.target ?? process.env.HEARTH_TARGET ?? `${userHome}/hearth-backup`);
+    options.say(`into ${tgt.path}`);
+  }
+  return backup(dir, { pack: false, progress: options.progress });
+}

@@ -1,0 +1,107 @@
+// Turning plaintext into a placed object: encrypt into the spool (so every place
+// receives the same ciphertext, and a retry or resume re-reads it instead of
+// re-encrypting), name it by HMAC of its plaintext hash, put it to every target,
+// and only then record object and placements in the catalog, in one batch. A crash
+// before that record leaves at worst an unreferenced file on a target, never a
+// catalog entry for bytes that are not there.
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { HomeKeys } from '../storage/keys.ts';
+import type { Tier } from '../storage/tier/tier.ts';
+import type { Catalog, CatalogPayload, ObjectRecord } from '../storage/catalog/catalog.ts';
+import { objectId, type ObjectEncoderPool } from '../storage/objects/encode.ts';
+
+export interface ObjectContent {
+  hash: string;
+  offset: number;
+  length: number;
+}
+
+export interface EncodedObject {
+  id: string;
+  plainSha256: string;
+  plainSize: number;
+  encryptedSize: number;
+  merkleRoot: string;
+  leafSize: number;
+  spoolFile: string;
+}
+
+export class ObjectStore {
+  private readonly spoolDir: string;
+  private readonly keys: HomeKeys;
+  private readonly catalog: Catalog;
+  private readonly tiers: Tier[];
+  private readonly encoder: ObjectEncoderPool;
+
+  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool }) {
+    this.spoolDir = options.spoolDir;
+    this.keys = options.keys;
+    this.catalog = options.catalog;
+    this.tiers = options.tiers;
+    this.encoder = options.encoder;
+    mkdirSync(this.spoolDir, { recursive: true });
+  }
+
+  /** Encrypt plaintext into the spool under its final id. */
+  async encode(plaintext: Readable): Promise<EncodedObject> {
+    const tmp = join(this.spoolDir, `.tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      const result = await this.encoder.encode({ plaintext, output: createWriteStream(tmp), recipient: this.keys.x25519Public });
+      const id = objectId(this.keys.namingKey, result.plainSha256);
+      const spoolFile = join(this.spoolDir, id);
+      renameSync(tmp, spoolFile);
+      return { id, spoolFile, ...result };
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  discard(encoded: EncodedObject): void {
+    rmSync(encoded.spoolFile, { force: true });
+  }
+
+  /** Put a spooled object to every target, then record it; the spool copy is removed. */
+  async place(encoded: EncodedObject, meta: { kind: 'blob' | 'volume'; name: string; contents: ObjectContent[] }, extra: CatalogPayload[] = []): Promise<ObjectRecord> {
+    const time = Date.now();
+    const record: ObjectRecord = {
+      k: 'object',
+      id: encoded.id,
+      kind: meta.kind,
+      name: meta.name,
+      size: encoded.encryptedSize,
+      plainSize: encoded.plainSize,
+      merkleRoot: encoded.merkleRoot,
+      leafSize: encoded.leafSize,
+      contents: meta.contents,
+      time,
+    };
+    const payloads: CatalogPayload[] = [record];
+    for (const tier of this.tiers) {
+      await tier.put(encoded.id, { size: encoded.encryptedSize, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
+      payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
+    }
+    await this.catalog.append([...payloads, ...extra]);
+    this.discard(encoded);
+    return record;
+  }
+
+  /** Remove an object from every place that holds it and mark it retired. */
+  async retire(id: string): Promise<void> {
+    const placements = await this.catalog.placements(id);
+    const time = Date.now();
+    const payloads: CatalogPayload[] = [];
+    for (const p of placements) {
+      const tier = this.tiers.find((t) => t.name === p.target);
+      if (!tier) continue;
+      await tier.delete(id);
+      payloads.push({ k: 'unplace', id, target: p.target, time });
+    }
+    payloads.push({ k: 'retire', id, time });
+    await this.catalog.append(payloads);
+  }
+}
+

@@ -1,0 +1,163 @@
+// Restore files as of a point in time. Each file's bytes come from the cheapest
+// place that holds them (Tier order given by the caller: local directories first);
+// a file inside a volume is read as a byte range, so only the age chunks covering
+// its extent travel. Every file is written to a temp name, its SHA-256 checked, its
+// mode and mtime set, and only then renamed into place.
+import { createHash } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, createWriteStream, lutimesSync } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Catalog, FileRecord } from '../storage/catalog/catalog.ts';
+import type { Tier } from '../storage/tier/tier.ts';
+import { decryptRange } from '../storage/age/range.ts';
+import { displayPath, encodeFsName } from '../storage/paths.ts';
+import type { ProgressSink } from './progress.ts';
+
+export interface RestoreOptions {
+  paths: string[];
+  to: string;
+  at?: number;
+  overwrite: boolean;
+}
+
+export interface RestoreReport {
+  files: number;
+  symlinks: number;
+  dirs: number;
+  bytes: number;
+  failed: Array<{ path: string; error: string }>;
+}
+
+export interface RestoreContext {
+  catalog: Catalog;
+  tiers: Tier[];
+  identity: Buffer;
+  progress: ProgressSink;
+}
+
+interface Selection {
+  source?: string;
+  prefix?: string;
+}
+
+/** "photos/2024/a.jpg" → source "photos", prefix "2024/a.jpg"; "photos" → the whole source. */
+function selections(paths: string[]): Selection[] {
+  if (paths.length === 0) return [{}];
+  return paths.map((p) => {
+    const clean = p.replace(/^\/+|\/+$/g, '');
+    const slash = clean.indexOf('/');
+    return slash < 0 ? { source: clean } : { source: clean.slice(0, slash), prefix: clean.slice(slash + 1) };
+  });
+}
+
+async function* selected(catalog: Catalog, paths: string[], at: number | undefined): AsyncIterable<FileRecord> {
+  for (const sel of selections(paths)) {
+    let found = false;
+    for await (const rec of catalog.snapshot(at, sel)) {
+      found = true;
+      yield rec;
+    }
+    if (!found && (sel.source || sel.prefix)) {
+      throw new Error(`nothing backed up matches "${[sel.source, sel.prefix].filter(Boolean).join('/')}"${at ? ' at that time' : ''}: see "hearth ls"`);
+    }
+  }
+}
+
+function destination(to: string, rec: FileRecord): Buffer {
+  return Buffer.concat([Buffer.from(to.endsWith('/') ? to : `${to}/`), encodeFsName(`${rec.source}/${rec.path}`)]);
+}
+
+export async function runRestore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
+  const report: RestoreReport = { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [] };
+  if (!options.overwrite) {
+    for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
+      if (rec.type !== 'dir' && exists(destination(options.to, rec))) {
+        throw new Error(`${displayPath(`${options.to}/${rec.source}/${rec.path}`)} already exists: restore into an empty folder, or pass --overwrite`);
+      }
+    }
+  }
+  mkdirSync(options.to, { recursive: true });
+  // Folder modes are applied last: a read-only folder must still receive its files.
+  const dirModes: Array<[Buffer, number]> = [];
+  for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
+    const dest = destination(options.to, rec);
+    try {
+      mkdirSync(parentOf(dest), { recursive: true });
+      if (rec.type === 'dir') {
+        mkdirSync(dest, { recursive: true });
+        dirModes.push([dest, rec.mode & 0o7777]);
+        report.dirs++;
+      } else if (rec.type === 'symlink') {
+        rmSync(dest, { force: true });
+        symlinkSync(encodeFsName(rec.target ?? ''), dest);
+        lutimesSync(dest, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
+        report.symlinks++;
+      } else {
+        await restoreFile(ctx, rec, dest);
+        report.files++;
+        report.bytes += rec.size;
+        ctx.progress.update({ phase: 'restoring', files: report.files, bytes: report.bytes });
+      }
+    } catch (err) {
+      report.failed.push({ path: `${rec.source}/${rec.path}`, error: (err as Error).message });
+      ctx.progress.log(`error: ${displayPath(`${rec.source}/${rec.path}`)}: ${(err as Error).message}`);
+    }
+  }
+  for (const [dir, mode] of dirModes) chmodSync(dir, mode);
+  ctx.progress.done();
+  return report;
+}
+
+function parentOf(path: Buffer): Buffer {
+  const slash = path.lastIndexOf(0x2f);
+  return slash <= 0 ? Buffer.from('/') : path.subarray(0, slash);
+}
+
+function exists(path: Buffer): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer): Promise<void> {
+  const hash = rec.hash!;
+  const locations = await ctx.catalog.locate(hash);
+  const errors: string[] = [];
+  // Tiers are given cheapest first; try each placement in that order.
+  for (const tier of ctx.tiers) {
+    for (const loc of locations) {
+      if (!loc.placements.some((p) => p.target === tier.name)) continue;
+      const tmp = Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
+      try {
+        const plain = await decryptRange({
+          read: (offset, length) => tier.get(loc.object.id, { offset, length }),
+          encryptedSize: loc.object.size,
+          identity: ctx.identity,
+          plainOffset: loc.offset,
+          plainLength: loc.length,
+        });
+        const sha = createHash('sha256');
+        const tap = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            sha.update(chunk);
+            cb(null, chunk);
+          },
+        });
+        await pipeline(plain, tap, createWriteStream(tmp));
+        const got = sha.digest('hex');
+        if (got !== hash) throw new Error(`restored bytes do not match the backup (SHA-256 ${got.slice(0, 12)}… instead of ${hash.slice(0, 12)}…)`);
+        chmodSync(tmp, rec.mode & 0o7777);
+        utimesSync(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
+        renameSync(tmp, dest);
+        return;
+      } catch (err) {
+        rmSync(tmp, { force: true });
+        errors.push(`${tier.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+  throw new Error(errors.length ? `could not restore: ${errors.join('; ')}` : 'no reachable place holds its bytes: add the target that holds them ("hearth target add")');
+}

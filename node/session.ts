@@ -1,0 +1,60 @@
+// Everything a command needs from a home when it works on the state directly
+// (no daemon): identity, config, the catalog, the tiers, under the home's lock.
+import { DirTier } from '../storage/tier/dir.ts';
+import { RetryTier } from '../storage/tier/retry.ts';
+import { CountingTier } from '../storage/tier/counting.ts';
+import type { Tier } from '../storage/tier/tier.ts';
+import { Catalog } from '../storage/catalog/catalog.ts';
+import type { HomeKeys } from '../storage/keys.ts';
+import type { Config, TargetConfig } from './config.ts';
+import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
+import { peerIdFromSeed } from './peer-id.ts';
+
+export class HomeSession {
+  readonly paths: HomePaths;
+  readonly keys: HomeKeys;
+  readonly config: Config;
+  readonly catalog: Catalog;
+  readonly peerId: string;
+  private readonly lock: HomeLock;
+  private tierCache: CountingTier[] | undefined;
+
+  private constructor(paths: HomePaths, keys: HomeKeys, config: Config, catalog: Catalog, peerId: string, lock: HomeLock) {
+    this.paths = paths;
+    this.keys = keys;
+    this.config = config;
+    this.catalog = catalog;
+    this.peerId = peerId;
+    this.lock = lock;
+  }
+
+  static async open(dir: string): Promise<HomeSession> {
+    const paths = new HomePaths(dir);
+    const keys = loadIdentity(paths);
+    const lock = HomeLock.acquire(paths);
+    try {
+      const config = loadConfig(paths);
+      const catalog = await Catalog.open(paths.catalog, keys);
+      return new HomeSession(paths, keys, config, catalog, await peerIdFromSeed(keys.ed25519Seed), lock);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  /** Tiers for the configured targets, cheapest to read first. */
+  tiers(): CountingTier[] {
+    this.tierCache ??= this.config.data.targets.map((t) => new CountingTier(new RetryTier(this.openTarget(t))));
+    return this.tierCache;
+  }
+
+  private openTarget(target: TargetConfig): Tier {
+    return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId });
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.tierCache ?? []) await t.close();
+    await this.catalog.close();
+    this.lock.release();
+  }
+}

@@ -1,0 +1,51 @@
+// Parsing of the human-facing quantities the CLI and config accept.
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
+  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+};
+
+/** "64MiB", "4 GiB", "1.5GB", "1000" → bytes. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`invalid size "${text}": use a number with an optional unit, like 64MiB, 4GiB or 500MB`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return i === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
+
+/** "24h", "30d", "90m" → milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/.exec(text);
+  if (!m) throw new Error(`invalid duration "${text}": use a number and a unit s, m, h, d or w, like 24h or 30d`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+}
+
+/**
+ * A point in time for `--at`: an ISO 8601 date or date-time ("2026-05-01",
+ * "2026-05-01T12:00"), or a duration ago ("3d" = three days ago). A bare date
+ * means the end of that day, local time, so `--at 2026-05-01` includes that day's backups.
+ */
+export function parseTime(text: string, now = Date.now()): number {
+  if (/^\s*\d+(?:\.\d+)?\s*[smhdw]\s*$/.test(text)) return now - parseDuration(text);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) {
+    const end = new Date(`${text}T23:59:59.999`).getTime();
+    if (!Number.isNaN(end)) return end;
+  }
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new Error(`invalid time "${text}": use a date like 2026-05-01, a date-time like 2026-05-01T14:30, or an age like 3d`);
+  return t;
+}
