@@ -1,0 +1,32 @@
+// Runs the real `hearth` CLI as a separate process, as a user would.
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const HEARTH = fileURLToPath(new URL('../../cli/hearth.ts', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function hearth(home: string, args: string[], input?: string): CliResult {
+  const r = spawnSync(process.execPath, [HEARTH, '--home', home, ...args], { encoding: 'utf8', input, maxBuffer: 256 << 20, env: { ...process.env, HEARTH_HOME: '' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Run and insist on success; returns stdout. */
+export function hearthOk(home: string, args: string[], input?: string): string {
+  const r = hearth(home, args, input);
+  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+export function hearthJson<T = any>(home: string, args: string[]): T {
+  return JSON.parse(hearthOk(home, [...args, '--json'])) as T;
+}
+
+/** Start hearth in the background (for killing it mid-run). */
+export function hearthSpawn(home: string, args: string[]) {
+  return spawn(process.execPath, [HEARTH, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
