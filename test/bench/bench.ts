@@ -1,0 +1,184 @@
+// npm run bench: builds its data sets, then runs Hearth and the reference tools
+// (sha256sum, age, restic) side by side in one run and prints throughput, ratios,
+// files per second and peak RSS. Not part of the test suite; nothing here gates CI.
+//
+//   photo set:  1,000 x 2 MB + 20 x 30 MB random files (2.6 GB)
+//   small set:  100,000 x 4 KiB files
+// Data sets are cached in bench-data/ (git-ignored); HEARTH_BENCH_SMALL=1 uses a
+// tenth of each set for a quick look.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const dataDir = join(repo, 'bench-data');
+const scale = process.env.HEARTH_BENCH_SMALL ? 0.1 : 1;
+const HEARTH = join(repo, 'cli', 'hearth.ts');
+
+interface Run {
+  seconds: number;
+  peakRssMb: number;
+  stdout: string;
+}
+
+/** Run a command, polling its peak RSS (VmHWM) from /proc while it runs. */
+function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; shell?: boolean } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], shell: options.shell });
+    let peakKb = 0;
+    let stdout = '';
+    let stderr = '';
+    const poll = setInterval(() => {
+      for (const pid of [child.pid, ...childPids(child.pid!)]) {
+        try {
+          const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+          if (m) peakKb = Math.max(peakKb, Number(m[1]));
+        } catch {}
+      }
+    }, 50);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    if (options.input) child.stdin.end(options.input);
+    else child.stdin.end();
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
+      resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, peakRssMb: peakKb / 1024, stdout });
+    });
+  });
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function ensureTools(): void {
+  const missing = ['restic', 'age', 'sha256sum'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (missing.length === 0) return;
+  const pkgs = missing.map((t) => (t === 'sha256sum' ? 'coreutils' : t));
+  console.log(`installing ${pkgs.join(' ')} from Debian`);
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) throw new Error(`could not install ${pkgs.join(' ')}: install them and run again`);
+}
+
+function buildPhotoSet(dir: string): { files: number; bytes: number } {
+  const spec: Array<[number, number]> = [[Math.round(1000 * scale), 2_000_000], [Math.round(20 * scale), 30_000_000]];
+  const files = spec.reduce((n, [count]) => n + count, 0);
+  const bytes = spec.reduce((n, [count, size]) => n + count * size, 0);
+  if (existsSync(join(dir, '.complete'))) return { files, bytes };
+  rmSync(dir, { recursive: true, force: true });
+  const buf = Buffer.alloc(30_000_000);
+  for (const [count, size] of spec) {
+    for (let i = 0; i < count; i++) {
+      const sub = join(dir, `${size === 2_000_000 ? 'photos' : 'videos'}/${String(Math.floor(i / 100)).padStart(2, '0')}`);
+      mkdirSync(sub, { recursive: true });
+      randomFillSync(buf, 0, size);
+      writeFileSync(join(sub, `${String(i).padStart(4, '0')}.${size === 2_000_000 ? 'jpg' : 'mp4'}`), buf.subarray(0, size));
+    }
+  }
+  writeFileSync(join(dir, '.complete'), '');
+  return { files, bytes };
+}
+
+function buildSmallSet(dir: string): { files: number; bytes: number } {
+  const files = Math.round(100_000 * scale);
+  if (!existsSync(join(dir, '.complete'))) {
+    rmSync(dir, { recursive: true, force: true });
+    const buf = Buffer.alloc(4096);
+    for (let i = 0; i < files; i++) {
+      const sub = join(dir, String(Math.floor(i / 1000)).padStart(3, '0'));
+      if (i % 1000 === 0) mkdirSync(sub, { recursive: true });
+      randomFillSync(buf);
+      writeFileSync(join(sub, `${i}.dat`), buf);
+    }
+    writeFileSync(join(dir, '.complete'), '');
+  }
+  return { files, bytes: files * 4096 };
+}
+
+async function hearthBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run; report: any }> {
+  const home = join(work, `hearth-${label}`);
+  const target = join(work, `target-${label}`);
+  rmSync(home, { recursive: true, force: true });
+  rmSync(target, { recursive: true, force: true });
+  const h = (args: string[]) => run(process.execPath, [HEARTH, '--home', home, ...args]);
+  await h(['init', '--json']);
+  await h(['source', 'add', source]);
+  await h(['target', 'add', 'dir', target]);
+  dropCaches();
+  const first = await h(['backup', '--json']);
+  const second = await h(['backup', '--json']);
+  const report = JSON.parse(first.stdout);
+  rmSync(target, { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+  return { first, second, report };
+}
+
+async function resticBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run }> {
+  const repoDir = join(work, `restic-${label}`);
+  rmSync(repoDir, { recursive: true, force: true });
+  const env = { RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repoDir, RESTIC_CACHE_DIR: join(work, 'restic-cache') };
+  await run('restic', ['init', '--quiet'], { env });
+  dropCaches();
+  const first = await run('restic', ['backup', '--quiet', source], { env });
+  const second = await run('restic', ['backup', '--quiet', source], { env });
+  rmSync(repoDir, { recursive: true, force: true });
+  return { first, second };
+}
+
+/** Best effort: cold reads for the first backups when we may; otherwise both tools see the same warm cache. */
+function dropCaches(): void {
+  spawnSync('sh', ['-c', 'sync; echo 1 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
+}
+
+const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
+const fmt = (n: number, d = 1) => n.toFixed(d);
+
+async function main(): Promise<void> {
+  ensureTools();
+  mkdirSync(dataDir, { recursive: true });
+  const work = join(dataDir, 'work');
+  mkdirSync(work, { recursive: true });
+  const photoDir = join(dataDir, `photos-${scale}`);
+  const smallDir = join(dataDir, `small-${scale}`);
+  console.log('building data sets (cached in bench-data/)...');
+  const photos = buildPhotoSet(photoDir);
+  const small = buildSmallSet(smallDir);
+  console.log(`photo set: ${photos.files} files, ${fmt(photos.bytes / 1e9, 2)} GB; small set: ${small.files} files\n`);
+
+  const sha = await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | sha256sum`]);
+  const age = await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | age -r age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p > /dev/null`]);
+  const hp = await hearthBackup('photos', photoDir, work);
+  const rp = await resticBackup('photos', photoDir, work);
+  const hs = await hearthBackup('small', smallDir, work);
+  const rs = await resticBackup('small', smallDir, work);
+
+  const rows: string[][] = [
+    ['measure', 'hearth', 'reference', 'ratio', 'target'],
+    ['sha256sum of photo set (MB/s)', '', fmt(mbps(photos.bytes, sha.seconds)), '', ''],
+    ['age -r of photo set (MB/s)', '', fmt(mbps(photos.bytes, age.seconds)), '', ''],
+    ['full backup, photo set (MB/s) vs restic', fmt(mbps(photos.bytes, hp.first.seconds)), fmt(mbps(photos.bytes, rp.first.seconds)), fmt(rp.first.seconds / hp.first.seconds, 2) + 'x', '>= 2.0x'],
+    ['  hearth vs sha256sum / age throughput', '', '', `${fmt(sha.seconds / hp.first.seconds, 2)}x / ${fmt(age.seconds / hp.first.seconds, 2)}x`, ''],
+    ['no-change run, photo set (s)', fmt(hp.second.seconds, 2), fmt(rp.second.seconds, 2), fmt(rp.second.seconds / hp.second.seconds, 2) + 'x', ''],
+    ['full backup, small set (files/s)', fmt(small.files / hs.first.seconds, 0), fmt(small.files / rs.first.seconds, 0), fmt(rs.first.seconds / hs.first.seconds, 2) + 'x', ''],
+    ['no-change run, small set (files/s)', fmt(small.files / hs.second.seconds, 0), fmt(small.files / rs.second.seconds, 0), fmt(rs.second.seconds / hs.second.seconds, 2) + 'x', '>= 4x'],
+    ['peak RSS, photo backup (MB)', fmt(hp.first.peakRssMb, 0), fmt(rp.first.peakRssMb, 0), '', '<= 200'],
+    ['peak RSS, small-set backup (MB)', fmt(hs.first.peakRssMb, 0), fmt(rs.first.peakRssMb, 0), '', '<= 200'],
+    ['peak RSS, no-change small set (MB)', fmt(hs.second.peakRssMb, 0), fmt(rs.second.peakRssMb, 0), '', '<= 200'],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  console.log(`\nhearth photo backup: ${hp.report.volumes.length} volumes, ${hp.report.blobs.stored} blobs`);
+  rmSync(work, { recursive: true, force: true });
+}
+
+await main();
