@@ -1,0 +1,428 @@
+// The source scanner: a depth-first walk whose children are visited in raw byte
+// order, merge-joined with the catalog's previous state of the source (listed in
+// the same pathSortKey order), so memory holds the directory stack and a bounded
+// window of files being hashed, never the whole library. Files whose metadata
+// matches the previous state are not read; new and changed files are hashed on a
+// worker pool, and a reorder window keeps events in path order.
+import { lstatSync, promises as fsp, readlinkSync, statSync } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { decodeFsName, displayPath, encodeFsName, pathSortKey } from '../paths.ts';
+import { HashError, HashPool } from './hash-pool.ts';
+import { compileIgnore } from './ignore.ts';
+import type { IgnoreMatcher } from './ignore.ts';
+
+export { DEFAULT_IGNORES } from './ignore.ts';
+
+export type EntryType = 'file' | 'symlink' | 'dir';
+
+/** The catalog's current state of one path of the source. */
+export interface PreviousFile {
+  path: string;
+  type: EntryType;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  mode: number;
+  hash?: string;
+  target?: string;
+}
+
+export interface ScannedFile {
+  /** Relative to the source root, '/'-separated, non-UTF-8 bytes as lone surrogates (storage/paths.ts). */
+  path: string;
+  type: EntryType;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /** SHA-256 of the content, hex; regular files only. */
+  hash?: string;
+  /** Symlinks only, never followed. */
+  target?: string;
+  /** Hard links: the earlier path of this scan with the same dev and inode, whose hash this entry shares. */
+  linkOf?: string;
+}
+
+export type ScanEvent =
+  | { kind: 'new' | 'changed' | 'unchanged'; entry: ScannedFile }
+  | { kind: 'deleted'; path: string }
+  | { kind: 'error'; path: string; error: string };
+
+export interface ScanProgress {
+  /** Regular files and symlinks seen so far. */
+  files: number;
+  /** Total size of the regular files seen so far. */
+  bytes: number;
+  /** Bytes read to hash new and changed files. */
+  hashedBytes: number;
+}
+
+export interface ScanOptions {
+  root: string;
+  /** The catalog's state of this source, ordered by pathSortKey(path). */
+  previous: AsyncIterable<PreviousFile>;
+  /** Patterns for storage/scanner/ignore.ts; pass DEFAULT_IGNORES plus the user's. */
+  ignore?: readonly string[];
+  /** Worker threads hashing at once; default: the number of cores. */
+  hashConcurrency?: number;
+  /** Called after every event; the caller throttles its display. */
+  onProgress?: (progress: ScanProgress) => void;
+  /** Called with a file's path just before it is read for hashing. */
+  onHashStart?: (path: string) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+// Files being hashed ahead of the oldest unfinished one. Enough to keep every
+// worker busy with small files while one large file finishes; each slot is a path
+// and a promise, not file data.
+const REORDER_WINDOW = 1024;
+const SLASH = Buffer.from('/');
+const NUL = Buffer.from([0]);
+
+/**
+ * Walk `root` and compare it with `previous`. Events come in pathSortKey order; a
+ * directory comes before its contents. Per-path problems become `error` events
+ * and the scan goes on; a root that cannot be read, a previous state out of
+ * order, or an abort throws.
+ */
+export async function* scanSource(options: ScanOptions): AsyncGenerator<ScanEvent> {
+  const pool = new HashPool(options.hashConcurrency ?? availableParallelism());
+  const walk = new Walk(options, pool);
+  const progress: ScanProgress = { files: 0, bytes: 0, hashedBytes: 0 };
+  const window: Array<ScanEvent | PendingEvent> = [];
+  const settle = async (item: ScanEvent | PendingEvent): Promise<ScanEvent> => {
+    options.signal?.throwIfAborted();
+    const event = item instanceof PendingEvent ? (item.event ?? (await item.done)) : item;
+    if (event.kind !== 'deleted' && event.kind !== 'error' && event.entry.type !== 'dir') {
+      progress.files++;
+      if (event.entry.type === 'file') progress.bytes += event.entry.size;
+    }
+    progress.hashedBytes = walk.hashedBytes;
+    options.onProgress?.({ ...progress });
+    return event;
+  };
+  try {
+    for await (const item of walk.events()) {
+      window.push(item);
+      while (window.length >= REORDER_WINDOW || isReady(window[0])) yield await settle(window.shift()!);
+    }
+    while (window.length > 0) yield await settle(window.shift()!);
+  } finally {
+    await Promise.all([pool.close(), walk.close()]);
+  }
+}
+
+/** A file's event whose hash is still being computed. */
+class PendingEvent {
+  event: ScanEvent | undefined;
+  readonly done: Promise<ScanEvent>;
+  constructor(event: Promise<ScanEvent>) {
+    this.done = event.then((e) => (this.event = e));
+  }
+}
+
+function isReady(item: ScanEvent | PendingEvent | undefined): boolean {
+  return item !== undefined && (!(item instanceof PendingEvent) || item.event !== undefined);
+}
+
+interface Frame {
+  abs: Buffer;
+  rel: string;
+  key: Buffer;
+  children: Dirent<Buffer>[];
+  next: number;
+}
+
+/** The first path of a hard-linked inode seen in this scan. */
+interface LinkGroup {
+  path: string;
+  hash: Promise<string | undefined>;
+  unseen: number;
+}
+
+class Walk {
+  readonly #options: ScanOptions;
+  readonly #pool: HashPool;
+  readonly #ignored: IgnoreMatcher;
+  readonly #previous: PreviousCursor;
+  readonly #links = new Map<string, LinkGroup>();
+  hashedBytes = 0;
+
+  constructor(options: ScanOptions, pool: HashPool) {
+    this.#options = options;
+    this.#pool = pool;
+    this.#ignored = compileIgnore(options.ignore ?? []);
+    this.#previous = new PreviousCursor(options.previous);
+  }
+
+  async close(): Promise<void> {
+    await this.#previous.close();
+  }
+
+  async *events(): AsyncGenerator<ScanEvent | PendingEvent> {
+    const previous = this.#previous;
+    const signal = this.#options.signal;
+    await previous.advance();
+    const stack: Frame[] = [await this.#rootFrame()];
+    while (stack.length > 0) {
+      signal?.throwIfAborted();
+      const frame = stack[stack.length - 1]!;
+      if (frame.next === frame.children.length) {
+        stack.pop();
+        continue;
+      }
+      const dirent = frame.children[frame.next++]!;
+      const nameBytes = dirent.name;
+      const name = decodeFsName(nameBytes);
+      const rel = frame.rel === '' ? name : `${frame.rel}/${name}`;
+      // Sockets, FIFOs and devices hold no data worth restoring: skipped silently,
+      // like ignored entries, so a previous entry at that path reads as deleted.
+      if (!(dirent.isFile() || dirent.isDirectory() || dirent.isSymbolicLink())) continue;
+      if (this.#ignored(rel, name, dirent.isDirectory())) continue;
+      const key = frame.key.length === 0 ? nameBytes : Buffer.concat([frame.key, NUL, nameBytes]);
+      while (previous.isBefore(key)) {
+        yield { kind: 'deleted', path: previous.current!.path };
+        await previous.advance();
+      }
+      const prev = previous.isAt(key) ? await previous.take() : undefined;
+      const abs = Buffer.concat([frame.abs, SLASH, nameBytes]);
+
+      let st: Stats;
+      try {
+        st = lstatSync(abs);
+      } catch (err) {
+        yield errorEvent(rel, 'cannot read', err);
+        await previous.skipBelow(key);
+        continue;
+      }
+      const type = entryType(st);
+      if (type === undefined) {
+        if (prev) yield { kind: 'deleted', path: prev.path };
+        continue;
+      }
+      const entry: ScannedFile = {
+        path: rel,
+        type,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        ctimeMs: st.ctimeMs,
+        ino: st.ino,
+        dev: st.dev,
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        nlink: st.nlink,
+      };
+      const unchanged = prev !== undefined && sameAsPrevious(prev, entry);
+      const kind = prev === undefined ? 'new' : 'changed';
+
+      if (type === 'dir') {
+        let children: Dirent<Buffer>[];
+        try {
+          children = await readSortedDir(abs);
+        } catch (err) {
+          yield errorEvent(rel, 'cannot read folder', err);
+          await previous.skipBelow(key);
+          continue;
+        }
+        yield { kind: unchanged ? 'unchanged' : kind, entry };
+        stack.push({ abs, rel, key, children, next: 0 });
+      } else if (type === 'symlink') {
+        // A symlink cannot be retargeted in place, so an unchanged inode keeps its target.
+        if (unchanged && prev.target !== undefined) {
+          entry.target = prev.target;
+        } else {
+          try {
+            entry.target = decodeFsName(readlinkSync(abs, { encoding: 'buffer' }));
+          } catch (err) {
+            yield errorEvent(rel, 'cannot read symlink', err);
+            continue;
+          }
+        }
+        yield { kind: unchanged ? 'unchanged' : kind, entry };
+      } else {
+        const previousHash = unchanged ? prev.hash : undefined;
+        yield this.#fileEvent(kind, entry, abs, previousHash);
+      }
+    }
+    while (previous.current) {
+      yield { kind: 'deleted', path: previous.current.path };
+      await previous.advance();
+    }
+  }
+
+  async #rootFrame(): Promise<Frame> {
+    const root = resolvePath(this.#options.root);
+    const rootBytes = encodeFsName(root);
+    let children: Dirent<Buffer>[];
+    try {
+      if (!statSync(rootBytes).isDirectory()) throw new Error('not a directory');
+      children = await readSortedDir(rootBytes);
+    } catch (err) {
+      throw new Error(`cannot read source folder ${displayPath(root)}: ${(err as Error).message}; check that it exists and is mounted`);
+    }
+    // Children's paths are joined with '/', so the filesystem root contributes no bytes of its own.
+    const abs = root === '/' ? Buffer.alloc(0) : rootBytes;
+    return { abs, rel: '', key: Buffer.alloc(0), children, next: 0 };
+  }
+
+  /** `previousHash` is set when the file is unchanged since the previous backup. */
+  #fileEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
+    if (entry.nlink > 1) {
+      const linkKey = `${entry.dev}:${entry.ino}`;
+      const group = this.#links.get(linkKey);
+      if (group) {
+        if (--group.unseen === 0) this.#links.delete(linkKey);
+        return new PendingEvent(this.#linkedEvent(kind, entry, abs, previousHash, group));
+      }
+      const event = this.#ownEvent(kind, entry, abs, previousHash);
+      const hash = event instanceof PendingEvent ? event.done.then(hashOf) : Promise.resolve(hashOf(event));
+      this.#links.set(linkKey, { path: entry.path, hash, unseen: entry.nlink - 1 });
+      return event;
+    }
+    return this.#ownEvent(kind, entry, abs, previousHash);
+  }
+
+  #ownEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
+    if (previousHash !== undefined) return { kind: 'unchanged', entry: { ...entry, hash: previousHash } };
+    return new PendingEvent(this.#hash(kind, entry, abs));
+  }
+
+  /** A later path of an inode: shares the first path's hash, or stands alone if that one failed. */
+  async #linkedEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined, group: LinkGroup): Promise<ScanEvent> {
+    const hash = await group.hash;
+    if (hash === undefined) {
+      const own = this.#ownEvent(kind, entry, abs, previousHash);
+      return own instanceof PendingEvent ? own.done : own;
+    }
+    return { kind: previousHash !== undefined ? 'unchanged' : kind, entry: { ...entry, hash, linkOf: group.path } };
+  }
+
+  async #hash(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer): Promise<ScanEvent> {
+    try {
+      await this.#options.onHashStart?.(entry.path);
+      const result = await this.#pool.hash(abs, entry.size);
+      this.hashedBytes += result.bytesRead;
+      const stable =
+        result.bytesRead === entry.size &&
+        result.size === entry.size &&
+        result.mtimeMs === entry.mtimeMs &&
+        result.ctimeMs === entry.ctimeMs &&
+        result.ino === entry.ino;
+      if (!stable) return { kind: 'error', path: entry.path, error: 'changed while being read; it will be backed up on the next run' };
+      return { kind, entry: { ...entry, hash: result.hash } };
+    } catch (err) {
+      return errorEvent(entry.path, 'cannot read file', err);
+    }
+  }
+}
+
+/** Reads the catalog's previous state one entry ahead of the walk. */
+class PreviousCursor {
+  readonly #iterator: AsyncIterator<PreviousFile>;
+  current: PreviousFile | undefined;
+  #key: Buffer | undefined;
+
+  constructor(previous: AsyncIterable<PreviousFile>) {
+    this.#iterator = previous[Symbol.asyncIterator]();
+  }
+
+  async advance(): Promise<void> {
+    const next = await this.#iterator.next();
+    if (next.done) {
+      this.current = undefined;
+      this.#key = undefined;
+      return;
+    }
+    const key = pathSortKey(next.value.path);
+    if (this.#key && Buffer.compare(key, this.#key) <= 0) {
+      throw new Error(`previous state lists "${displayPath(next.value.path)}" after "${displayPath(this.current!.path)}": the catalog must list a source's entries once each, sorted by pathSortKey`);
+    }
+    this.current = next.value;
+    this.#key = key;
+  }
+
+  isBefore(key: Buffer): boolean {
+    return this.#key !== undefined && Buffer.compare(this.#key, key) < 0;
+  }
+
+  isAt(key: Buffer): boolean {
+    return this.#key !== undefined && this.#key.equals(key);
+  }
+
+  async take(): Promise<PreviousFile> {
+    const taken = this.current!;
+    await this.advance();
+    return taken;
+  }
+
+  /** Drops previous entries inside a folder that could not be read: unknown this run, not deleted. */
+  async skipBelow(dirKey: Buffer): Promise<void> {
+    while (this.#key !== undefined && this.#key.length > dirKey.length && this.#key[dirKey.length] === 0 && this.#key.subarray(0, dirKey.length).equals(dirKey)) {
+      await this.advance();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#iterator.return?.();
+  }
+}
+
+// libuv lists a folder in scandir's alphasort order, which is byte order only in the C locale.
+async function readSortedDir(abs: Buffer): Promise<Dirent<Buffer>[]> {
+  const children = await fsp.readdir(abs, { encoding: 'buffer', withFileTypes: true });
+  return children.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+function entryType(st: Stats): EntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  return undefined;
+}
+
+function sameAsPrevious(prev: PreviousFile, entry: ScannedFile): boolean {
+  return (
+    prev.type === entry.type &&
+    prev.size === entry.size &&
+    prev.mtimeMs === entry.mtimeMs &&
+    prev.ctimeMs === entry.ctimeMs &&
+    prev.ino === entry.ino &&
+    prev.mode === entry.mode &&
+    (entry.type !== 'file' || prev.hash !== undefined)
+  );
+}
+
+function hashOf(event: ScanEvent): string | undefined {
+  return event.kind === 'error' || event.kind === 'deleted' ? undefined : event.entry.hash;
+}
+
+function errorEvent(path: string, doing: string, err: unknown): ScanEvent {
+  return { kind: 'error', path, error: `${doing}: ${explain(err)}` };
+}
+
+function explain(err: unknown): string {
+  const code = err instanceof HashError ? err.code : (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return "permission denied; give Hearth's user read access or add an ignore pattern";
+    case 'ENOENT':
+      return 'it vanished during the scan; it will be checked again on the next run';
+    case 'ELOOP':
+    case 'EAGAIN':
+      return 'it was replaced by a link or special file during the scan; it will be checked again on the next run';
+    case 'ENAMETOOLONG':
+      return 'the path is longer than the system allows; shorten it or add an ignore pattern';
+    default:
+      return `${(err as Error).message}${code ? ` (${code})` : ''}; it will be retried on the next run`;
+  }
+}
