@@ -1,0 +1,143 @@
+// /hearth/status/1: a relative asks this home what it holds for them: the quota it
+// grants, the bytes it stores for them, deletions it is still delaying, its free
+// disk and its version. Shaped like js-libp2p's ping service: protocol id and
+// limits, handler and client side by side. The figures come from callbacks because
+// the host store belongs to another module. Wire format: docs/protocols.md.
+import { statfs } from 'node:fs/promises';
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface';
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal';
+import { asRecord, wholeNumber, jsonFrames, ProtocolMessageError } from './json-frames.ts';
+
+export const STATUS_PROTOCOL = '/hearth/status/1';
+
+export const STATUS_LIMITS = {
+  maxMessageBytes: 1024,
+  timeoutMs: 10_000,
+  maxInboundStreams: 4,
+  maxOutboundStreams: 4,
+};
+
+export interface HostStatus {
+  version: string;
+  /** Bytes the host grants the asker. */
+  quotaBytes: number;
+  /** Bytes of the asker's objects the host stores. */
+  storedBytes: number;
+  /** The asker's objects whose deletion the host is still delaying. */
+  pendingDeletions: number;
+  /** Free bytes on the host's disk. */
+  freeBytes: number;
+}
+
+/** Where the answers come from, for the peer asking. */
+export interface StatusSource {
+  version: string;
+  quotaFor(peerId: string): number;
+  storedBytesFor(peerId: string): Promise<number>;
+  pendingDeletionsFor(peerId: string): Promise<number>;
+  freeBytes(): Promise<number>;
+}
+
+export interface StatusServiceInit {
+  source: StatusSource;
+  timeoutMs?: number;
+  maxMessageBytes?: number;
+  maxInboundStreams?: number;
+  maxOutboundStreams?: number;
+}
+
+export interface StatusComponents {
+  registrar: Registrar;
+  connectionManager: ConnectionManager;
+}
+
+export class StatusService implements Startable {
+  readonly protocol = STATUS_PROTOCOL;
+  private readonly components: StatusComponents;
+  private readonly source: StatusSource;
+  private readonly timeoutMs: number;
+  private readonly maxMessageBytes: number;
+  private readonly maxInboundStreams: number;
+  private readonly maxOutboundStreams: number;
+
+  constructor(components: StatusComponents, init: StatusServiceInit) {
+    this.components = components;
+    this.source = init.source;
+    this.timeoutMs = init.timeoutMs ?? STATUS_LIMITS.timeoutMs;
+    this.maxMessageBytes = init.maxMessageBytes ?? STATUS_LIMITS.maxMessageBytes;
+    this.maxInboundStreams = init.maxInboundStreams ?? STATUS_LIMITS.maxInboundStreams;
+    this.maxOutboundStreams = init.maxOutboundStreams ?? STATUS_LIMITS.maxOutboundStreams;
+    this.handleStatus = this.handleStatus.bind(this);
+  }
+
+  readonly [Symbol.toStringTag] = '@hearth/status';
+
+  async start(): Promise<void> {
+    await this.components.registrar.handle(this.protocol, this.handleStatus, {
+      maxInboundStreams: this.maxInboundStreams,
+      maxOutboundStreams: this.maxOutboundStreams,
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.components.registrar.unhandle(this.protocol);
+  }
+
+  /** Ask a relative (dialled by PeerId: its addresses must be known) for its status. */
+  async query(peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<HostStatus> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const stream = await this.components.connectionManager.openStream(peer, this.protocol, { signal });
+    try {
+      const frames = jsonFrames(stream, this.maxMessageBytes);
+      await frames.write({}, signal);
+      const status = parseStatus(await frames.read(signal));
+      await stream.close({ signal });
+      return status;
+    } catch (err) {
+      stream.abort(err as Error);
+      throw err;
+    }
+  }
+
+  private async handleStatus(stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const asker = connection.remotePeer.toString();
+    try {
+      const frames = jsonFrames(stream, this.maxMessageBytes);
+      asRecord(await frames.read(signal), 'status request');
+      const [storedBytes, pendingDeletions, freeBytes] = await Promise.all([
+        this.source.storedBytesFor(asker),
+        this.source.pendingDeletionsFor(asker),
+        this.source.freeBytes(),
+      ]);
+      const status: HostStatus = { version: this.source.version, quotaBytes: this.source.quotaFor(asker), storedBytes, pendingDeletions, freeBytes };
+      await frames.write(status, signal);
+      await stream.close({ signal });
+    } catch (err) {
+      stream.abort(err as Error);
+    }
+  }
+}
+
+export function statusService(init: StatusServiceInit): (components: StatusComponents) => StatusService {
+  return (components) => new StatusService(components, init);
+}
+
+/** Free bytes an unprivileged process can use on the file system holding `path`. */
+export async function freeBytesAt(path: string): Promise<number> {
+  const stats = await statfs(path);
+  return stats.bavail * stats.bsize;
+}
+
+function parseStatus(value: unknown): HostStatus {
+  const message = asRecord(value, 'status reply');
+  if (typeof message.version !== 'string' || message.version.length > 64) throw new ProtocolMessageError('status reply: version must be a short string');
+  return {
+    version: message.version,
+    quotaBytes: wholeNumber(message.quotaBytes, 'status reply: quotaBytes'),
+    storedBytes: wholeNumber(message.storedBytes, 'status reply: storedBytes'),
+    pendingDeletions: wholeNumber(message.pendingDeletions, 'status reply: pendingDeletions'),
+    freeBytes: wholeNumber(message.freeBytes, 'status reply: freeBytes'),
+  };
+}
