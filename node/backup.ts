@@ -87,7 +87,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
     root: source.path,
     previous: ctx.catalog.latest(source.name),
     ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
-    workers: Number(ctx.config.get('backup.workers')),
+    hashConcurrency: Number(ctx.config.get('backup.workers')),
     onProgress: (p) => ctx.progress.update({ phase: `scanning ${source.name}`, files: p.files, bytes: p.bytes }),
   });
   for await (const ev of events) {
