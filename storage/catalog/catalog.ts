@@ -1,0 +1,443 @@
+// The owner's catalog: an append-only, encrypted, signed log of what was backed up
+// and where it is, in LevelDB, with indexes derived from the log. Every append,
+// import step and rebuild step writes log records, index changes, head and counters
+// in ONE LevelDB batch, so a crash at any moment leaves them consistent.
+// Format, key layouts and the crash-safety argument: docs/catalog-format.md.
+import type { KeyObject } from 'node:crypto';
+import { Level } from 'level';
+import { decodeFsName, pathSortKey } from '../paths.ts';
+import {
+  CatalogChainError, ZERO_HASH, decodeEnvelope, decryptEnvelope, encodeEnvelope, envelopeHash, verifyEnvelopeAppend,
+  type ChainHead,
+} from './envelope.ts';
+import {
+  IndexBatch, emptyStats, readRanges, scan, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
+} from './indexer.ts';
+import {
+  INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, historyPathPrefix, historyTime, HISTORY_SUFFIX_BYTES,
+  latestKey, latestPrefix, logKey, objectKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
+} from './layout.ts';
+import {
+  payloadProblem, prepareRecords,
+  type CatalogPayload, type DeleteRecord, type FileRecord, type ObjectRecord, type ObjectSummary, type PlacementRecord,
+} from './payloads.ts';
+
+export * from './envelope.ts';
+export type * from './payloads.ts';
+export type { ByteCount, IndexedStats } from './indexer.ts';
+
+export interface CatalogKeys {
+  catalogKey: Buffer;
+  signingKey: KeyObject;
+  ed25519Public: Buffer;
+}
+
+export interface SnapshotFilter {
+  source?: string;
+  /** A path or a folder: `photos/2024` matches `photos/2024/a.jpg`, not `photos/20245`. */
+  prefix?: string;
+}
+
+export interface ContentLocation {
+  object: ObjectSummary;
+  offset: number;
+  length: number;
+  placements: PlacementRecord[];
+}
+
+export interface UnpackedContent {
+  hash: string;
+  size: number;
+  /** One live version with this content, to read the bytes from. */
+  source: string;
+  path: string;
+}
+
+export interface CatalogStats extends IndexedStats {
+  /** Records in the log. */
+  records: number;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Records that passed every check before the first failure (all of them when ok). */
+  records: number;
+  error?: { seq: number; reason: string };
+}
+
+/** Bump when an index layout changes: open() then rebuilds the indexes from the log. */
+const INDEX_FORMAT = '1';
+/** Records per LevelDB batch when importing or rebuilding. */
+const CHUNK_RECORDS = 1000;
+
+export class Catalog {
+  private readonly db: CatalogDb;
+  private readonly keys: CatalogKeys;
+  private currentHead: ChainHead;
+  private indexedStats: IndexedStats;
+  /** Writers run one at a time; readers use LevelDB's snapshots and need no turn. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(db: CatalogDb, keys: CatalogKeys, head: ChainHead, stats: IndexedStats) {
+    this.db = db;
+    this.keys = keys;
+    this.currentHead = head;
+    this.indexedStats = stats;
+  }
+
+  static async open(dir: string, keys: CatalogKeys): Promise<Catalog> {
+    const db: CatalogDb = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    try {
+      await db.open();
+    } catch (err) {
+      const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
+      throw new Error(locked
+        ? `catalog at ${dir} is in use by another Hearth process: stop it first`
+        : `cannot open the catalog at ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const [head, stats, owner, format, rebuilding] = await db.getMany([META.head, META.stats, META.owner, META.indexFormat, META.rebuilding]);
+      if (owner && !owner.equals(keys.ed25519Public)) {
+        throw new Error(`catalog at ${dir} belongs to another identity (owner key ${owner.toString('hex').slice(0, 16)}…): open it with that home's recovery phrase`);
+      }
+      if (!owner) await db.put(META.owner, keys.ed25519Public, { sync: true });
+      const catalog = new Catalog(db, keys, head ? decodeHead(head) : { seq: 0, hash: ZERO_HASH },
+        stats ? (JSON.parse(stats.toString('utf8')) as IndexedStats) : emptyStats());
+      if (rebuilding || format?.toString('latin1') !== INDEX_FORMAT) await catalog.rebuild();
+      return catalog;
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.db.close();
+  }
+
+  head(): ChainHead {
+    return { ...this.currentHead };
+  }
+
+  /** Sign, encrypt and store the payloads as the next records, indexes included, in one batch. */
+  append(payloads: readonly CatalogPayload[]): Promise<void> {
+    return this.exclusive(async () => {
+      if (payloads.length === 0) return;
+      const records = prepareRecords(payloads);
+      const first = this.currentHead.seq + 1;
+      const inputs = records.map((record, i): IndexInput => ({ seq: first + i, payload: record.payload, json: record.json }));
+      const log: BatchOp[] = [];
+      let head = this.currentHead;
+      for (const input of inputs) {
+        const bytes = encodeEnvelope(input.seq, head.hash, Buffer.from(input.json, 'utf8'), this.keys);
+        log.push({ type: 'put', key: logKey(input.seq), value: bytes });
+        head = { seq: input.seq, hash: envelopeHash(bytes) };
+      }
+      await this.commit(inputs, log, head);
+    });
+  }
+
+  /** Stored records from `fromSeq` on, for pushing to hosts. */
+  async *envelopes(fromSeq = 1): AsyncIterable<{ seq: number; bytes: Buffer }> {
+    for await (const [key, bytes] of scan(this.db, logKey(Math.max(1, fromSeq)), Buffer.of(SPACE.log + 1))) {
+      yield { seq: seqOfLogKey(key), bytes };
+    }
+  }
+
+  /**
+   * Take in records pulled back from a host or the cloud (a recovering owner). Each must
+   * extend the chain, carry the owner's signature and decrypt with the catalog key.
+   * Records this catalog already holds are skipped if identical, so a pull can resume.
+   */
+  importEnvelopes(source: AsyncIterable<Uint8Array | { bytes: Uint8Array }> | Iterable<Uint8Array | { bytes: Uint8Array }>): Promise<ChainHead> {
+    return this.exclusive(async () => {
+      let head = this.currentHead;
+      let inputs: IndexInput[] = [];
+      let log: BatchOp[] = [];
+      for await (const item of source) {
+        const bytes = Buffer.from('bytes' in item ? item.bytes : item);
+        const envelope = decodeEnvelope(bytes);
+        if (envelope.seq <= head.seq) {
+          await this.checkHeld(envelope.seq, bytes);
+          continue;
+        }
+        head = verifyEnvelopeAppend(this.keys.ed25519Public, head, bytes);
+        inputs.push(this.openRecord(bytes));
+        log.push({ type: 'put', key: logKey(envelope.seq), value: bytes });
+        if (inputs.length >= CHUNK_RECORDS) {
+          await this.commit(inputs, log, head);
+          inputs = [];
+          log = [];
+        }
+      }
+      if (inputs.length > 0) await this.commit(inputs, log, head);
+      return { ...this.currentHead };
+    });
+  }
+
+  /** Every check a host makes, over the whole log, plus decryption; names the first bad record. */
+  verify(): Promise<VerifyResult> {
+    return this.exclusive(async () => {
+      let chain: ChainHead = { seq: 0, hash: ZERO_HASH };
+      const fail = (seq: number, reason: string): VerifyResult => ({ ok: false, records: chain.seq, error: { seq, reason } });
+      for await (const [key, bytes] of scan(this.db, logKey(0), Buffer.of(SPACE.log + 1))) {
+        const seq = chain.seq + 1;
+        const storedAs = seqOfLogKey(key);
+        if (storedAs !== seq) return fail(seq, `record ${seq} is missing: the log jumps from ${chain.seq} to ${storedAs}`);
+        try {
+          const envelope = decodeEnvelope(bytes);
+          if (envelope.seq !== seq) return fail(seq, `the record stored as ${seq} says it is record ${envelope.seq}: records were moved`);
+          chain = verifyEnvelopeAppend(this.keys.ed25519Public, chain, bytes);
+          const problem = payloadProblem(JSON.parse(decryptEnvelope(this.keys.catalogKey, envelope).toString('utf8')), 'accept');
+          if (problem) return fail(seq, `record ${seq} holds a bad payload: ${problem}`);
+        } catch (err) {
+          return fail(seq, (err as Error).message);
+        }
+      }
+      const head = this.currentHead;
+      if (chain.seq < head.seq) return fail(chain.seq + 1, `record ${chain.seq + 1} is missing: the log ends at ${chain.seq} but its head is ${head.seq}`);
+      if (chain.seq > head.seq) return fail(head.seq + 1, `record ${head.seq + 1} lies beyond the log's head ${head.seq}`);
+      if (chain.hash !== head.hash) return fail(head.seq, `record ${head.seq} is not the one the head names (hash differs)`);
+      return { ok: true, records: chain.seq };
+    });
+  }
+
+  /** Drop every index and derive it again from the log, in batches. */
+  rebuild(): Promise<void> {
+    return this.exclusive(async () => {
+      // The marker survives a crash mid-rebuild, and open() then starts over.
+      await this.db.put(META.rebuilding, Buffer.alloc(0), { sync: true });
+      for (const space of INDEX_SPACES) await this.db.clear({ gte: Buffer.of(space), lt: Buffer.of(space + 1) });
+      this.indexedStats = emptyStats();
+      let inputs: IndexInput[] = [];
+      for await (const bytes of scanValues(this.db, logKey(0), Buffer.of(SPACE.log + 1))) {
+        inputs.push(this.openRecord(bytes));
+        if (inputs.length >= CHUNK_RECORDS) {
+          await this.commit(inputs, [], this.currentHead);
+          inputs = [];
+        }
+      }
+      await this.commit(inputs, [
+        { type: 'del', key: META.rebuilding },
+        { type: 'put', key: META.indexFormat, value: Buffer.from(INDEX_FORMAT, 'latin1') },
+      ], this.currentHead);
+    });
+  }
+
+  /** The current version of every existing path of a source, in pathSortKey order. */
+  async *latest(source: string): AsyncIterable<FileRecord> {
+    const prefix = latestPrefix(source);
+    for await (const value of scanValues(this.db, prefix, prefixEnd(prefix))) yield parseJson<FileRecord>(value);
+  }
+
+  /** The current version of one path, if it exists. */
+  async current(source: string, path: string): Promise<FileRecord | undefined> {
+    const value = await this.db.get(latestKey(sourcePart(source), path));
+    return value && parseJson<FileRecord>(value);
+  }
+
+  /**
+   * Every path as it was at time `at` (default now): its last version with time <= at,
+   * unless a deletion with time <= at came after it. Ordered by source, then pathSortKey.
+   */
+  async *snapshot(at: number = Date.now(), filter: SnapshotFilter = {}): AsyncIterable<FileRecord> {
+    const sources = filter.source !== undefined ? [filter.source] : await this.sources();
+    const prefix = filter.prefix?.replace(/\/+$/, '') || undefined;
+    for (const source of sources) {
+      const base = Buffer.concat([Buffer.of(SPACE.history), sourcePart(source)]);
+      let gte = base;
+      let lt = prefixEnd(base);
+      if (prefix !== undefined) {
+        // The path itself ends in the 00 terminator; its descendants continue with
+        // 01 01 (an escaped '/'); no other path sorts between.
+        const escaped = Buffer.concat([base, escapePathKey(pathSortKey(prefix))]);
+        gte = Buffer.concat([escaped, Buffer.of(0)]);
+        lt = Buffer.concat([escaped, Buffer.of(1, 2)]);
+      }
+      let path: Buffer | undefined;
+      let live: Buffer | undefined;
+      for await (const [key, value] of scan(this.db, gte, lt)) {
+        const keyPath = key.subarray(0, key.length - HISTORY_SUFFIX_BYTES);
+        if (!path || !keyPath.equals(path)) {
+          const record = live && liveVersion(live);
+          if (record) yield record;
+          path = keyPath;
+          live = undefined;
+        }
+        if (historyTime(key) <= at) live = value;
+      }
+      const record = live && liveVersion(live);
+      if (record) yield record;
+    }
+  }
+
+  /** Every version and deletion of one path, oldest first. */
+  async history(source: string, path: string): Promise<Array<FileRecord | DeleteRecord>> {
+    const prefix = historyPathPrefix(sourcePart(source), path);
+    const out: Array<FileRecord | DeleteRecord> = [];
+    for await (const value of scanValues(this.db, Buffer.concat([prefix, Buffer.of(0)]), Buffer.concat([prefix, Buffer.of(1)]))) {
+      out.push(parseJson<FileRecord | DeleteRecord>(value));
+    }
+    return out;
+  }
+
+  async sources(): Promise<string[]> {
+    const out: string[] = [];
+    const keys = this.db.keys({ gte: Buffer.of(SPACE.source), lt: Buffer.of(SPACE.source + 1) });
+    for await (const key of keys) out.push(decodeFsName(key.subarray(1)));
+    return out;
+  }
+
+  async object(id: string): Promise<ObjectRecord | undefined> {
+    const stored = await this.db.get(objectKey(id));
+    if (!stored) return undefined;
+    const { entries, ...record } = parseJson<ObjectSummary>(stored);
+    const contents = await readRanges(this.db, id);
+    if (contents.length !== entries) throw new Error(`catalog index damaged: object ${id} lists ${contents.length} of ${entries} ranges; run rebuild`);
+    return { ...record, contents };
+  }
+
+  /** Objects in use (not retired) with their placements. */
+  async *objects(): AsyncIterable<ObjectSummary & { placements: PlacementRecord[] }> {
+    // Both keyspaces sort by the same length-prefixed id, so one pass over each pairs them.
+    const placements = scan(this.db, Buffer.of(SPACE.placement), Buffer.of(SPACE.placement + 1));
+    try {
+      let next = await placements.next();
+      for await (const [key, value] of scan(this.db, Buffer.of(SPACE.object), Buffer.of(SPACE.object + 1))) {
+        const id = key.subarray(1);
+        const found: PlacementRecord[] = [];
+        while (!next.done) {
+          const [placementKey, placement] = next.value;
+          const order = Buffer.compare(placementKey.subarray(1, 2 + placementKey[1]!), id);
+          if (order > 0) break;
+          if (order === 0) found.push(placementRecord(placement));
+          next = await placements.next();
+        }
+        yield { ...parseJson<ObjectSummary>(value), placements: found };
+      }
+    } finally {
+      await placements.return(undefined);
+    }
+  }
+
+  async placements(id: string): Promise<PlacementRecord[]> {
+    const prefix = placementPrefix(id);
+    const out: PlacementRecord[] = [];
+    for await (const value of scanValues(this.db, prefix, prefixEnd(prefix))) out.push(placementRecord(value));
+    return out;
+  }
+
+  /** Where a content's bytes are: each object holding it, the byte range, and its placements. */
+  async locate(hash: string): Promise<ContentLocation[]> {
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`content hash must be 64 lowercase hex characters, got '${hash}'`);
+    const prefix = contentPrefix(Buffer.from(hash, 'hex'));
+    const ranges: Array<{ id: string; offset: number; length: number }> = [];
+    for await (const [key, value] of scan(this.db, prefix, prefixEnd(prefix))) {
+      const idLength = key[prefix.length]!;
+      const id = key.toString('utf8', prefix.length + 1, prefix.length + 1 + idLength);
+      ranges.push({ id, offset: readU64(value, 0), length: readU64(value, 8) });
+    }
+    const objects = await this.db.getMany(ranges.map((range) => objectKey(range.id)));
+    const out: ContentLocation[] = [];
+    for (const [i, range] of ranges.entries()) {
+      out.push({ object: parseJson<ObjectSummary>(objects[i]!), offset: range.offset, length: range.length, placements: await this.placements(range.id) });
+    }
+    return out;
+  }
+
+  /**
+   * Content of live versions that no volume holds yet, the packer's work list, each
+   * with one live version (source, path) whose file has those bytes.
+   */
+  async *unpacked(): AsyncIterable<UnpackedContent> {
+    const paths = this.db.keys({ gte: Buffer.of(SPACE.livePaths), lt: Buffer.of(SPACE.livePaths + 1) });
+    try {
+      for await (const [key, value] of scan(this.db, Buffer.of(SPACE.unpacked), Buffer.of(SPACE.unpacked + 1))) {
+        const prefix = Buffer.concat([Buffer.of(SPACE.livePaths), key.subarray(1)]);
+        paths.seek(prefix);
+        const pathKey = await paths.next();
+        if (!pathKey || !pathKey.subarray(0, prefix.length).equals(prefix)) {
+          throw new Error(`catalog index damaged: unpacked content ${key.toString('hex', 1)} has no live path; run rebuild`);
+        }
+        yield { hash: key.toString('hex', 1), size: readU64(value, 0), ...decodeLivePathKey(pathKey) };
+      }
+    } finally {
+      await paths.close();
+    }
+  }
+
+  stats(): CatalogStats {
+    return { ...structuredClone(this.indexedStats), records: this.currentHead.seq };
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Index `inputs` and write them with `extra` (log records, markers) and the head in one batch. */
+  private async commit(inputs: readonly IndexInput[], extra: readonly BatchOp[], head: ChainHead): Promise<void> {
+    const batch = new IndexBatch(this.db, this.indexedStats);
+    await batch.prepare(inputs);
+    for (const input of inputs) batch.apply(input);
+    const ops: BatchOp[] = [
+      ...extra,
+      ...batch.finish(),
+      { type: 'put', key: META.head, value: encodeHead(head) },
+      { type: 'put', key: META.stats, value: Buffer.from(JSON.stringify(batch.stats), 'utf8') },
+    ];
+    await this.db.batch(ops, { sync: true });
+    this.currentHead = head;
+    this.indexedStats = batch.stats;
+  }
+
+  /** Decrypt a stored or imported record into what the indexes need. */
+  private openRecord(bytes: Buffer): IndexInput {
+    const envelope = decodeEnvelope(bytes);
+    const json = decryptEnvelope(this.keys.catalogKey, envelope).toString('utf8');
+    let payload: unknown;
+    try {
+      payload = JSON.parse(json);
+    } catch {
+      throw new Error(`catalog record ${envelope.seq} does not hold JSON: the log is damaged`);
+    }
+    const problem = payloadProblem(payload, 'accept');
+    if (problem) {
+      throw new Error(`catalog record ${envelope.seq} holds a bad payload: ${problem}`);
+    }
+    return { seq: envelope.seq, payload: payload as { k: string }, json };
+  }
+
+  private async checkHeld(seq: number, bytes: Buffer): Promise<void> {
+    const held = await this.db.get(logKey(seq));
+    if (!held?.equals(bytes)) {
+      throw new CatalogChainError('fork', seq, `catalog record ${seq} differs from the one this catalog holds: the source serves a forked log; refuse it`);
+    }
+  }
+}
+
+function liveVersion(value: Buffer): FileRecord | undefined {
+  const record = parseJson<FileRecord | DeleteRecord>(value);
+  return record.k === 'file' ? record : undefined;
+}
+
+function placementRecord(value: Buffer): PlacementRecord {
+  return parseJson<{ record: PlacementRecord }>(value).record;
+}
+
+function parseJson<T>(value: Buffer): T {
+  return JSON.parse(value.toString('utf8')) as T;
+}
+
+function encodeHead(head: ChainHead): Buffer {
+  const value = Buffer.allocUnsafe(40);
+  writeU64(value, 0, head.seq);
+  value.write(head.hash, 8, 'hex');
+  return value;
+}
+
+function decodeHead(value: Buffer): ChainHead {
+  return { seq: readU64(value, 0), hash: value.toString('hex', 8, 40) };
+}
