@@ -1,5 +1,7 @@
 // Throughput of encodeObject: a file (default 1 GiB of random bytes, made once in the
-// temp dir) encoded to a sink that discards. Not a test.
+// temp dir) encoded to a sink that discards. Not a test. Besides MB/s it prints the
+// CPU seconds per GiB over all threads, which other load on the machine barely moves:
+// two cores can do at most 2 / that GiB per second.
 //   node test/bench/object-encode.bench.ts [size-MiB] [runs]
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -31,8 +33,14 @@ const pool = new ObjectEncoderPool();
 for (let run = 1; run <= runs; run++) {
   const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const result = await pool.encode({ plaintext: createReadStream(input, { highWaterMark: 1024 * 1024 }), recipient, output: sink });
   const seconds = (performance.now() - started) / 1000;
-  console.log(`run ${run}: ${sizeMiB} MiB in ${seconds.toFixed(2)} s = ${(size / seconds / 1e6).toFixed(0)} MB/s (root ${result.merkleRoot.slice(0, 16)}…, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB)`);
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuPerGiB = (cpu.user + cpu.system) / 1e6 / (size / 2 ** 30);
+  console.log(
+    `run ${run}: ${sizeMiB} MiB in ${seconds.toFixed(2)} s = ${(size / seconds / 1e6).toFixed(0)} MB/s, ${cpuPerGiB.toFixed(2)} CPU-s/GiB ` +
+      `(root ${result.merkleRoot.slice(0, 16)}…, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB)`,
+  );
 }
 await pool.close();
