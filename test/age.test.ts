@@ -198,6 +198,11 @@ describe('AgeDecryptStream refuses', () => {
     await expect(decrypt(randomBytes(300))).rejects.toThrow(/not an age file/);
   });
 
+  it('a header that never ends', async () => {
+    const endless = Buffer.from(`age-encryption.org/v1\n-> X25519 x\n${`${'A'.repeat(64)}\n`.repeat(1100)}`, 'latin1');
+    await expect(decrypt(endless, secret, [4096])).rejects.toThrow(/header is larger than 65536 bytes/);
+  });
+
   it('non-canonical base64 in the header', async () => {
     const text = file.toString('latin1');
     const padded = Buffer.from(text.replace(/^(-> X25519 [A-Za-z0-9+/]{43})\n/m, '$1=\n'), 'latin1');

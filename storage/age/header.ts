@@ -30,7 +30,7 @@ export const AGE_X25519_HEADER_SIZE = 168;
  * A header larger than this is refused: the X25519 header is 168 bytes and the CLI's
  * largest native stanzas (post-quantum, ssh-rsa) are a few KiB.
  */
-export const MAX_HEADER_SIZE = 64 * 1024;
+const MAX_HEADER_SIZE = 64 * 1024;
 
 export interface SealedHeader {
   /** Header and payload nonce: the first bytes of the file. */
