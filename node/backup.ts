@@ -49,6 +49,8 @@ interface PendingContent {
   size: number;
   source: string;
   path: string;
+  /** Set when the bytes are in a staged blob and no live file has them any more. */
+  blob?: { id: string; size: number; plainSize: number; time: number };
 }
 
 const RECORD_BATCH = 1000;
@@ -69,6 +71,7 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
 
   const pending: PendingContent[] = [];
   for await (const item of catalog.unpacked()) pending.push(item);
+  pending.push(...(await stagedOnly(catalog, new Set(pending.map((p) => p.hash)))));
   await storePending(ctx, pending, options, report);
 
   report.finishedAt = Date.now();
@@ -100,13 +103,14 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
       report.files.deleted++;
       batch.push({ k: 'delete', source: source.name, path: ev.path, time });
     } else {
-      report.files.scanned++;
-      report.bytesScanned += ev.entry.type === 'file' ? ev.entry.size : 0;
-      if (ev.kind === 'unchanged') {
-        report.files.unchanged++;
-        continue;
+      // Folders are recorded (so empty ones come back) but not counted as files.
+      const isFile = ev.entry.type !== 'dir';
+      if (isFile) {
+        report.files.scanned++;
+        report.bytesScanned += ev.entry.type === 'file' ? ev.entry.size : 0;
+        report.files[ev.kind]++;
       }
-      report.files[ev.kind]++;
+      if (ev.kind === 'unchanged') continue;
       batch.push(fileRecord(source.name, ev.entry, time));
     }
     if (batch.length >= RECORD_BATCH) await flush();
@@ -114,9 +118,28 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
   await flush();
 }
 
+/**
+ * Staged blobs whose content no live file has (an old version of a changed or
+ * deleted file) and no volume holds: they still count as unpacked content, so
+ * they end up in a volume too, read back from the blob.
+ */
+async function stagedOnly(catalog: Catalog, live: Set<string>): Promise<PendingContent[]> {
+  const out: PendingContent[] = [];
+  for await (const o of catalog.objects()) {
+    if (o.kind !== 'blob' || o.placements.length === 0) continue;
+    const hash = (await catalog.object(o.id))!.contents[0]!.hash;
+    if (live.has(hash)) continue;
+    const locations = await catalog.locate(hash);
+    if (locations.some((l) => l.object.kind === 'volume' && l.placements.length > 0)) continue;
+    const slash = o.name.indexOf('/');
+    out.push({ hash, size: o.plainSize, source: o.name.slice(0, slash), path: o.name.slice(slash + 1), blob: { id: o.id, size: o.size, plainSize: o.plainSize, time: o.time } });
+  }
+  return out;
+}
+
 function fileRecord(source: string, e: ScannedFile, time: number): CatalogPayload {
   return {
-    k: 'file', source, path: e.path, type: e.type, size: e.type === 'file' ? e.size : 0,
+    k: 'file', source, path: e.path, type: e.type, size: e.size,
     mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs, ino: e.ino, mode: e.mode, uid: e.uid, gid: e.gid,
     hash: e.hash, target: e.target, time,
   };
@@ -183,20 +206,24 @@ async function packVolume(ctx: BackupContext, group: PendingContent[], report: B
   let minTime = Infinity;
   let maxTime = -Infinity;
   for (const item of group) {
-    const file = sourceFile(ctx.config, item.source, item.path);
-    if (!file) {
+    const blob = item.blob;
+    const file = blob ? undefined : sourceFile(ctx.config, item.source, item.path);
+    if (!blob && !file) {
       report.errors.push({ path: `${item.source}/${item.path}`, error: 'its source is no longer configured' });
       continue;
     }
-    const version = await ctx.catalog.current(item.source, item.path);
-    const mtimeMs = version?.mtimeMs ?? Date.now();
+    const version = blob ? undefined : await ctx.catalog.current(item.source, item.path);
+    const mtimeMs = version?.mtimeMs ?? blob?.time ?? Date.now();
     minTime = Math.min(minTime, mtimeMs);
     maxTime = Math.max(maxTime, mtimeMs);
-    const isoPath = `${item.source}/${item.path}`;
+    // An old version may share its path with the current one in the same volume.
+    let isoPath = `${item.source}/${item.path}`;
+    if (byPath.has(isoPath)) isoPath += `~${item.hash.slice(0, 12)}`;
     byPath.set(isoPath, item);
     entries.push({
       type: 'file', path: isoPath, size: item.size, mtimeMs, mode: version?.mode ?? 0o644, uid: version?.uid, gid: version?.gid,
-      expectedSha256: item.hash, open: () => createReadStream(file),
+      expectedSha256: item.hash,
+      open: () => (blob ? ctx.store.openPlaintext(blob) : createReadStream(file!)),
     });
   }
   if (entries.length === 0) return;

@@ -1,6 +1,6 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { ObjectEncoderPool } from '../storage/objects/encode.ts';
@@ -87,6 +87,7 @@ export function addDirTarget(dir: string, path: string, name?: string): TargetCo
     if (targets.some((t) => t.name === name)) throw new Error(`a target named "${name}" exists already: choose another --name`);
   }
   const target: TargetConfig = { name: name ?? uniqueName(targets.map((t) => t.name), basename(abs) || 'disk'), kind: 'dir', path: abs };
+  mkdirSync(abs, { recursive: true });
   targets.push(target);
   config.save();
   return target;
@@ -131,7 +132,7 @@ export async function backup(dir: string, options: { pack: boolean; progress: Pr
   return withSession(dir, async (s) => {
     const tiers = s.tiers();
     if (tiers.length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH"');
-    const encoder = new ObjectEncoderPool({ workers: Number(s.config.get('backup.workers')) });
+    const encoder = new ObjectEncoderPool();
     try {
       const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder });
       return await runBackup({ config: s.config, catalog: s.catalog, store, progress: options.progress }, { pack: options.pack });
@@ -198,7 +199,7 @@ export async function listObjects(dir: string): Promise<ObjectEntry[]> {
     for await (const o of s.catalog.objects()) {
       out.push({
         id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
-        files: o.contents.length, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
+        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
       });
     }
     return out;

@@ -7,7 +7,8 @@
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import type { Catalog, CatalogPayload, ObjectRecord } from '../storage/catalog/catalog.ts';
@@ -87,6 +88,28 @@ export class ObjectStore {
     await this.catalog.append([...payloads, ...extra]);
     this.discard(encoded);
     return record;
+  }
+
+  /**
+   * A stored object's plaintext, from the first target that holds it. Returned at
+   * once (the ISO writer opens its inputs synchronously); errors arrive on the stream.
+   */
+  openPlaintext(object: { id: string; size: number; plainSize: number }): Readable {
+    const out = new PassThrough();
+    const opening = async (): Promise<Readable> => {
+      const placed = new Set((await this.catalog.placements(object.id)).map((p) => p.target));
+      const tier = this.tiers.find((t) => placed.has(t.name));
+      if (!tier) throw new Error(`object ${object.id} is on no configured target`);
+      return readObjectRange(tier, object, this.keys.x25519Secret, 0, object.plainSize);
+    };
+    opening().then(
+      (plain) => {
+        plain.on('error', (err) => out.destroy(err));
+        plain.pipe(out);
+      },
+      (err: Error) => out.destroy(err),
+    );
+    return out;
   }
 
   /** Remove an object from every place that holds it and mark it retired. */

@@ -9,7 +9,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog, FileRecord } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
-import { decryptRange } from '../storage/age/range.ts';
+import { readObjectRange } from './object-read.ts';
 import { displayPath, encodeFsName } from '../storage/paths.ts';
 import type { ProgressSink } from './progress.ts';
 
@@ -132,13 +132,7 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer): 
       if (!loc.placements.some((p) => p.target === tier.name)) continue;
       const tmp = Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
       try {
-        const plain = await decryptRange({
-          read: (offset, length) => tier.get(loc.object.id, { offset, length }),
-          encryptedSize: loc.object.size,
-          identity: ctx.identity,
-          plainOffset: loc.offset,
-          plainLength: loc.length,
-        });
+        const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length);
         const sha = createHash('sha256');
         const tap = new Transform({
           transform(chunk: Buffer, _enc, cb) {

@@ -114,6 +114,10 @@ describe('backup and restore through the CLI', () => {
     const r3 = join(work, 'restore-3');
     hearthJson(home, ['restore', '--to', r3]);
     expectRestored(r3, snapshotTree(photos));
+    // Old versions that were only in blobs moved into the volume too.
+    const r3old = join(work, 'restore-3-old');
+    hearthJson(home, ['restore', '--to', r3old, '--at', afterFirst]);
+    expectRestored(r3old, first);
   });
 
   it('restores one file from a volume reading only the chunks that cover it', () => {

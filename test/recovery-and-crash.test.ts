@@ -90,18 +90,21 @@ describe('catalog integrity', () => {
     hearthOk(home, ['config', 'set', 'volume.size', '4MiB']);
 
     // Kill at several points of the run: while scanning, staging and packing.
+    let killed = 0;
     for (const delayMs of [400, 900, 1600]) {
       const child = hearthSpawn(home, ['backup', '--json']);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => child.kill('SIGKILL'), delayMs);
-        child.on('exit', () => {
+        child.on('exit', (_code, signal) => {
           clearTimeout(t);
+          if (signal === 'SIGKILL') killed++;
           resolve();
         });
       });
       const verify = hearth(home, ['catalog', 'verify']);
       expect(verify.code, verify.stderr).toBe(0);
     }
+    expect(killed).toBeGreaterThan(0);
     const done = hearthJson(home, ['backup']);
     expect(done.ok).toBe(true);
     const out = join(work, 'kill-restore');

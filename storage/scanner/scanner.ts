@@ -390,6 +390,10 @@ function entryType(st: Stats): EntryType | undefined {
 }
 
 function sameAsPrevious(prev: PreviousFile, entry: ScannedFile): boolean {
+  // A folder's size and times change whenever an entry is added or removed inside
+  // it; those changes are reported on the entries themselves, so a folder is a new
+  // version only when its kind or permissions change.
+  if (entry.type === 'dir') return prev.type === 'dir' && prev.mode === entry.mode;
   return (
     prev.type === entry.type &&
     prev.size === entry.size &&
