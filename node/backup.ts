@@ -9,6 +9,7 @@
 // killed at any point therefore loses nothing: the next run finds the same
 // unpacked content and stores it.
 import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Catalog, CatalogPayload } from '../storage/catalog/catalog.ts';
@@ -67,7 +68,15 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
   if (config.data.sources.length === 0) throw new Error('no sources to back up: add one with "hearth source add PATH"');
   await catalog.append([{ k: 'run', run, phase: 'start', time: startedAt }]);
 
-  for (const source of config.data.sources) await scanIntoCatalog(ctx, source, startedAt, report);
+  // One source that cannot be read must not stop the others from being protected.
+  for (const source of config.data.sources) {
+    try {
+      await scanIntoCatalog(ctx, source, startedAt, report);
+    } catch (err) {
+      report.errors.push({ path: source.name, error: (err as Error).message });
+      ctx.progress.log(`error: ${(err as Error).message}`);
+    }
+  }
 
   const pending: PendingContent[] = [];
   for await (const item of catalog.unpacked()) pending.push(item);
@@ -81,7 +90,25 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
   return report;
 }
 
+/**
+ * A source folder that is suddenly empty is far more often an unmounted disk or
+ * NAS share than a family deleting every photo: refuse to record it as deletions.
+ */
+async function checkNotVanished(ctx: BackupContext, source: SourceConfig): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(source.path);
+  } catch (err) {
+    throw new Error(`source ${source.name}: cannot read ${source.path} (${(err as NodeJS.ErrnoException).code}): is the disk mounted?`);
+  }
+  if (names.length > 0) return;
+  for await (const _ of ctx.catalog.latest(source.name)) {
+    throw new Error(`source ${source.name} (${source.path}) is empty but its last backup had files: is the disk mounted? Remove the source ("hearth source rm ${source.name}") if the files are really gone`);
+  }
+}
+
 async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: number, report: BackupReport): Promise<void> {
+  await checkNotVanished(ctx, source);
   const batch: CatalogPayload[] = [];
   const flush = async () => {
     if (batch.length) await ctx.catalog.append(batch.splice(0));

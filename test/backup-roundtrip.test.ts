@@ -1,7 +1,7 @@
 // The whole local engine through the real CLI: back up a generated library to a
 // directory target, change it, back up again, and restore as of each time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
@@ -145,6 +145,35 @@ describe('backup and restore through the CLI', () => {
       expect(r.code, args.join(' ')).not.toBe(0);
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.stderr).toMatch(/^hearth: error: /);
+    }
+  });
+});
+
+describe('a source that vanished', () => {
+  it('is reported, not recorded as deleted, and the other sources are still backed up', () => {
+    const base = mkdtempSync(join(tmpdir(), 'hearth-vanish-'));
+    try {
+      const h = join(base, 'home');
+      const nas = join(base, 'nas');
+      const local = join(base, 'local');
+      writeFile(nas, 'a.jpg', 1000, 1);
+      writeFile(local, 'b.jpg', 1000, 2);
+      hearthOk(h, ['init', '--json']);
+      hearthOk(h, ['source', 'add', nas]);
+      hearthOk(h, ['source', 'add', local]);
+      hearthOk(h, ['target', 'add', 'dir', join(base, 'disk')]);
+      hearthJson(h, ['backup']);
+      rmSync(join(nas, 'a.jpg'));
+      writeFile(local, 'c.jpg', 1000, 3);
+      const r = hearth(h, ['backup', '--json']);
+      expect(r.code).toBe(3);
+      const report = JSON.parse(r.stdout);
+      expect(report.errors[0].error).toMatch(/is empty but its last backup had files: is the disk mounted/);
+      expect(report.files.deleted).toBe(0);
+      expect(report.files.new).toBe(1);
+      expect(hearthJson<any[]>(h, ['ls', 'nas']).map((e) => e.path)).toEqual(['nas/a.jpg']);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
     }
   });
 });
