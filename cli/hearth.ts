@@ -144,10 +144,11 @@ program
   .requiredOption('--to <dir>', 'folder to restore into')
   .option('--at <time>', 'as of a date (2026-05-01), date-time, or age (3d)')
   .option('--overwrite', 'replace files that already exist in the destination')
+  .option('--from <place>', 'read only from this target, or from a relative: peer:NAME')
   .option('--json', 'print one JSON document; progress as JSON lines on stderr')
-  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; json?: boolean }) => {
+  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; from?: string; json?: boolean }) => {
     const report = await ops.restore(home(), {
-      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), progress: createProgress({ json: Boolean(o.json) }),
+      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), from: o.from, progress: createProgress({ json: Boolean(o.json) }),
     });
     if (o.json) printJson(report);
     else printRestore(report);

@@ -18,7 +18,7 @@ import { IsoVolumeWriter, type IsoEntry } from '../storage/iso/writer.ts';
 import { encodeFsName } from '../storage/paths.ts';
 import type { Config, SourceConfig } from './config.ts';
 import type { ProgressSink } from './progress.ts';
-import type { ObjectStore } from './object-store.ts';
+import type { EncodedObject, ObjectStore } from './object-store.ts';
 import { volumeName } from './volume-name.ts';
 
 export interface BackupOptions {
@@ -66,7 +66,8 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
     bytesScanned: 0, blobs: { stored: 0, bytes: 0 }, volumes: [], retired: 0, errors: [],
   };
   if (config.data.sources.length === 0) throw new Error('no sources to back up: add one with "hearth source add PATH"');
-  await catalog.append([{ k: 'run', run, phase: 'start', time: startedAt }]);
+  const initial = await initialSources(ctx);
+  await catalog.append([{ k: 'run', run, phase: 'start', time: startedAt, stats: { initial: [...initial] } }]);
 
   // One source that cannot be read must not stop the others from being protected.
   for (const source of config.data.sources) {
@@ -81,13 +82,35 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
   const pending: PendingContent[] = [];
   for await (const item of catalog.unpacked()) pending.push(item);
   pending.push(...(await stagedOnly(catalog, new Set(pending.map((p) => p.hash)))));
-  await storePending(ctx, pending, options, report);
+  // A source's first backup packs straight into volumes: tens of thousands of
+  // per-file blobs, each later packed and retired, would cost far more than one image.
+  const first: PendingContent[] = [];
+  const rest: PendingContent[] = [];
+  for (const p of pending) (initial.has(p.source) && !p.blob ? first : rest).push(p);
+  await storePending(ctx, first, { pack: true }, report);
+  await storePending(ctx, rest, options, report);
 
   report.finishedAt = Date.now();
   report.ok = report.errors.length === 0;
   await catalog.append([{ k: 'run', run, phase: 'end', time: report.finishedAt, ok: report.ok, stats: summary(report) }]);
   ctx.progress.done();
   return report;
+}
+
+/**
+ * Sources whose first backup this is: nothing recorded yet, or the run that began
+ * their first backup was cut off before it ended (it is then the last run, unended).
+ */
+async function initialSources(ctx: BackupContext): Promise<Set<string>> {
+  const last = ctx.catalog.stats().lastRun;
+  const unfinished = last?.phase === 'start' ? ((last.stats?.initial as string[] | undefined) ?? []) : [];
+  const out = new Set<string>(unfinished);
+  for (const source of ctx.config.data.sources) {
+    const first = ctx.catalog.latest(source.name)[Symbol.asyncIterator]();
+    if ((await first.next()).done) out.add(source.name);
+    await first.return?.();
+  }
+  return out;
 }
 
 /**
@@ -195,10 +218,21 @@ async function storePending(ctx: BackupContext, pending: PendingContent[], optio
   for (const group of groups) await packVolume(ctx, group, report);
 }
 
+/** Staged blobs are recorded in batches: one catalog append (and fsync) per blob would dominate. */
+const BLOB_RECORD_BATCH = 200;
+
 async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: BackupReport): Promise<void> {
   let done = 0;
   let bytes = 0;
   const totalBytes = items.reduce((n, i) => n + i.size, 0);
+  let records: CatalogPayload[] = [];
+  let spooled: EncodedObject[] = [];
+  const flush = async (): Promise<void> => {
+    if (records.length) await ctx.catalog.append(records);
+    for (const e of spooled) ctx.store.discard(e);
+    records = [];
+    spooled = [];
+  };
   for (const item of items) {
     const existing = await ctx.catalog.locate(item.hash);
     if (existing.some((l) => l.placements.length > 0)) continue;
@@ -214,17 +248,20 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
         ctx.store.discard(encoded);
         throw new Error('changed since it was scanned');
       }
-      await ctx.store.place(encoded, { kind: 'blob', name: where, contents: [{ hash: item.hash, offset: 0, length: item.size }] });
+      records.push(...(await ctx.store.put(encoded, { kind: 'blob', name: where, contents: [{ hash: item.hash, offset: 0, length: item.size }] })));
+      spooled.push(encoded);
       report.blobs.stored++;
       report.blobs.bytes += item.size;
     } catch (err) {
       report.errors.push({ path: where, error: (err as Error).message });
       ctx.progress.log(`warning: ${where}: ${(err as Error).message} (will retry next run)`);
     }
+    if (spooled.length >= BLOB_RECORD_BATCH) await flush();
     done++;
     bytes += item.size;
     ctx.progress.update({ phase: 'staging', files: done, bytes, totalFiles: items.length, totalBytes });
   }
+  await flush();
 }
 
 async function packVolume(ctx: BackupContext, group: PendingContent[], report: BackupReport): Promise<void> {

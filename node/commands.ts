@@ -3,14 +3,16 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
-import { ObjectEncoderPool } from '../storage/objects/encode.ts';
+import { CountingTier } from '../storage/tier/counting.ts';
+import type { Tier } from '../storage/tier/tier.ts';
+import { callControl, connectControl } from './control.ts';
 import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { HomeSession } from './session.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
-import { runRestore, type RestoreReport } from './restore.ts';
+import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore } from './object-store.ts';
-import type { ProgressSink } from './progress.ts';
+import { silentProgress, type ProgressSink } from './progress.ts';
 import type { SourceConfig, TargetConfig } from './config.ts';
 
 export interface InitResult {
@@ -119,36 +121,120 @@ export function setSetting(dir: string, key: string, value: string): void {
   config.save();
 }
 
-async function withSession<T>(dir: string, fn: (s: HomeSession) => Promise<T>): Promise<T> {
+/** What an operation runs with: the open home, where progress goes, and the family network when a daemon runs it. */
+export interface OpContext {
+  session: HomeSession;
+  progress: ProgressSink;
+  family?: FamilyOps;
+}
+
+/** The daemon's network side, as the operations see it (node/daemon.ts provides it). */
+export interface FamilyOps {
+  /** Extra tiers to read from (relatives), cheapest last. */
+  readTiers(from?: string): Promise<Tier[]>;
+  /** Called after a backup recorded new objects: replicate and push the catalog. */
+  afterBackup(progress: ProgressSink): Promise<unknown>;
+  call(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown>;
+}
+
+type Op = (ctx: OpContext, args: any) => Promise<unknown>;
+
+/** Operations that only a running daemon can carry out (they need the libp2p host). */
+const DAEMON_OPS = new Set(['invite', 'join', 'peers', 'peers-rm', 'replicate']);
+
+export const SESSION_OPS: Record<string, Op> = {
+  async backup(ctx, args: { pack: boolean }) {
+    const s = ctx.session;
+    const tiers = s.tiers();
+    if (tiers.length === 0 && !ctx.family) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
+    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder() });
+    const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress }, { pack: args.pack });
+    if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
+    return report;
+  },
+
+  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string }) {
+    const s = ctx.session;
+    const local = args.from && !args.from.startsWith('peer:') ? s.tiers().filter((t) => t.name === args.from) : args.from ? [] : s.tiers();
+    if (args.from && !args.from.startsWith('peer:') && local.length === 0) throw new Error(`no target named "${args.from}": see "hearth target ls"`);
+    const remote = ctx.family ? await ctx.family.readTiers(args.from?.startsWith('peer:') ? args.from.slice(5) : args.from ? '' : undefined) : [];
+    const tiers = [...local, ...remote.map((t) => new CountingTier(t))];
+    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress }, args);
+    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0) };
+  },
+
+  async ls(ctx, args: { path?: string; at?: number }) {
+    const out: LsEntry[] = [];
+    const sel = args.path ? parseSelection(args.path) : {};
+    for await (const r of ctx.session.catalog.snapshot(args.at, sel)) {
+      out.push({
+        path: `${r.source}/${r.path}`, type: r.type, size: r.size, mtime: new Date(r.mtimeMs).toISOString(),
+        mode: (r.mode & 0o7777).toString(8).padStart(4, '0'), hash: r.hash, target: r.target, backedUpAt: new Date(r.time).toISOString(),
+      });
+    }
+    return out;
+  },
+
+  async objects(ctx) {
+    const out: ObjectEntry[] = [];
+    for await (const o of ctx.session.catalog.objects()) {
+      out.push({
+        id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
+        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
+      });
+    }
+    return out;
+  },
+
+  async status(ctx) {
+    const s = ctx.session;
+    return {
+      home: s.paths.dir,
+      peerId: s.peerId,
+      daemon: Boolean(ctx.family),
+      sources: s.config.data.sources,
+      targets: s.config.data.targets,
+      catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
+      volumeSize: s.config.get('volume.size'),
+    };
+  },
+
+  'catalog-verify': (ctx) => ctx.session.catalog.verify(),
+
+  async 'catalog-rebuild'(ctx) {
+    await ctx.session.catalog.rebuild();
+    return { records: ctx.session.catalog.head().seq };
+  },
+};
+
+/**
+ * Run an operation: through the daemon when one runs for this home (it holds the
+ * home's lock), otherwise directly on the state directory.
+ */
+export async function runOp<T>(dir: string, op: string, args: Record<string, unknown>, progress: ProgressSink = silentProgress): Promise<T> {
+  const paths = new HomePaths(dir);
+  const socket = await connectControl(paths.socket);
+  if (socket) return (await callControl(socket, { op, args }, progress)) as T;
+  if (DAEMON_OPS.has(op)) throw new Error(`"hearth ${op.replace('-', ' ')}" needs the daemon: start it with "hearth daemon" (another terminal, or a service)`);
   const session = await HomeSession.open(dir);
   try {
-    return await fn(session);
+    return (await SESSION_OPS[op]!({ session, progress }, args)) as T;
   } finally {
     await session.close();
   }
 }
 
-export async function backup(dir: string, options: { pack: boolean; progress: ProgressSink }): Promise<BackupReport> {
-  return withSession(dir, async (s) => {
-    const tiers = s.tiers();
-    if (tiers.length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH"');
-    const encoder = new ObjectEncoderPool();
-    try {
-      const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder });
-      return await runBackup({ config: s.config, catalog: s.catalog, store, progress: options.progress }, { pack: options.pack });
-    } finally {
-      await encoder.close();
-    }
-  });
-}
+export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
+  runOp<BackupReport>(dir, 'backup', { pack: options.pack }, options.progress);
 
-export async function restore(dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; progress: ProgressSink }): Promise<RestoreReport & { bytesRead: number }> {
-  return withSession(dir, async (s) => {
-    const tiers = s.tiers();
-    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: options.progress }, { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite });
-    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0) };
-  });
-}
+export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; progress: ProgressSink }) =>
+  runOp<RestoreReport & { bytesRead: number }>(dir, 'restore', { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite, from: options.from }, options.progress);
+
+export const listFiles = (dir: string, options: { path?: string; at?: number }) => runOp<LsEntry[]>(dir, 'ls', options);
+export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
+export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'status', {});
+export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
+export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 
 export interface LsEntry {
   path: string;
@@ -161,26 +247,6 @@ export interface LsEntry {
   backedUpAt: string;
 }
 
-export async function listFiles(dir: string, options: { path?: string; at?: number }): Promise<LsEntry[]> {
-  return withSession(dir, async (s) => {
-    const out: LsEntry[] = [];
-    const sel = options.path ? splitSelection(options.path) : {};
-    for await (const r of s.catalog.snapshot(options.at, sel)) {
-      out.push({
-        path: `${r.source}/${r.path}`, type: r.type, size: r.size, mtime: new Date(r.mtimeMs).toISOString(),
-        mode: (r.mode & 0o7777).toString(8).padStart(4, '0'), hash: r.hash, target: r.target, backedUpAt: new Date(r.time).toISOString(),
-      });
-    }
-    return out;
-  });
-}
-
-function splitSelection(path: string): { source: string; prefix?: string } {
-  const clean = path.replace(/^\/+|\/+$/g, '');
-  const slash = clean.indexOf('/');
-  return slash < 0 ? { source: clean } : { source: clean.slice(0, slash), prefix: clean.slice(slash + 1) };
-}
-
 export interface ObjectEntry {
   id: string;
   kind: 'blob' | 'volume';
@@ -191,41 +257,6 @@ export interface ObjectEntry {
   leafSize: number;
   files: number;
   placements: Array<{ tier: string; target: string; location: string }>;
-}
-
-export async function listObjects(dir: string): Promise<ObjectEntry[]> {
-  return withSession(dir, async (s) => {
-    const out: ObjectEntry[] = [];
-    for await (const o of s.catalog.objects()) {
-      out.push({
-        id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
-        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
-      });
-    }
-    return out;
-  });
-}
-
-export async function status(dir: string): Promise<Record<string, unknown>> {
-  return withSession(dir, async (s) => ({
-    home: s.paths.dir,
-    peerId: s.peerId,
-    sources: s.config.data.sources,
-    targets: s.config.data.targets,
-    catalog: { head: s.catalog.head().seq, ...(await s.catalog.stats()) },
-    volumeSize: s.config.get('volume.size'),
-  }));
-}
-
-export async function verifyCatalog(dir: string): Promise<{ ok: boolean; records: number; error?: { seq: number; reason: string } }> {
-  return withSession(dir, (s) => s.catalog.verify());
-}
-
-export async function rebuildCatalog(dir: string): Promise<{ records: number }> {
-  return withSession(dir, async (s) => {
-    await s.catalog.rebuild();
-    return { records: s.catalog.head().seq };
-  });
 }
 
 /**

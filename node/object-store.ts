@@ -65,8 +65,12 @@ export class ObjectStore {
     rmSync(encoded.spoolFile, { force: true });
   }
 
-  /** Put a spooled object to every target, then record it; the spool copy is removed. */
-  async place(encoded: EncodedObject, meta: { kind: 'blob' | 'volume'; name: string; contents: ObjectContent[] }, extra: CatalogPayload[] = []): Promise<ObjectRecord> {
+  /**
+   * Put a spooled object to every target and return the records that say so; the
+   * caller appends them (alone, or batched with other objects') and then the spool
+   * copy is no longer needed.
+   */
+  async put(encoded: EncodedObject, meta: { kind: 'blob' | 'volume'; name: string; contents: ObjectContent[] }): Promise<CatalogPayload[]> {
     const time = Date.now();
     const record: ObjectRecord = {
       k: 'object',
@@ -85,9 +89,13 @@ export class ObjectStore {
       await tier.put(encoded.id, { size: encoded.encryptedSize, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
     }
-    await this.catalog.append([...payloads, ...extra]);
+    return payloads;
+  }
+
+  /** Put, record, and drop the spool copy. */
+  async place(encoded: EncodedObject, meta: { kind: 'blob' | 'volume'; name: string; contents: ObjectContent[] }): Promise<void> {
+    await this.catalog.append(await this.put(encoded, meta));
     this.discard(encoded);
-    return record;
   }
 
   /**

@@ -41,13 +41,14 @@ interface Selection {
 }
 
 /** "photos/2024/a.jpg" → source "photos", prefix "2024/a.jpg"; "photos" → the whole source. */
+export function parseSelection(path: string): Selection {
+  const clean = path.replace(/^\/+|\/+$/g, '');
+  const slash = clean.indexOf('/');
+  return slash < 0 ? { source: clean } : { source: clean.slice(0, slash), prefix: clean.slice(slash + 1) };
+}
+
 function selections(paths: string[]): Selection[] {
-  if (paths.length === 0) return [{}];
-  return paths.map((p) => {
-    const clean = p.replace(/^\/+|\/+$/g, '');
-    const slash = clean.indexOf('/');
-    return slash < 0 ? { source: clean } : { source: clean.slice(0, slash), prefix: clean.slice(slash + 1) };
-  });
+  return paths.length === 0 ? [{}] : paths.map(parseSelection);
 }
 
 async function* selected(catalog: Catalog, paths: string[], at: number | undefined): AsyncIterable<FileRecord> {

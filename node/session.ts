@@ -6,6 +6,7 @@ import { CountingTier } from '../storage/tier/counting.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { Catalog } from '../storage/catalog/catalog.ts';
 import type { HomeKeys } from '../storage/keys.ts';
+import { ObjectEncoderPool } from '../storage/objects/encode.ts';
 import type { Config, TargetConfig } from './config.ts';
 import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { peerIdFromSeed } from './peer-id.ts';
@@ -13,11 +14,12 @@ import { peerIdFromSeed } from './peer-id.ts';
 export class HomeSession {
   readonly paths: HomePaths;
   readonly keys: HomeKeys;
-  readonly config: Config;
+  config: Config;
   readonly catalog: Catalog;
   readonly peerId: string;
   private readonly lock: HomeLock;
   private tierCache: CountingTier[] | undefined;
+  private encoderPool: ObjectEncoderPool | undefined;
 
   private constructor(paths: HomePaths, keys: HomeKeys, config: Config, catalog: Catalog, peerId: string, lock: HomeLock) {
     this.paths = paths;
@@ -42,6 +44,18 @@ export class HomeSession {
     }
   }
 
+  /** Re-read config.json: `hearth source add` and friends edit it while a daemon runs. */
+  reloadConfig(): void {
+    this.config = loadConfig(this.paths);
+    for (const t of this.tierCache ?? []) void t.close();
+    this.tierCache = undefined;
+  }
+
+  encoder(): ObjectEncoderPool {
+    this.encoderPool ??= new ObjectEncoderPool();
+    return this.encoderPool;
+  }
+
   /** Tiers for the configured targets, cheapest to read first. */
   tiers(): CountingTier[] {
     this.tierCache ??= this.config.data.targets.map((t) => new CountingTier(new RetryTier(this.openTarget(t))));
@@ -54,6 +68,7 @@ export class HomeSession {
 
   async close(): Promise<void> {
     for (const t of this.tierCache ?? []) await t.close();
+    await this.encoderPool?.close();
     await this.catalog.close();
     this.lock.release();
   }

@@ -45,15 +45,14 @@ describe('backup and restore through the CLI', () => {
     expect(hearthOk(home, ['config', 'get', 'volume.size']).trim()).toBe('2MiB');
   });
 
-  it('first backup packs full volumes and stages the remainder as blobs', async () => {
+  it('the first backup packs straight into volumes', async () => {
     const report = hearthJson(home, ['backup']);
     expect(report.ok).toBe(true);
     expect(report.files.new).toBeGreaterThan(10);
-    expect(report.volumes.length).toBeGreaterThanOrEqual(1);
+    expect(report.volumes.length).toBe(2);
     expect(report.volumes[0].name).toMatch(/^\d{4}-\d{2}-\d{2}--\d{4}-\d{2}-\d{2}(-\d+)?\.iso$/);
     const objects = hearthJson<any[]>(home, ['objects']);
-    expect(objects.some((o) => o.kind === 'volume')).toBe(true);
-    expect(objects.some((o) => o.kind === 'blob')).toBe(true);
+    expect(objects.every((o) => o.kind === 'volume')).toBe(true);
     for (const o of objects) {
       expect(o.merkleRoot).toMatch(/^[0-9a-f]{64}$/);
       expect(o.placements).toHaveLength(1);
@@ -72,7 +71,7 @@ describe('backup and restore through the CLI', () => {
     expect(report.files.unchanged).toBe(report.files.scanned);
   });
 
-  it('modified, deleted and added files are backed up and each time restores byte-exact', () => {
+  it('modified, deleted and added files are staged as blobs and each time restores byte-exact', () => {
     appendFileSync(join(photos, 'one-byte.bin'), 'more');
     unlinkSync(join(photos, '2024/summer/chunk-exact.jpg'));
     writeFile(photos, '2025/new-photo.jpg', 70_000, 42);
@@ -82,6 +81,8 @@ describe('backup and restore through the CLI', () => {
     expect(report.files.changed).toBe(2);
     expect(report.files.deleted).toBe(1);
     expect(report.files.new).toBe(1);
+    expect(report.volumes).toHaveLength(0);
+    expect(report.blobs.stored).toBe(3);
     const second = snapshotTree(photos);
 
     const r1 = join(work, 'restore-1');

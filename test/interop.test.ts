@@ -30,11 +30,14 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'hearth-interop-'));
   home = join(work, 'home');
   photos = join(work, 'photos');
-  let seed = 100;
-  for (const [rel, size] of Object.entries(files)) writeFile(photos, rel, size, seed++);
+  // The first backup packs a volume; files added after it are staged as blobs.
+  writeFile(photos, 'seed.jpg', 1000, 99);
   hearthOk(home, ['init', '--json']);
   hearthOk(home, ['source', 'add', photos]);
   hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
+  hearthJson(home, ['backup']);
+  let seed = 100;
+  for (const [rel, size] of Object.entries(files)) writeFile(photos, rel, size, seed++);
   hearthJson(home, ['backup']);
   objects = hearthJson<any[]>(home, ['objects']);
   keyFile = join(work, 'key.txt');
@@ -67,7 +70,7 @@ describe('standard tools read Hearth objects', () => {
     let iso: string;
     beforeAll(() => {
       hearthJson(home, ['backup', '--pack']);
-      const volume = hearthJson<any[]>(home, ['objects']).find((o) => o.kind === 'volume');
+      const volume = hearthJson<any[]>(home, ['objects']).find((o) => o.kind === 'volume' && o.files === Object.keys(files).length);
       iso = join(work, 'volume.iso');
       ageDecrypt(volume.placements[0].location, iso);
     });
