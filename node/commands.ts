@@ -31,7 +31,7 @@ export async function initHome(dir: string, options: { phrase?: string }): Promi
   config.save();
   return {
     home: paths.dir,
-    peerId: await peerIdFromSeed(keys.ed25519Seed),
+    peerId: peerIdFromSeed(keys.ed25519Seed),
     ageRecipient: ageRecipientString(keys.x25519Public),
     phrase: options.phrase ? undefined : phrase,
     recovered: Boolean(options.phrase),
@@ -41,7 +41,7 @@ export async function initHome(dir: string, options: { phrase?: string }): Promi
 /** The identity a phrase yields, without touching any home (for checks and tests). */
 export async function identityOfPhrase(phrase: string): Promise<{ peerId: string; ageRecipient: string }> {
   const keys = deriveKeys(phraseToEntropy(phrase));
-  return { peerId: await peerIdFromSeed(keys.ed25519Seed), ageRecipient: ageRecipientString(keys.x25519Public) };
+  return { peerId: peerIdFromSeed(keys.ed25519Seed), ageRecipient: ageRecipientString(keys.x25519Public) };
 }
 
 export function exportAgeKey(dir: string): string {

@@ -37,7 +37,7 @@ export class HomeSession {
     try {
       const config = loadConfig(paths);
       const catalog = await Catalog.open(paths.catalog, keys);
-      return new HomeSession(paths, keys, config, catalog, await peerIdFromSeed(keys.ed25519Seed), lock);
+      return new HomeSession(paths, keys, config, catalog, peerIdFromSeed(keys.ed25519Seed), lock);
     } catch (err) {
       lock.release();
       throw err;
