@@ -48,3 +48,15 @@ export function printStatus(s: Record<string, unknown>): void {
   console.log(`targets: ${targets.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
 }
+
+export function printPeers(list: Array<Record<string, unknown>>): void {
+  const size = (v: unknown) => (typeof v === 'number' ? formatSize(v) : '?');
+  printTable(
+    list.map((p) => [
+      String(p.name), p.online ? 'online' : 'offline', String(p.lastSeen ?? 'never').slice(0, 19).replace('T', ' '),
+      size(p.bytesTheyStoreForUs), size(p.bytesWeStoreForThem), `${size(p.quotaTheyGrantUs)}/${size(p.quotaWeGrantThem)}`,
+      String((p.pendingDeletions as unknown[]).length), String(p.peerId),
+    ]),
+    ['NAME', 'STATE', 'LAST SEEN', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
+  );
+}

@@ -6,7 +6,7 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printBackup, printLs, printObjects, printRestore, printStatus, printTable } from './format.ts';
+import { printBackup, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 
 const program = new Command();
 program
@@ -174,6 +174,58 @@ catalog.command('verify').description('check every record: signature, hash chain
 catalog.command('rebuild').description('rebuild the local indexes from the log').action(async () => {
   const r = await ops.rebuildCatalog(home());
   console.log(`indexes rebuilt from ${r.records} records`);
+});
+
+program
+  .command('daemon')
+  .description('run this home: the family network, replication, and the control socket for other commands')
+  .option('--listen <multiaddr...>', 'addresses to listen on (default /ip4/0.0.0.0/tcp/4001)')
+  .action(async (o: { listen?: string[] }) => {
+    const { runDaemon } = await import('../node/daemon.ts');
+    await runDaemon(home(), { listen: o.listen });
+  });
+
+program
+  .command('invite')
+  .description('print a one-time code another home uses to join this family')
+  .option('--name <name>', 'what this home will call the one who joins')
+  .option('--quota <size>', 'space this home grants them (default host.quota)')
+  .option('--expires <duration>', 'how long the code works (default 24h)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { name?: string; quota?: string; expires?: string; json?: boolean }) => {
+    const { code } = await ops.invite(home(), o);
+    if (o.json) printJson({ code });
+    else {
+      console.log('Give this code to the home that joins (it works once):');
+      console.log(code);
+    }
+  });
+
+program
+  .command('join <code>')
+  .description('join the family of the home that printed the code')
+  .option('--name <name>', 'what this home will call the inviter (default: its own name)')
+  .option('--quota <size>', 'space this home grants the inviter (default host.quota)')
+  .option('--json', 'print one JSON document')
+  .action(async (code: string, o: { name?: string; quota?: string; json?: boolean }) => {
+    const r = await ops.join(home(), code, { name: o.name, quota: o.quota, progress: createProgress({ json: Boolean(o.json) }) });
+    if (o.json) printJson(r);
+    else {
+      console.log(`${r.relinked ? 're-linked with' : 'joined'} ${r.name} (${r.peerId})`);
+      const rec = r.recoveredCatalog as { records: number } | undefined;
+      if (rec) console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
+    }
+  });
+
+const peersCmd = program.command('peers').description('the relatives this home is paired with');
+peersCmd.option('--json', 'print one JSON document').action(async (o: { json?: boolean }) => {
+  const list = await ops.peers(home());
+  if (o.json) printJson(list);
+  else printPeers(list);
+});
+peersCmd.command('rm <name>').description('unpair a relative (its copies are re-placed elsewhere)').action(async (name: string) => {
+  const r = await ops.removePeer(home(), name);
+  console.log(`removed ${r.removed} (${r.peerId})`);
 });
 
 program

@@ -8,6 +8,7 @@ import type { Tier } from '../storage/tier/tier.ts';
 import { callControl, connectControl } from './control.ts';
 import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { HomeSession } from './session.ts';
+import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
@@ -130,6 +131,8 @@ export interface OpContext {
 
 /** The daemon's network side, as the operations see it (node/daemon.ts provides it). */
 export interface FamilyOps {
+  /** Where stored objects wait until relatives hold enough copies. */
+  outboxDir: string;
   /** Extra tiers to read from (relatives), cheapest last. */
   readTiers(from?: string): Promise<Tier[]>;
   /** Called after a backup recorded new objects: replicate and push the catalog. */
@@ -140,14 +143,16 @@ export interface FamilyOps {
 type Op = (ctx: OpContext, args: any) => Promise<unknown>;
 
 /** Operations that only a running daemon can carry out (they need the libp2p host). */
-const DAEMON_OPS = new Set(['invite', 'join', 'peers', 'peers-rm', 'replicate']);
+export const DAEMON_OPS = new Set(['invite', 'join', 'peers', 'peers-rm', 'replicate']);
 
 export const SESSION_OPS: Record<string, Op> = {
   async backup(ctx, args: { pack: boolean }) {
     const s = ctx.session;
     const tiers = s.tiers();
-    if (tiers.length === 0 && !ctx.family) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
-    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder() });
+    if (tiers.length === 0 && !ctx.family && (await FamilyRoster.open(s.paths.dir)).members().length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
+    // With relatives, objects wait in the outbox until the daemon has sent them.
+    const hasFamily = ctx.family !== undefined || (await FamilyRoster.open(s.paths.dir)).members().length > 0;
+    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress }, { pack: args.pack });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
@@ -282,3 +287,10 @@ export async function quickstart(dir: string, options: { source?: string; target
   }
   return backup(dir, { pack: false, progress: options.progress });
 }
+
+export const invite = (dir: string, options: { name?: string; quota?: string; expires?: string }) => runOp<{ code: string }>(dir, 'invite', options);
+export const join = (dir: string, code: string, options: { name?: string; quota?: string; progress: ProgressSink }) =>
+  runOp<Record<string, unknown>>(dir, 'join', { code: code.trim(), name: options.name, quota: options.quota }, options.progress);
+export const peers = (dir: string) => runOp<Array<Record<string, unknown>>>(dir, 'peers', {});
+export const removePeer = (dir: string, name: string) => runOp<{ removed: string; peerId: string }>(dir, 'peers-rm', { name });
+export const replicate = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'replicate', {}, progress);

@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
-import { parseSize } from './units.ts';
+import { parseDuration, parseSize } from './units.ts';
 
 export interface SourceConfig {
   name: string;
@@ -32,6 +32,8 @@ interface SettingSpec {
 
 const sizeSetting = (def: string, describe: string): SettingSpec => ({ default: def, describe, check: (v) => void parseSize(v) });
 
+const durationSetting = (def: string, describe: string): SettingSpec => ({ default: def, describe, check: (v) => void parseDuration(v) });
+
 function positiveInt(key: string) {
   return (v: string): void => {
     if (!/^\d+$/.test(v)) throw new Error(`${key} must be a whole number, got "${v}"`);
@@ -49,6 +51,11 @@ export const SETTINGS: Record<string, SettingSpec> = {
       if (v !== 'on' && v !== 'off') throw new Error('ignore.defaults must be on or off');
     },
   },
+  'policy.peers': { default: '2', describe: 'copies of every object kept at relatives (all of them when fewer)', check: positiveInt('policy.peers') },
+  'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
+  'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
+  'replicate.interval': durationSetting('10m', 'how often the daemon retries replication to relatives'),
+  name: { default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', check: () => {} },
   'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },
 };
 
@@ -91,6 +98,10 @@ export class Config {
 
   size(key: string): number {
     return parseSize(this.get(key));
+  }
+
+  duration(key: string): number {
+    return parseDuration(this.get(key));
   }
 
   ignorePatterns(defaults: readonly string[]): string[] {

@@ -28,6 +28,7 @@ export class HomePaths {
   get config(): string { return join(this.dir, 'config.json'); }
   get catalog(): string { return join(this.dir, 'catalog'); }
   get spool(): string { return join(this.dir, 'spool'); }
+  get outbox(): string { return join(this.dir, 'spool', 'outbox'); }
   get hosted(): string { return join(this.dir, 'hosted'); }
   get lock(): string { return join(this.dir, 'lock'); }
   get socket(): string { return join(this.dir, 'control.sock'); }

@@ -4,10 +4,11 @@
 // and only then record object and placements in the catalog, in one batch. A crash
 // before that record leaves at worst an unreferenced file on a target, never a
 // catalog entry for bytes that are not there.
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { deferredReadable } from './deferred-stream.ts';
 import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
 import type { Tier } from '../storage/tier/tier.ts';
@@ -37,8 +38,16 @@ export class ObjectStore {
   private readonly tiers: Tier[];
   private readonly encoder: ObjectEncoderPool;
 
-  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool }) {
+  private readonly outboxDir: string | undefined;
+
+  /**
+   * With `outboxDir`, every stored object is also kept there (a hard link to the
+   * spool copy, no extra bytes) until the replicator has sent it to relatives.
+   */
+  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string }) {
     this.spoolDir = options.spoolDir;
+    this.outboxDir = options.outboxDir;
+    if (this.outboxDir) mkdirSync(this.outboxDir, { recursive: true });
     this.keys = options.keys;
     this.catalog = options.catalog;
     this.tiers = options.tiers;
@@ -85,6 +94,10 @@ export class ObjectStore {
       time,
     };
     const payloads: CatalogPayload[] = [record];
+    if (this.outboxDir) {
+      rmSync(join(this.outboxDir, encoded.id), { force: true });
+      linkSync(encoded.spoolFile, join(this.outboxDir, encoded.id));
+    }
     for (const tier of this.tiers) {
       await tier.put(encoded.id, { size: encoded.encryptedSize, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
@@ -103,21 +116,12 @@ export class ObjectStore {
    * once (the ISO writer opens its inputs synchronously); errors arrive on the stream.
    */
   openPlaintext(object: { id: string; size: number; plainSize: number }): Readable {
-    const out = new PassThrough();
-    const opening = async (): Promise<Readable> => {
+    return deferredReadable(async () => {
       const placed = new Set((await this.catalog.placements(object.id)).map((p) => p.target));
       const tier = this.tiers.find((t) => placed.has(t.name));
       if (!tier) throw new Error(`object ${object.id} is on no configured target`);
       return readObjectRange(tier, object, this.keys.x25519Secret, 0, object.plainSize);
-    };
-    opening().then(
-      (plain) => {
-        plain.on('error', (err) => out.destroy(err));
-        plain.pipe(out);
-      },
-      (err: Error) => out.destroy(err),
-    );
-    return out;
+    });
   }
 
   /** Remove an object from every place that holds it and mark it retired. */

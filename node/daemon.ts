@@ -1,0 +1,272 @@
+// `hearth daemon`: the running home. It owns the home (lock), runs the libp2p host
+// with Hearth's protocols, hosts relatives' objects and catalogs, replicates this
+// home's objects to relatives, and serves CLI commands on the control socket.
+// SIGTERM/SIGINT stop it cleanly: no new work is accepted, the current operation
+// is abandoned safely (puts are atomic and resumable) and state is closed.
+import { hostname } from 'node:os';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { HostStore } from '../storage/hoststore/host-store.ts';
+import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
+import { pairService, type PairService } from '../protocol/pair.ts';
+import { statusService, freeBytesAt, type StatusService } from '../protocol/status.ts';
+import { objectService } from '../protocol/object.ts';
+import { catalogSyncService, recoverCatalogFrom, type CatalogSyncService } from '../protocol/catalog-sync.ts';
+import type { Tier } from '../storage/tier/tier.ts';
+import { createHearthHost, DAEMON_LISTEN_DEFAULT, type HearthHost } from './host.ts';
+import { FamilyRoster, type FamilyMember } from './family.ts';
+import { HomeSession } from './session.ts';
+import { ControlServer } from './control.ts';
+import { SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
+import { Replicator } from './replicator.ts';
+import { parseDuration, parseSize } from './units.ts';
+import type { ProgressSink } from './progress.ts';
+
+export const HEARTH_VERSION = '0.1.0';
+
+interface DaemonServices extends Record<string, unknown> {
+  pair: PairService;
+  status: StatusService;
+  catalog: CatalogSyncService;
+}
+
+export interface DaemonOptions {
+  listen?: string[];
+  log?: (line: string) => void;
+}
+
+/** Operations that change state run one at a time; reads run alongside them. */
+const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'join', 'peers-rm', 'replicate']);
+
+export class Daemon {
+  readonly session: HomeSession;
+  readonly host: HearthHost<DaemonServices>;
+  readonly roster: FamilyRoster;
+  private readonly hostStore: HostStore;
+  private readonly hostCatalogs: HostCatalogStore;
+  private readonly replicator: Replicator;
+  private control: ControlServer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly log: (line: string) => void;
+
+  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; log: (line: string) => void }) {
+    this.session = init.session;
+    this.host = init.host;
+    this.roster = init.roster;
+    this.hostStore = init.hostStore;
+    this.hostCatalogs = init.hostCatalogs;
+    this.log = init.log;
+    this.replicator = new Replicator({
+      host: this.host,
+      roster: this.roster,
+      catalog: this.session.catalog,
+      catalogSync: this.host.services.catalog,
+      outboxDir: this.session.paths.outbox,
+      localTiers: () => this.session.tiers(),
+      desiredCopies: () => Number(this.session.config.get('policy.peers')),
+      log: this.log,
+    });
+  }
+
+  static async start(dir: string, options: DaemonOptions = {}): Promise<Daemon> {
+    const log = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+    const session = await HomeSession.open(dir);
+    let host: HearthHost<DaemonServices> | undefined;
+    let hostCatalogs: HostCatalogStore | undefined;
+    try {
+      const roster = await FamilyRoster.open(session.paths.dir);
+      const config = () => session.config;
+      const hostStore = new HostStore({
+        home: session.paths.dir,
+        quotaFor: (owner) => roster.member(owner)?.quotaWeGrantThem ?? 0,
+        deleteDelay: config().duration('host.deleteDelay'),
+      });
+      hostCatalogs = await HostCatalogStore.open(hostedCatalogsPath(session.paths.dir));
+      const catalogs = hostCatalogs;
+      host = await createHearthHost<DaemonServices>({
+        seed: session.keys.ed25519Seed,
+        listen: options.listen?.length ? options.listen : DAEMON_LISTEN_DEFAULT,
+        gate: roster,
+        knownPeers: roster.members().map((m) => ({ peerId: m.peerId, addrs: m.addrs })),
+        services: {
+          pair: pairService({ store: roster, selfName: () => config().get('name') || hostname() }),
+          status: statusService({
+            source: {
+              version: HEARTH_VERSION,
+              quotaFor: (peer) => roster.member(peer)?.quotaWeGrantThem ?? 0,
+              storedBytesFor: async (peer) => (await hostStore.usage(peer)).used,
+              pendingDeletionsFor: async (peer) => (await hostStore.pendingDeletions(peer)).length,
+              freeBytes: () => freeBytesAt(session.paths.dir),
+            },
+          }),
+          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()) }),
+          catalog: catalogSyncService({ store: catalogs }),
+        } as never,
+      });
+      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, log });
+      await daemon.listen();
+      return daemon;
+    } catch (err) {
+      await host?.stop();
+      await hostCatalogs?.close();
+      await session.close();
+      throw err;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    this.control = await ControlServer.listen(this.session.paths.socket, (request, progress) => this.handle(request.op, request.args, progress));
+    this.host.addEventListener('peer:connect', (event) => {
+      const id = event.detail.toString();
+      if (!this.roster.isMember(id)) return;
+      const addrs = this.host.getConnections(event.detail).map((c) => c.remoteAddr.toString());
+      void this.roster.markSeen(id, addrs);
+      void this.replicate();
+    });
+    const interval = this.session.config.duration('replicate.interval');
+    this.timer = setInterval(() => {
+      void this.replicate();
+      void this.hostStore.purgeExpired().catch((err: Error) => this.log(`purge failed: ${err.message}`));
+    }, interval);
+    this.timer.unref();
+    this.log(`hearth daemon ${this.session.peerId} listening on ${this.addresses().join(' ')}`);
+    void this.replicate();
+  }
+
+  addresses(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString());
+  }
+
+  private replicate(progress?: ProgressSink): Promise<unknown> {
+    if (this.roster.members().length === 0) return Promise.resolve({ placed: [], failed: [], catalogPushed: [], pending: 0 });
+    return this.replicator.run(progress).catch((err: Error) => this.log(`replication failed: ${err.message}`));
+  }
+
+  private handle(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown> {
+    const work = (): Promise<unknown> => {
+      this.session.reloadConfig();
+      const ctx: OpContext = { session: this.session, progress, family: this.familyOps() };
+      const sessionOp = SESSION_OPS[op];
+      if (sessionOp) return sessionOp(ctx, args);
+      return this.networkOp(op, args, progress);
+    };
+    if (!EXCLUSIVE_OPS.has(op)) return work();
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private familyOps(): FamilyOps {
+    return {
+      outboxDir: this.session.paths.outbox,
+      readTiers: async (from) => {
+        const members = from === undefined ? this.roster.members() : from === '' ? [] : [this.memberNamed(from)];
+        return members.map((m) => this.replicator.tierFor(m) as Tier);
+      },
+      afterBackup: (progress) => this.replicate(progress),
+      call: (op, args, progress) => this.networkOp(op, args, progress),
+    };
+  }
+
+  private memberNamed(name: string): FamilyMember {
+    const m = this.roster.member(name);
+    if (!m) throw new Error(`no relative named "${name}": see "hearth peers"`);
+    return m;
+  }
+
+  private async networkOp(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown> {
+    const config = this.session.config;
+    switch (op) {
+      case 'invite': {
+        const { code } = await this.host.services.pair.invite({
+          name: args.name as string | undefined,
+          quota: args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
+          ttlMs: args.expires ? parseDuration(args.expires as string) : undefined,
+        });
+        return { code };
+      }
+      case 'join': {
+        const joined = await this.host.services.pair.join(args.code as string, {
+          name: args.name as string | undefined,
+          quota: args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
+        });
+        let recovered: { records: number } | undefined;
+        // A home rebuilt from its phrase has an empty catalog: the family holds it.
+        if (this.session.catalog.head().seq === 0) {
+          const pulled = await recoverCatalogFrom(this.host.services.catalog, peerIdFromString(joined.peerId), this.session.catalog);
+          if (pulled.pulled > 0) {
+            recovered = { records: pulled.pulled };
+            progress.log(`recovered this home's catalog from ${joined.name}: ${pulled.pulled} records`);
+          }
+        }
+        void this.replicate();
+        return { ...joined, recoveredCatalog: recovered };
+      }
+      case 'peers':
+        return this.peers();
+      case 'peers-rm': {
+        const removed = await this.roster.removeMember(args.name as string);
+        void this.replicate();
+        return { removed: removed.name, peerId: removed.peerId };
+      }
+      case 'replicate':
+        return this.replicator.run(progress);
+      default:
+        throw new Error(`unknown operation "${op}"`);
+    }
+  }
+
+  private async peers(): Promise<unknown[]> {
+    const out = [];
+    for (const m of this.roster.members()) {
+      const peerId = peerIdFromString(m.peerId);
+      const online = this.host.getConnections(peerId).length > 0;
+      let theyStore: number | undefined;
+      if (online) {
+        try {
+          theyStore = (await this.host.services.status.query(peerId, { signal: AbortSignal.timeout(5000) })).storedBytes;
+        } catch {
+          theyStore = undefined;
+        }
+      }
+      const weStore = await this.hostStore.usage(m.peerId);
+      const pending = await this.hostStore.pendingDeletions(m.peerId);
+      out.push({
+        name: m.name,
+        peerId: m.peerId,
+        online,
+        lastSeen: m.lastSeen,
+        addrs: m.addrs,
+        bytesTheyStoreForUs: theyStore ?? null,
+        bytesWeStoreForThem: weStore.used,
+        catalogRecordsWeHold: (await this.hostCatalogs.head(m.peerId)).seq,
+        quotaTheyGrantUs: m.quotaTheyGrantUs,
+        quotaWeGrantThem: m.quotaWeGrantThem,
+        pendingDeletions: pending.map((p) => ({ id: p.name, size: p.size, deleteAt: new Date(p.deleteAt).toISOString() })),
+      });
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.control?.close();
+    await this.queue.catch(() => undefined);
+    await this.host.stop();
+    await this.hostCatalogs.close();
+    await this.session.close();
+    this.log('hearth daemon stopped');
+  }
+}
+
+/** Run until SIGTERM/SIGINT. */
+export async function runDaemon(dir: string, options: DaemonOptions = {}): Promise<void> {
+  const daemon = await Daemon.start(dir, options);
+  process.stdout.write(JSON.stringify({ peerId: daemon.session.peerId, addrs: daemon.addresses() }) + '\n');
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await daemon.stop();
+}

@@ -1,0 +1,155 @@
+// The peer half of the reconciler: compares the placement policy (policy.peers
+// copies at relatives, or every relative when there are fewer) with the catalog's
+// placements and carries out the difference, and keeps each relative's copy of the
+// catalog log up to date. It runs after every backup, when a relative connects,
+// and on a timer; a relative that is offline is simply tried again next time.
+import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
+import type { ObjectSource, Tier } from '../storage/tier/tier.ts';
+import { PeerTier } from '../storage/tier/peer.ts';
+import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
+import type { Libp2p } from '@libp2p/interface';
+import type { FamilyMember, FamilyRoster } from './family.ts';
+import type { ProgressSink } from './progress.ts';
+import { deferredReadable } from './deferred-stream.ts';
+
+export interface ReplicationReport {
+  placed: Array<{ id: string; peer: string }>;
+  failed: Array<{ id?: string; peer: string; error: string }>;
+  catalogPushed: Array<{ peer: string; head: number }>;
+  pending: number;
+}
+
+export interface ReplicatorOptions {
+  host: Libp2p;
+  roster: FamilyRoster;
+  catalog: Catalog;
+  catalogSync: CatalogSyncService;
+  /** Objects not yet at enough relatives, kept by ObjectStore (node/object-store.ts). */
+  outboxDir: string;
+  /** Local tiers (directory targets) that may hold the ciphertext to send. */
+  localTiers: () => Tier[];
+  desiredCopies: () => number;
+  log: (line: string) => void;
+}
+
+export class Replicator {
+  private readonly o: ReplicatorOptions;
+  private running: Promise<ReplicationReport> | undefined;
+  private again = false;
+
+  constructor(options: ReplicatorOptions) {
+    this.o = options;
+  }
+
+  /** The tier for one relative; its name is the PeerId, which is what placements record. */
+  tierFor(member: FamilyMember): PeerTier {
+    return new PeerTier({ name: member.peerId, peerId: peerIdFromString(member.peerId), node: this.o.host });
+  }
+
+  /** Make sure libp2p can dial a relative by PeerId: its last known addresses, or the family DHT. */
+  async reach(member: FamilyMember): Promise<boolean> {
+    const peerId = peerIdFromString(member.peerId);
+    if (this.o.host.getConnections(peerId).length > 0) return true;
+    try {
+      if (member.addrs.length) await this.o.host.peerStore.merge(peerId, { multiaddrs: member.addrs.map((a) => multiaddr(a)) });
+      await this.o.host.dial(peerId, { signal: AbortSignal.timeout(10_000) });
+      return true;
+    } catch {
+      try {
+        const found = await this.o.host.peerRouting.findPeer(peerId, { signal: AbortSignal.timeout(10_000) });
+        await this.o.host.peerStore.merge(peerId, { multiaddrs: found.multiaddrs });
+        await this.o.host.dial(peerId, { signal: AbortSignal.timeout(10_000) });
+        return true;
+      } catch {
+        return false;
+      }
+    }
+  }
+
+  /** Run one pass; a request while one runs schedules exactly one more pass after it. */
+  run(progress?: ProgressSink): Promise<ReplicationReport> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.pass(progress).finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.run();
+      }
+    });
+    return this.running;
+  }
+
+  private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
+    const report: ReplicationReport = { placed: [], failed: [], catalogPushed: [], pending: 0 };
+    const members = this.o.roster.members();
+    const online: FamilyMember[] = [];
+    for (const m of members) if (await this.reach(m)) online.push(m);
+    const memberIds = new Set(members.map((m) => m.peerId));
+    const desired = Math.min(this.o.desiredCopies(), members.length);
+
+    const records: CatalogPayload[] = [];
+    let done = 0;
+    for await (const object of this.o.catalog.objects()) {
+      const atPeers = object.placements.filter((p) => p.tier === 'peer');
+      // Placements at homes that left the family no longer count; record that.
+      for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
+      const held = new Set(atPeers.filter((p) => memberIds.has(p.target)).map((p) => p.target));
+      for (const member of online) {
+        if (held.size >= desired) break;
+        if (held.has(member.peerId)) continue;
+        try {
+          await this.put(member, object);
+          held.add(member.peerId);
+          records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
+          report.placed.push({ id: object.id, peer: member.name });
+        } catch (err) {
+          report.failed.push({ id: object.id, peer: member.name, error: (err as Error).message });
+          this.o.log(`replication of ${object.id.slice(0, 12)} to ${member.name} failed: ${(err as Error).message}`);
+        }
+      }
+      if (held.size < desired) report.pending++;
+      else this.dropOutbox(object.id);
+      progress?.update({ phase: 'replicating', files: ++done, bytes: 0 });
+      if (records.length >= 200) await this.o.catalog.append(records.splice(0));
+    }
+    if (records.length) await this.o.catalog.append(records);
+
+    for (const member of online) {
+      try {
+        const pushed = await syncCatalogTo(this.o.catalogSync, peerIdFromString(member.peerId), this.o.catalog);
+        report.catalogPushed.push({ peer: member.name, head: pushed.head.seq });
+      } catch (err) {
+        report.failed.push({ peer: member.name, error: `catalog push: ${(err as Error).message}` });
+        this.o.log(`catalog push to ${member.name} failed: ${(err as Error).message}`);
+      }
+    }
+    return report;
+  }
+
+  /** Send an object's ciphertext from the cheapest local copy: the outbox, then a directory target. */
+  private async put(member: FamilyMember, object: ObjectSummary & { placements: PlacementRecord[] }): Promise<void> {
+    const tier = this.tierFor(member);
+    const outbox = join(this.o.outboxDir, object.id);
+    let source: ObjectSource;
+    if (existsSync(outbox)) {
+      source = { size: object.size, open: (offset) => createReadStream(outbox, { start: offset, highWaterMark: 1 << 20 }) };
+    } else {
+      const local = this.o.localTiers().find((t) => object.placements.some((p) => p.target === t.name));
+      if (!local) throw new Error('no local copy to send from (not in the outbox nor on a directory target)');
+      source = { size: object.size, open: (offset) => deferredReadable(() => local.get(object.id, { offset, length: object.size - offset })) };
+    }
+    await tier.put(object.id, source);
+  }
+
+  private dropOutbox(id: string): void {
+    rmSync(join(this.o.outboxDir, id), { force: true });
+  }
+}
+
