@@ -1,0 +1,54 @@
+// Hearth daemons as separate processes on 127.0.0.1, as a family would run them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { HEARTH } from './cli.ts';
+
+export interface RunningDaemon {
+  home: string;
+  peerId: string;
+  addrs: string[];
+  process: ChildProcess;
+  stderr: () => string;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(home: string): Promise<RunningDaemon> {
+  const child = spawn(process.execPath, [HEARTH, '--home', home, 'daemon', '--listen', '/ip4/127.0.0.1/tcp/0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon in ${home} did not start within 30 s: ${err}`)), 30_000);
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      resolve(line);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon in ${home} exited ${code}: ${err}`));
+    });
+  });
+  const { peerId, addrs } = JSON.parse(first) as { peerId: string; addrs: string[] };
+  return {
+    home, peerId, addrs, process: child, stderr: () => err,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Poll until `check` returns true, at most `count` times, `ms` apart. */
+export async function eventually(check: () => boolean, what: string, count = 60, ms = 500): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
