@@ -1,0 +1,424 @@
+// /hearth/object/1: an owner stores its encrypted objects at a relative's home
+// (the host) and reads them back. One request per stream; the handler and the
+// client side sit together, as in js-libp2p's ping service. Wire format and
+// limits: docs/object-protocol.md.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Connection, PeerId, Startable, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
+import {
+  DEFAULT_IDLE_TIMEOUT,
+  MalformedMessageError,
+  ProtocolViolationError,
+  sendBytes,
+  sendExactly,
+  sendJson,
+  StreamReader,
+} from './messages.ts';
+import { HostStoreError, isValidObjectId, isValidSha256, type HostedObjectInfo, type HostStore, type OwnerUsage, type Upload } from '../storage/hoststore/host-store.ts';
+import type { ByteRange, ObjectSource } from '../storage/tier/tier.ts';
+
+export const PROTOCOL = '/hearth/object/1';
+/** Requests are a few short fields; anything longer is an attack or a bug. */
+export const MAX_REQUEST_SIZE = 4096;
+/** Responses carry at most one list batch. */
+export const MAX_RESPONSE_SIZE = 1024 * 1024;
+export const LIST_BATCH = 1000;
+// An owner runs a few transfers to each relative at once; more is misbehaviour.
+export const MAX_INBOUND_STREAMS = 16;
+export const MAX_OUTBOUND_STREAMS = 16;
+
+export type ObjectRequest =
+  | { op: 'put'; id: string; size: number; sha256: string }
+  | { op: 'get'; id: string; offset?: number; length?: number }
+  | { op: 'stat'; id: string }
+  | { op: 'list' }
+  | { op: 'delete'; id: string }
+  | { op: 'usage' };
+
+/** Error codes a host answers with (HostStore's), plus EINTERNAL for the rest. */
+export type ObjectErrorCode = HostStoreError['code'] | 'EINTERNAL';
+
+/** The host refused a request and said why. */
+export class RemoteObjectError extends Error {
+  readonly code: ObjectErrorCode;
+  constructor(code: ObjectErrorCode, message: string) {
+    super(message);
+    this.name = 'RemoteObjectError';
+    this.code = code;
+  }
+}
+
+export interface ProtocolRegistrar {
+  handle(protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>;
+  unhandle(protocol: string): Promise<void>;
+}
+
+export interface ObjectServiceComponents {
+  /** A libp2p node, or its registrar when used as a libp2p service. */
+  registrar: ProtocolRegistrar;
+}
+
+export interface ObjectServiceInit {
+  store: HostStore;
+  /** Second line after the connection gater: streams from anyone else are reset. */
+  isMember(peer: PeerId): boolean | Promise<boolean>;
+  /** Abort a stream whose peer sends nothing for this long while data is expected. */
+  idleTimeout?: number;
+  maxInboundStreams?: number;
+  maxOutboundStreams?: number;
+}
+
+/** The host side: serves the relatives' requests from a HostStore. */
+export class ObjectService implements Startable {
+  readonly protocol = PROTOCOL;
+  readonly #registrar: ProtocolRegistrar;
+  readonly #store: HostStore;
+  readonly #isMember: (peer: PeerId) => boolean | Promise<boolean>;
+  readonly #idleTimeout: number;
+  readonly #maxInboundStreams: number;
+  readonly #maxOutboundStreams: number;
+  #started = false;
+
+  constructor(components: ObjectServiceComponents, init: ObjectServiceInit) {
+    this.#registrar = components.registrar;
+    this.#store = init.store;
+    this.#isMember = init.isMember;
+    this.#idleTimeout = init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+    this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS;
+    this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS;
+  }
+
+  readonly [Symbol.toStringTag] = '@hearth/object';
+
+  async start(): Promise<void> {
+    await this.#registrar.handle(this.protocol, (stream, connection) => this.#handle(stream, connection), {
+      maxInboundStreams: this.#maxInboundStreams,
+      maxOutboundStreams: this.#maxOutboundStreams,
+      // Bulk data never goes through a relay: relays apply no backpressure.
+      runOnLimitedConnection: false,
+    });
+    this.#started = true;
+  }
+
+  async stop(): Promise<void> {
+    await this.#registrar.unhandle(this.protocol);
+    this.#started = false;
+  }
+
+  isStarted(): boolean {
+    return this.#started;
+  }
+
+  async #handle(stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer;
+    const reader = new StreamReader(stream, { idleTimeout: this.#idleTimeout });
+    try {
+      if (!(await this.#isMember(peer))) throw new Error(`${peer} is not a family member`);
+      const request = parseRequest(await reader.readJson(MAX_REQUEST_SIZE));
+      try {
+        await this.#serve(request, peer.toString(), stream, reader);
+      } catch (err) {
+        // A refusal the owner can act on is an answer; anything else resets the stream.
+        if (!(err instanceof HostStoreError) || stream.writeStatus !== 'writable') throw err;
+        await sendJson(stream, { error: err.message, code: err.code }, MAX_RESPONSE_SIZE);
+      }
+      await stream.close();
+    } catch (err) {
+      stream.log.error('%s request from %p failed - %e', this.protocol, peer, err);
+      stream.abort(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      reader.detach();
+    }
+  }
+
+  async #serve(request: ObjectRequest, owner: string, stream: Stream, reader: StreamReader): Promise<void> {
+    const store = this.#store;
+    switch (request.op) {
+      case 'put':
+        return this.#receive(await store.beginPut(owner, request.id, request.size, request.sha256), stream, reader);
+      case 'get': {
+        const read = await store.read(owner, request.id, request);
+        await sendJson(stream, { size: read.size, offset: read.offset, length: read.length }, MAX_RESPONSE_SIZE);
+        for await (const chunk of read.stream) await sendBytes(stream, chunk as Buffer);
+        return;
+      }
+      case 'stat':
+        return sendJson(stream, await store.stat(owner, request.id), MAX_RESPONSE_SIZE);
+      case 'list': {
+        let batch: HostedObjectInfo[] = [];
+        for await (const info of store.list(owner)) {
+          batch.push(info);
+          if (batch.length === LIST_BATCH) {
+            await sendJson(stream, { objects: batch, more: true }, MAX_RESPONSE_SIZE);
+            batch = [];
+          }
+        }
+        return sendJson(stream, { objects: batch, more: false }, MAX_RESPONSE_SIZE);
+      }
+      case 'delete':
+        return sendJson(stream, { ok: true, deleteAt: (await store.delete(owner, request.id)) ?? null }, MAX_RESPONSE_SIZE);
+      case 'usage': {
+        const usage = await store.usage(owner);
+        // JSON has no Infinity: null means no quota.
+        return sendJson(stream, { ...usage, quota: Number.isFinite(usage.quota) ? usage.quota : null }, MAX_RESPONSE_SIZE);
+      }
+    }
+  }
+
+  async #receive(upload: Upload, stream: Stream, reader: StreamReader): Promise<void> {
+    const superseded = (): void => stream.abort(upload.signal.reason as Error);
+    upload.signal.addEventListener('abort', superseded);
+    try {
+      await sendJson(stream, { offset: upload.offset }, MAX_RESPONSE_SIZE);
+      // Awaiting each disk write before taking the next batch is the backpressure:
+      // the reader pauses the stream while batches pile up.
+      for await (const batch of reader.readBytes(upload.size - upload.offset)) await upload.write(batch);
+      await upload.finish();
+    } finally {
+      upload.signal.removeEventListener('abort', superseded);
+      await upload.abandon();
+    }
+    await sendJson(stream, { ok: true }, MAX_RESPONSE_SIZE);
+  }
+}
+
+/** For `createLibp2p({ services: { object: objectService(init) } })`. */
+export function objectService(init: ObjectServiceInit): (components: ObjectServiceComponents) => ObjectService {
+  return (components) => new ObjectService(components, init);
+}
+
+export function parseRequest(message: Record<string, unknown>): ObjectRequest {
+  const { op } = message;
+  const id = (): string => {
+    if (!isValidObjectId(message.id)) throw new MalformedMessageError(`${String(op)} request has an invalid object id`);
+    return message.id;
+  };
+  const count = (name: string, optional: boolean): number | undefined => {
+    const value = message[name];
+    if (value === undefined && optional) return undefined;
+    if (!Number.isSafeInteger(value) || (value as number) < 0) throw new MalformedMessageError(`${String(op)} request field ${name} must be a non-negative integer`);
+    return value as number;
+  };
+  switch (op) {
+    case 'put': {
+      if (!isValidSha256(message.sha256)) throw new MalformedMessageError('put request field sha256 must be 64 lowercase hex digits');
+      return { op, id: id(), size: count('size', false) as number, sha256: message.sha256 };
+    }
+    case 'get':
+      return { op, id: id(), offset: count('offset', true), length: count('length', true) };
+    case 'stat':
+    case 'delete':
+      return { op, id: id() };
+    case 'list':
+    case 'usage':
+      return { op };
+    default:
+      throw new MalformedMessageError(`unknown request op ${JSON.stringify(op)}`);
+  }
+}
+
+export interface Dialer {
+  dialProtocol(peer: PeerId, protocols: string, options?: { signal?: AbortSignal }): Promise<Stream>;
+}
+
+export interface ObjectClientInit {
+  /** A libp2p node that can reach the host (its addresses known to the peer store). */
+  node: Dialer;
+  peerId: PeerId;
+  idleTimeout?: number;
+}
+
+export interface PutResult {
+  /** Bytes the host already had, so the transfer started there. */
+  offset: number;
+  /** Bytes sent in this call. */
+  sent: number;
+}
+
+export interface GetResult {
+  /** The whole object's size. */
+  size: number;
+  offset: number;
+  length: number;
+  stream: Readable;
+}
+
+interface Call {
+  stream: Stream;
+  reader: StreamReader;
+  cleanup(): void;
+}
+
+/** The owner side, talking to one host. */
+export class ObjectClient {
+  readonly peerId: PeerId;
+  readonly #node: Dialer;
+  readonly #idleTimeout: number;
+
+  constructor(init: ObjectClientInit) {
+    this.#node = init.node;
+    this.peerId = init.peerId;
+    this.#idleTimeout = init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+  }
+
+  /**
+   * Store an object. The host answers with the bytes it already holds from an
+   * earlier attempt, and only the rest is read from source.open(offset) and sent.
+   * `sha256` is that of the whole object's bytes.
+   */
+  async put(id: string, source: ObjectSource, sha256: string, signal?: AbortSignal): Promise<PutResult> {
+    return this.#withCall({ op: 'put', id, size: source.size, sha256 }, signal, async ({ stream, reader }) => {
+      const { offset } = await readReply(reader);
+      if (!Number.isSafeInteger(offset) || (offset as number) < 0 || (offset as number) > source.size) {
+        throw new ProtocolViolationError(`host answered put with offset ${String(offset)} for an object of ${source.size} bytes`);
+      }
+      const start = offset as number;
+      const sent = start === source.size ? 0 : await sendExactly(stream, source.open(start), source.size - start, { signal });
+      await readReply(reader);
+      return { offset: start, sent };
+    });
+  }
+
+  /** Read a whole object or a byte range; the caller must consume or destroy the stream. */
+  async get(id: string, range?: Partial<ByteRange>, signal?: AbortSignal): Promise<GetResult> {
+    const call = await this.#open({ op: 'get', id, offset: range?.offset, length: range?.length }, signal);
+    const { stream, reader } = call;
+    let header: Record<string, unknown>;
+    try {
+      header = await readReply(reader);
+      for (const field of ['size', 'offset', 'length']) {
+        if (!Number.isSafeInteger(header[field])) throw new ProtocolViolationError(`host answered get without a valid ${field}`);
+      }
+    } catch (err) {
+      abortCall(call, err);
+      throw err;
+    }
+    const length = header.length as number;
+    async function* body(): AsyncGenerator<Uint8Array> {
+      let complete = false;
+      try {
+        for await (const batch of reader.readBytes(length)) yield* batch;
+        complete = true;
+        await stream.close();
+      } finally {
+        // Also reached when the consumer destroys the stream early.
+        if (!complete) abortCall(call, new Error(`read of object ${id} stopped early`));
+        else call.cleanup();
+      }
+    }
+    return { size: header.size as number, offset: header.offset as number, length, stream: Readable.from(body(), { objectMode: false }) };
+  }
+
+  async stat(id: string, signal?: AbortSignal): Promise<HostedObjectInfo> {
+    return this.#withCall({ op: 'stat', id }, signal, async ({ reader }) => parseObjectInfo(await readReply(reader)));
+  }
+
+  async *list(signal?: AbortSignal): AsyncGenerator<HostedObjectInfo> {
+    const call = await this.#open({ op: 'list' }, signal);
+    let complete = false;
+    try {
+      for (;;) {
+        const reply = await readReply(call.reader);
+        if (!Array.isArray(reply.objects)) throw new ProtocolViolationError('host answered list without an objects array');
+        for (const info of reply.objects) yield parseObjectInfo(info);
+        if (reply.more !== true) break;
+      }
+      complete = true;
+      await call.stream.close();
+    } finally {
+      if (!complete) abortCall(call, new Error('object list stopped early'));
+      else call.cleanup();
+    }
+  }
+
+  /** Ask the host to delete; returns when it will really be purged (undefined: nothing stored). */
+  async delete(id: string, signal?: AbortSignal): Promise<number | undefined> {
+    return this.#withCall({ op: 'delete', id }, signal, async ({ reader }) => {
+      const { deleteAt } = await readReply(reader);
+      return typeof deleteAt === 'number' ? deleteAt : undefined;
+    });
+  }
+
+  async usage(signal?: AbortSignal): Promise<OwnerUsage> {
+    return this.#withCall({ op: 'usage' }, signal, async ({ reader }) => {
+      const reply = await readReply(reader);
+      return {
+        used: Number(reply.used),
+        quota: reply.quota === null ? Infinity : Number(reply.quota),
+        pendingDeletionBytes: Number(reply.pendingDeletionBytes),
+      };
+    });
+  }
+
+  async #open(request: ObjectRequest, signal?: AbortSignal): Promise<Call> {
+    signal?.throwIfAborted();
+    const stream = await this.#node.dialProtocol(this.peerId, PROTOCOL, { signal });
+    const reader = new StreamReader(stream, { idleTimeout: this.#idleTimeout });
+    const onAbort = (): void => stream.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const call: Call = {
+      stream,
+      reader,
+      cleanup: () => {
+        signal?.removeEventListener('abort', onAbort);
+        reader.detach();
+      },
+    };
+    try {
+      await sendJson(stream, request, MAX_REQUEST_SIZE, { signal });
+    } catch (err) {
+      abortCall(call, err);
+      throw err;
+    }
+    return call;
+  }
+
+  async #withCall<T>(request: ObjectRequest, signal: AbortSignal | undefined, run: (call: Call) => Promise<T>): Promise<T> {
+    const call = await this.#open(request, signal);
+    try {
+      const result = await run(call);
+      await call.stream.close();
+      call.cleanup();
+      return result;
+    } catch (err) {
+      abortCall(call, err);
+      throw err;
+    }
+  }
+}
+
+function abortCall(call: Call, err: unknown): void {
+  call.stream.abort(err instanceof Error ? err : new Error(String(err)));
+  call.cleanup();
+}
+
+/** Read the host's answer; a refusal becomes a RemoteObjectError. */
+async function readReply(reader: StreamReader): Promise<Record<string, unknown>> {
+  const reply = await reader.readJson(MAX_RESPONSE_SIZE);
+  if (typeof reply.error === 'string') {
+    const code = typeof reply.code === 'string' ? (reply.code as ObjectErrorCode) : 'EINTERNAL';
+    throw new RemoteObjectError(code, reply.error);
+  }
+  return reply;
+}
+
+function parseObjectInfo(value: unknown): HostedObjectInfo {
+  const info = value as Record<string, unknown>;
+  if (!isValidObjectId(info?.name) || !Number.isSafeInteger(info.size)) throw new ProtocolViolationError('host sent an invalid object entry');
+  const result: HostedObjectInfo = { name: info.name, size: info.size as number };
+  if (typeof info.deleteAt === 'number') result.deleteAt = info.deleteAt;
+  return result;
+}
+
+/** SHA-256 of a source's whole contents, for owners that do not already know it. */
+export async function hashObjectSource(source: ObjectSource, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  let length = 0;
+  for await (const chunk of source.open(0)) {
+    signal?.throwIfAborted();
+    hash.update(chunk as Buffer);
+    length += (chunk as Buffer).byteLength;
+  }
+  if (length !== source.size) throw new Error(`object source has ${length} bytes but declared ${source.size}`);
+  return hash.digest('hex');
+}

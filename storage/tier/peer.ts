@@ -1,0 +1,89 @@
+// A relative's home as a Tier, through the /hearth/object/1 client.
+//
+// Layering exception: storage/ normally imports nothing above it, but this tier is
+// the wire protocol's client by nature, so it imports protocol/object.ts (which
+// imports only storage/ itself, so there is no cycle). The libp2p node is handed in.
+import type { Readable } from 'node:stream';
+import type { PeerId } from '@libp2p/interface';
+import { hashObjectSource, ObjectClient, RemoteObjectError, type Dialer } from '../../protocol/object.ts';
+import type { HostedObjectInfo, OwnerUsage } from '../hoststore/host-store.ts';
+import { ObjectNotFoundError, PermanentTierError, type ByteRange, type ObjectSource, type Tier } from './tier.ts';
+
+/** A source that already knows the SHA-256 of its bytes (e.g. computed while encrypting). */
+export interface HashedObjectSource extends ObjectSource {
+  sha256?: string;
+}
+
+export interface PeerTierOptions {
+  /** The relative's name, as the family knows it. */
+  name: string;
+  peerId: PeerId;
+  /** A started libp2p node that can dial the relative. */
+  node: Dialer;
+  idleTimeout?: number;
+}
+
+/** Stat and list report objects the host still holds with a pending deletion, with its deleteAt. */
+export type PeerObjectInfo = HostedObjectInfo;
+
+export class PeerTier implements Tier {
+  readonly kind = 'peer' as const;
+  readonly name: string;
+  readonly peerId: PeerId;
+  readonly #client: ObjectClient;
+
+  constructor(options: PeerTierOptions) {
+    this.name = options.name;
+    this.peerId = options.peerId;
+    this.#client = new ObjectClient({ node: options.node, peerId: options.peerId, idleTimeout: options.idleTimeout });
+  }
+
+  location(name: string): string {
+    return `peer:${this.name}/${name}`;
+  }
+
+  /**
+   * Resumes from whatever the host kept of an earlier attempt. Without
+   * source.sha256 the source is read once more to hash it first.
+   */
+  async put(name: string, source: HashedObjectSource, signal?: AbortSignal): Promise<void> {
+    const sha256 = source.sha256 ?? (await hashObjectSource(source, signal));
+    await this.#call(name, () => this.#client.put(name, source, sha256, signal));
+  }
+
+  async get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    return (await this.#call(name, () => this.#client.get(name, range, signal))).stream;
+  }
+
+  async stat(name: string): Promise<PeerObjectInfo> {
+    return this.#call(name, () => this.#client.stat(name));
+  }
+
+  async *list(): AsyncGenerator<PeerObjectInfo> {
+    yield* this.#client.list();
+  }
+
+  /** The host keeps the object for its delete delay (readable meanwhile). */
+  async delete(name: string): Promise<void> {
+    await this.#call(name, () => this.#client.delete(name));
+  }
+
+  /** What this relative holds for us and grants us. */
+  async usage(): Promise<OwnerUsage> {
+    return this.#client.usage();
+  }
+
+  /** The libp2p node belongs to the caller; nothing to release here. */
+  async close(): Promise<void> {}
+
+  async #call<T>(name: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof RemoteObjectError)) throw err;
+      if (err.code === 'ENOOBJECT') throw new ObjectNotFoundError(`peer ${this.name}`, name);
+      if (err.code === 'EINTERNAL') throw err;
+      throw new PermanentTierError(`peer ${this.name}: ${err.message}`, { cause: err });
+    }
+  }
+}

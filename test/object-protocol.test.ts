@@ -1,0 +1,291 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Libp2p } from 'libp2p';
+import type { Stream } from '@libp2p/interface';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeFrame, encodeJsonFrame, MessageTooLargeError, StreamReader } from '../protocol/messages.ts';
+import { PROTOCOL } from '../protocol/object.ts';
+import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
+import { ObjectNotFoundError, PermanentTierError } from '../storage/tier/tier.ts';
+import { introduce, startHost, startNode, type TestHost } from './object-protocol.fixture.ts';
+
+const MiB = 1024 * 1024;
+const DAY = 24 * 60 * 60 * 1000;
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** An in-memory object source that records what each open() call read. */
+function memorySource(data: Buffer, options: { chunk?: number; sha256?: string } = {}): HashedObjectSource & { reads: { offset: number; bytes: number }[] } {
+  const chunk = options.chunk ?? 256 * 1024;
+  const reads: { offset: number; bytes: number }[] = [];
+  return {
+    size: data.byteLength,
+    sha256: options.sha256,
+    reads,
+    open(offset: number): Readable {
+      const read = { offset, bytes: 0 };
+      reads.push(read);
+      return Readable.from(
+        (function* () {
+          for (let at = offset; at < data.byteLength; at += chunk) {
+            const piece = data.subarray(at, Math.min(at + chunk, data.byteLength));
+            read.bytes += piece.byteLength;
+            yield piece;
+          }
+        })(),
+        { objectMode: false },
+      );
+    },
+  };
+}
+
+async function fileSize(path: string): Promise<number> {
+  return (await stat(path).catch(() => ({ size: -1 }))).size;
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+/** Resolve with the error a stream closes with (undefined for a clean close). */
+function closed(stream: Stream): Promise<Error | undefined> {
+  if (stream.status === 'reset' || stream.status === 'aborted') return Promise.resolve(new Error(stream.status));
+  return new Promise((resolve) => stream.addEventListener('close', (evt) => resolve(evt.error), { once: true }));
+}
+
+describe('/hearth/object/1 through PeerTier', () => {
+  let home: string;
+  let host: TestHost;
+  let owner: Libp2p;
+  let stranger: Libp2p;
+  let tier: PeerTier;
+  let now: number;
+  let quota: number;
+
+  beforeEach(async () => {
+    home = await mkdtemp(join(tmpdir(), 'hearth-object-'));
+    now = Date.UTC(2026, 10, 1);
+    quota = Infinity;
+    owner = await startNode(1);
+    stranger = await startNode(3);
+    host = await startHost(2, () => [owner.peerId], { home, quotaFor: () => quota, now: () => now });
+    await introduce(owner, host.node);
+    await introduce(stranger, host.node);
+    tier = new PeerTier({ name: 'grandma', peerId: host.node.peerId, node: owner });
+  });
+
+  afterEach(async () => {
+    await Promise.all([owner.stop(), stranger.stop(), host.stop()]);
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('round-trips multi-MB objects byte-exact: put, get, range, stat, list, delete', async () => {
+    const big = randomBytes(7 * MiB + 12345);
+    const small = randomBytes(1000);
+    const empty = Buffer.alloc(0);
+    await tier.put('aa11', memorySource(big));
+    await tier.put('bb22', memorySource(small, { sha256: sha256(small) }));
+    await tier.put('cc33', memorySource(empty));
+
+    expect(sha256(await buffer(await tier.get('aa11')))).toBe(sha256(big));
+    expect(await buffer(await tier.get('bb22'))).toEqual(small);
+    expect((await buffer(await tier.get('cc33'))).byteLength).toBe(0);
+    const range = { offset: 3 * MiB + 17, length: 2 * MiB + 5 };
+    expect((await buffer(await tier.get('aa11', range))).equals(big.subarray(range.offset, range.offset + range.length))).toBe(true);
+    // A range running past the end is cut at the end.
+    expect((await buffer(await tier.get('bb22', { offset: 900, length: 500 }))).equals(small.subarray(900))).toBe(true);
+
+    expect(await tier.stat('aa11')).toEqual({ name: 'aa11', size: big.byteLength });
+    expect(await collect(tier.list())).toEqual([
+      { name: 'aa11', size: big.byteLength },
+      { name: 'bb22', size: 1000 },
+      { name: 'cc33', size: 0 },
+    ]);
+    expect(existsSync(join(home, 'hosted', owner.peerId.toString(), 'objects', 'aa', 'aa11'))).toBe(true);
+    expect(await tier.usage()).toEqual({ used: big.byteLength + 1000, quota: Infinity, pendingDeletionBytes: 0 });
+
+    await expect(tier.stat('dd44')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(tier.get('dd44')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await tier.delete('dd44');
+  });
+
+  it('refuses a put over quota before any data flows and leaves nothing on disk', async () => {
+    quota = 5 * MiB;
+    const data = randomBytes(6 * MiB);
+    const source = memorySource(data);
+    const err = await tier.put('ee55', source).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentTierError);
+    expect((err as Error).message).toMatch(/quota/);
+    // Only the hashing pass read the source; open(offset) for sending never ran.
+    expect(source.reads).toEqual([{ offset: 0, bytes: data.byteLength }]);
+    expect(existsSync(join(home, 'hosted'))).toBe(false);
+
+    await tier.put('ee55', memorySource(data.subarray(0, 4 * MiB)));
+    const err2 = await tier.put('ff66', memorySource(data.subarray(0, 2 * MiB))).catch((e: unknown) => e);
+    expect((err2 as Error).message).toMatch(/needs 2097152 bytes .* 1048576 of its 5242880-byte quota left/);
+    expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
+  });
+
+  it("resets a stranger's stream", async () => {
+    const strangerTier = new PeerTier({ name: 'grandma', peerId: host.node.peerId, node: stranger });
+    await expect(strangerTier.stat('aa11')).rejects.toThrow();
+    await expect(strangerTier.put('aa11', memorySource(randomBytes(1000)))).rejects.toThrow();
+    expect(existsSync(join(home, 'hosted'))).toBe(false);
+    // The member is still served.
+    await tier.put('aa11', memorySource(randomBytes(1000)));
+  });
+
+  it('rejects an object whose bytes do not match the declared hash; nothing becomes visible', async () => {
+    const data = randomBytes(3 * MiB);
+    const err = await tier.put('ab12', memorySource(data, { sha256: sha256(randomBytes(8)) })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentTierError);
+    expect((err as Error).message).toMatch(/hash to [0-9a-f]{64} but the owner declared/);
+    await expect(tier.stat('ab12')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    expect(await collect(tier.list())).toEqual([]);
+    expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
+    expect((await tier.usage()).used).toBe(0);
+  });
+
+  it('resumes a put whose connection dropped midway, byte-exact', async () => {
+    const data = randomBytes(24 * MiB + 777);
+    const hash = sha256(data);
+    const dropAfter = 10 * MiB;
+    const first = memorySource(data, { sha256: hash, chunk: 64 * 1024 });
+    let hungUp: Promise<void> | undefined;
+    const dropping: HashedObjectSource = {
+      size: first.size,
+      sha256: hash,
+      open(offset) {
+        const inner = first.open(offset);
+        let sent = 0;
+        return Readable.from(
+          (async function* () {
+            for await (const chunk of inner) {
+              yield chunk as Buffer;
+              sent += (chunk as Buffer).byteLength;
+              // Close the whole connection from the owner's side.
+              if (sent >= dropAfter) hungUp ??= owner.hangUp(host.node.peerId);
+            }
+          })(),
+          { objectMode: false },
+        );
+      },
+    };
+    await expect(tier.put('abcd', dropping)).rejects.toThrow();
+    await hungUp;
+    await expect(tier.stat('abcd')).rejects.toBeInstanceOf(ObjectNotFoundError);
+
+    const second = memorySource(data, { sha256: hash });
+    await tier.put('abcd', second);
+    expect(second.reads).toHaveLength(1);
+    const resumedAt = second.reads[0].offset;
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(second.reads[0].bytes).toBe(data.byteLength - resumedAt);
+    expect(second.reads[0].bytes).toBeLessThan(data.byteLength);
+    expect(sha256(await buffer(await tier.get('abcd')))).toBe(hash);
+    expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
+  });
+
+  it('lets a new put take over from one whose owner went quiet, resuming from its bytes', async () => {
+    const data = randomBytes(8 * MiB);
+    const hash = sha256(data);
+    const quiet = Promise.withResolvers<void>();
+    const stalling: HashedObjectSource = {
+      size: data.byteLength,
+      sha256: hash,
+      open: (offset) =>
+        Readable.from(
+          (async function* () {
+            yield data.subarray(offset, offset + 2 * MiB);
+            await quiet.promise;
+          })(),
+          { objectMode: false },
+        ),
+    };
+    const first = tier.put('5a5a', stalling);
+    first.catch(() => {});
+    const partial = join(home, 'hosted', owner.peerId.toString(), 'partial', '5a5a');
+    for (let i = 0; i < 1000 && (await fileSize(partial)) < 2 * MiB; i++) await sleep(10);
+    expect(await fileSize(partial)).toBe(2 * MiB);
+
+    const second = memorySource(data, { sha256: hash });
+    await tier.put('5a5a', second);
+    expect(second.reads).toEqual([{ offset: 2 * MiB, bytes: 6 * MiB }]);
+    quiet.resolve();
+    await expect(first).rejects.toThrow();
+    expect(sha256(await buffer(await tier.get('5a5a')))).toBe(hash);
+  });
+
+  it('resets the stream on an oversized or malformed request and keeps serving', async () => {
+    await tier.put('aa11', memorySource(randomBytes(1000)));
+
+    const oversized = await owner.dialProtocol(host.node.peerId, PROTOCOL);
+    const oversizedClosed = closed(oversized);
+    // Only the length prefix of a 1 MiB message: the host must refuse it from the prefix alone.
+    oversized.send(encodeFrame(Buffer.alloc(1 * MiB)).subarray(0, 3));
+    expect(await oversizedClosed).toBeInstanceOf(Error);
+
+    for (const payload of [Buffer.from('{not json'), Buffer.from('[1,2]'), Buffer.from(JSON.stringify({ op: 'get', id: '../../etc' })), Buffer.from(JSON.stringify({ op: 'put', id: 'aa', size: -1, sha256: 'x' }))]) {
+      const stream = await owner.dialProtocol(host.node.peerId, PROTOCOL);
+      const done = closed(stream);
+      stream.send(encodeFrame(payload));
+      expect(await done).toBeInstanceOf(Error);
+    }
+
+    expect(await tier.stat('aa11')).toEqual({ name: 'aa11', size: 1000 });
+  });
+
+  it('delays deletes: still gettable and listed as pending until the delay passes, a put cancels', async () => {
+    const data = randomBytes(2 * MiB);
+    await tier.put('de01', memorySource(data));
+    await tier.put('de02', memorySource(data.subarray(0, 1000)));
+    await tier.delete('de01');
+    await tier.delete('de02');
+    const deleteAt = now + 30 * DAY;
+
+    expect((await buffer(await tier.get('de01'))).equals(data)).toBe(true);
+    expect(await tier.stat('de01')).toEqual({ name: 'de01', size: data.byteLength, deleteAt });
+    expect(await collect(tier.list())).toEqual([
+      { name: 'de01', size: data.byteLength, deleteAt },
+      { name: 'de02', size: 1000, deleteAt },
+    ]);
+    const ownerId = owner.peerId.toString();
+    expect(await host.store.pendingDeletions(ownerId)).toEqual([
+      { name: 'de01', size: data.byteLength, requestedAt: now, deleteAt },
+      { name: 'de02', size: 1000, requestedAt: now, deleteAt },
+    ]);
+    expect(await tier.usage()).toEqual({ used: data.byteLength + 1000, quota: Infinity, pendingDeletionBytes: data.byteLength + 1000 });
+
+    // Putting the object again keeps it.
+    await tier.put('de02', memorySource(data.subarray(0, 1000)));
+    expect(await tier.stat('de02')).toEqual({ name: 'de02', size: 1000 });
+
+    now += 30 * DAY - 1;
+    expect(await host.store.purgeExpired()).toEqual([]);
+    now += 1;
+    expect(await host.store.purgeExpired()).toEqual([{ owner: ownerId, name: 'de01', size: data.byteLength }]);
+    await expect(tier.get('de01')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    expect(await collect(tier.list())).toEqual([{ name: 'de02', size: 1000 }]);
+    expect(await host.store.pendingDeletions(ownerId)).toEqual([]);
+    expect((await tier.usage()).used).toBe(1000);
+  });
+
+  it('refuses a reply longer than the reader allows from its length prefix', async () => {
+    const stream = await owner.dialProtocol(host.node.peerId, PROTOCOL);
+    const reader = new StreamReader(stream);
+    stream.send(encodeJsonFrame({ op: 'stat', id: 'zz99' }, 100));
+    await expect(reader.readJson(10)).rejects.toBeInstanceOf(MessageTooLargeError);
+    reader.detach();
+    stream.abort(new Error('test finished'));
+  });
+});
