@@ -151,7 +151,7 @@ export const SESSION_OPS: Record<string, Op> = {
     const tiers = s.tiers();
     if (tiers.length === 0 && !ctx.family && (await FamilyRoster.open(s.paths.dir)).members().length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
     // With relatives, objects wait in the outbox until the daemon has sent them.
-    const hasFamily = ctx.family !== undefined || (await FamilyRoster.open(s.paths.dir)).members().length > 0;
+    const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress }, { pack: args.pack });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });

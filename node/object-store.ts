@@ -124,19 +124,26 @@ export class ObjectStore {
     });
   }
 
-  /** Remove an object from every place that holds it and mark it retired. */
-  async retire(id: string): Promise<void> {
+  /**
+   * Remove a staged blob whose content a volume now holds: delete it everywhere
+   * and mark it retired. Returns false, doing nothing, when that is not yet safe or
+   * possible here: with relatives (outbox set) the volume must first reach them, so
+   * the daemon's replicator retires it; and a blob placed somewhere this store
+   * cannot reach stays until that place can be asked.
+   */
+  async retire(id: string): Promise<boolean> {
+    if (this.outboxDir) return false;
     const placements = await this.catalog.placements(id);
+    const tiers = placements.map((p) => this.tiers.find((t) => t.name === p.target));
+    if (tiers.some((t) => t === undefined)) return false;
     const time = Date.now();
     const payloads: CatalogPayload[] = [];
-    for (const p of placements) {
-      const tier = this.tiers.find((t) => t.name === p.target);
-      if (!tier) continue;
-      await tier.delete(id);
+    for (const [i, p] of placements.entries()) {
+      await tiers[i]!.delete(id);
       payloads.push({ k: 'unplace', id, target: p.target, time });
     }
     payloads.push({ k: 'retire', id, time });
     await this.catalog.append(payloads);
+    return true;
   }
 }
-

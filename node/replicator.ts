@@ -18,6 +18,7 @@ import { deferredReadable } from './deferred-stream.ts';
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
+  retired: number;
   failed: Array<{ id?: string; peer: string; error: string }>;
   catalogPushed: Array<{ peer: string; head: number }>;
   pending: number;
@@ -87,7 +88,7 @@ export class Replicator {
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
-    const report: ReplicationReport = { placed: [], failed: [], catalogPushed: [], pending: 0 };
+    const report: ReplicationReport = { placed: [], retired: 0, failed: [], catalogPushed: [], pending: 0 };
     const members = this.o.roster.members();
     const online: FamilyMember[] = [];
     for (const m of members) if (await this.reach(m)) online.push(m);
@@ -120,6 +121,7 @@ export class Replicator {
       if (records.length >= 200) await this.o.catalog.append(records.splice(0));
     }
     if (records.length) await this.o.catalog.append(records);
+    await this.retireCovered(online, desired, report);
 
     for (const member of online) {
       try {
@@ -131,6 +133,43 @@ export class Replicator {
       }
     }
     return report;
+  }
+
+  /**
+   * Staged blobs whose content a volume holds at its required placements (every
+   * directory target and the desired number of relatives) are deleted where they
+   * are (relatives keep them for their delete delay) and retired. A blob at an
+   * offline relative keeps that placement until a later pass can ask it.
+   */
+  private async retireCovered(online: FamilyMember[], desired: number, report: ReplicationReport): Promise<void> {
+    const localTiers = this.o.localTiers();
+    const reachable = new Map<string, Tier>([...localTiers.map((t) => [t.name, t] as const), ...online.map((m) => [m.peerId, this.tierFor(m)] as const)]);
+    const placedEnough = (placements: PlacementRecord[]): boolean =>
+      localTiers.every((t) => placements.some((p) => p.target === t.name)) && placements.filter((p) => p.tier === 'peer').length >= desired;
+    const blobs: Array<ObjectSummary & { placements: PlacementRecord[] }> = [];
+    for await (const o of this.o.catalog.objects()) if (o.kind === 'blob') blobs.push(o);
+    for (const blob of blobs) {
+      const hash = (await this.o.catalog.object(blob.id))!.contents[0]!.hash;
+      const locations = await this.o.catalog.locate(hash);
+      if (!locations.some((l) => l.object.kind === 'volume' && placedEnough(l.placements))) continue;
+      const records: CatalogPayload[] = [];
+      for (const p of blob.placements) {
+        const tier = reachable.get(p.target);
+        if (!tier) continue;
+        try {
+          await tier.delete(blob.id);
+          records.push({ k: 'unplace', id: blob.id, target: p.target, time: Date.now() });
+        } catch (err) {
+          report.failed.push({ id: blob.id, peer: p.target, error: `delete: ${(err as Error).message}` });
+        }
+      }
+      if (records.length === blob.placements.length) {
+        records.push({ k: 'retire', id: blob.id, time: Date.now() });
+        report.retired++;
+      }
+      if (records.length) await this.o.catalog.append(records);
+      this.dropOutbox(blob.id);
+    }
   }
 
   /** Send an object's ciphertext from the cheapest local copy: the outbox, then a directory target. */

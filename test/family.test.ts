@@ -96,6 +96,22 @@ describe('a family of three homes', () => {
     for (const p of own) expect(p.bytesTheyStoreForUs).toBe(totalObjectBytes);
   });
 
+  it('a new file is staged as a blob at both relatives; once packed, the blob is retired and its deletion delayed by the hosts', async () => {
+    writeFile(library, 'new/today.jpg', 200_000, 78);
+    const staged = hearthJson(home('A'), ['backup']);
+    expect(staged.blobs.stored).toBe(1);
+    const blobPlacedTwice = () => hearthJson<any[]>(home('A'), ['objects']).some((o) => o.kind === 'blob' && o.placements.length === 2);
+    await eventually(blobPlacedTwice, 'the blob to reach both relatives');
+    const packed = hearthJson(home('A'), ['backup', '--pack']);
+    expect(packed.volumes).toHaveLength(1);
+    await eventually(() => hearthJson<any[]>(home('A'), ['objects']).every((o) => o.kind === 'volume' && o.placements.length === 2), 'the blob to be retired after the volume reached both relatives');
+    for (const relative of ['B', 'C']) {
+      const ann = hearthJson<any[]>(home(relative), ['peers']).find((p) => p.peerId === a.peerId);
+      expect(ann.pendingDeletions).toHaveLength(1);
+      expect(new Date(ann.pendingDeletions[0].deleteAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86400_000);
+    }
+  });
+
   it('after A is lost, a home recovered from its phrase rejoins through B and restores everything with C stopped', async () => {
     await eventually(() => {
       const held = hearthJson<any[]>(home('B'), ['peers']).find((p) => p.peerId === a.peerId).catalogRecordsWeHold;
