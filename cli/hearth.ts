@@ -229,6 +229,17 @@ peersCmd.command('rm <name>').description('unpair a relative (its copies are re-
 });
 
 program
+  .command('replicate')
+  .description('send objects and the catalog to relatives now (the daemon also does this on its own)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = (await ops.replicate(home(), createProgress({ json: Boolean(o.json) }))) as { placed: unknown[]; retired: number; pending: number; failed: Array<{ peer: string; error: string }> };
+    if (o.json) return printJson(r);
+    console.log(`placed ${r.placed.length} objects at relatives, retired ${r.retired} blobs; ${r.pending} objects still below policy`);
+    for (const f of r.failed) console.log(`failed: ${f.peer}: ${f.error}`);
+  });
+
+program
   .command('quickstart')
   .description('set up a home on defaults (if needed) and run a backup: ~/Pictures to ~/hearth-backup')
   .option('--source <dir>', 'folder to back up (default $HEARTH_SOURCE or ~/Pictures)')

@@ -1,0 +1,78 @@
+// The family part of `npm run bench`: the photo set backed up to one relative over
+// loopback, next to a bare libp2p stream of the same bytes in the same run; peak
+// RSS of both daemons; bytes a single-file restore transfers from the relative.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const HEARTH = join(repo, 'cli', 'hearth.ts');
+
+function hearth(home: string, args: string[]): any {
+  const r = spawnSync(process.execPath, [HEARTH, '--home', home, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`hearth ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function peakRssMb(d: RunningDaemon): number {
+  const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${d.process.pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export interface FamilyFigures {
+  transferMBps: number;
+  bareMBps: number;
+  ratio: number;
+  backupSeconds: number;
+  ownerRssMb: number;
+  hostRssMb: number;
+  singleFileBytes: number;
+  singleFileSize: number;
+}
+
+/**
+ * Owner A has a directory target, so after its backup the objects are read back
+ * from there for the transfer being measured: A pairs with B only then, and
+ * `hearth replicate` moves every object to B.
+ */
+export async function familyBench(photoDir: string, work: string): Promise<FamilyFigures> {
+  const a = join(work, 'family-A');
+  const b = join(work, 'family-B');
+  rmSync(a, { recursive: true, force: true });
+  rmSync(b, { recursive: true, force: true });
+  hearth(a, ['init']);
+  hearth(b, ['init']);
+  spawnSync(process.execPath, [HEARTH, '--home', a, 'source', 'add', photoDir]);
+  spawnSync(process.execPath, [HEARTH, '--home', a, 'target', 'add', 'dir', join(work, 'family-disk')]);
+  spawnSync(process.execPath, [HEARTH, '--home', a, 'config', 'set', 'replicate.interval', '1h']);
+  const da = await startDaemon(a);
+  const db = await startDaemon(b);
+  try {
+    let t = process.hrtime.bigint();
+    hearth(a, ['backup']);
+    const backupSeconds = Number(process.hrtime.bigint() - t) / 1e9;
+    const objects: any[] = hearth(a, ['objects']);
+    const bytes = objects.reduce((n, o) => n + o.size, 0);
+    const { code } = hearth(b, ['invite']);
+    hearth(a, ['join', code]);
+    t = process.hrtime.bigint();
+    const rep = hearth(a, ['replicate']);
+    const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+    if (rep.placed.length !== objects.length) throw new Error(`replicated ${rep.placed.length} of ${objects.length} objects: ${JSON.stringify(rep.failed)}`);
+    const bare = JSON.parse(spawnSync(process.execPath, [join(repo, 'test/bench/bare-stream.ts'), String(bytes)], { encoding: 'utf8' }).stdout);
+    const files: any[] = hearth(a, ['ls']);
+    const one = files.find((f) => f.type === 'file');
+    const single = hearth(a, ['restore', one.path, '--to', join(work, 'family-one'), '--from', `peer:${hearth(a, ['peers'])[0].name}`]);
+    const transferMBps = bytes / 1e6 / seconds;
+    const bareMBps = bare.bytes / 1e6 / bare.seconds;
+    return {
+      transferMBps, bareMBps, ratio: transferMBps / bareMBps, backupSeconds,
+      ownerRssMb: peakRssMb(da), hostRssMb: peakRssMb(db), singleFileBytes: single.bytesRead, singleFileSize: one.size,
+    };
+  } finally {
+    await Promise.all([da.stop(), db.stop()]);
+    for (const dir of [a, b, join(work, 'family-disk'), join(work, 'family-one')]) rmSync(dir, { recursive: true, force: true });
+  }
+}
