@@ -9,7 +9,8 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
 import type { ObjectSource, Tier } from '../storage/tier/tier.ts';
-import { PeerTier } from '../storage/tier/peer.ts';
+import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
+import { hashObjectSource } from '../protocol/object.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import type { Libp2p } from '@libp2p/interface';
 import type { FamilyMember, FamilyRoster } from './family.ts';
@@ -102,11 +103,14 @@ export class Replicator {
       // Placements at homes that left the family no longer count; record that.
       for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
       const held = new Set(atPeers.filter((p) => memberIds.has(p.target)).map((p) => p.target));
+      // The ciphertext's SHA-256, which hosts check before an object becomes visible, is computed once for all relatives.
+      let source: HashedObjectSource | undefined;
       for (const member of online) {
         if (held.size >= desired) break;
         if (held.has(member.peerId)) continue;
         try {
-          await this.put(member, object);
+          source ??= await this.sourceFor(object);
+          await this.tierFor(member).put(object.id, source);
           held.add(member.peerId);
           records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
           report.placed.push({ id: object.id, peer: member.name });
@@ -172,9 +176,8 @@ export class Replicator {
     }
   }
 
-  /** Send an object's ciphertext from the cheapest local copy: the outbox, then a directory target. */
-  private async put(member: FamilyMember, object: ObjectSummary & { placements: PlacementRecord[] }): Promise<void> {
-    const tier = this.tierFor(member);
+  /** An object's ciphertext from the cheapest local copy (the outbox, then a directory target), hashed. */
+  private async sourceFor(object: ObjectSummary & { placements: PlacementRecord[] }): Promise<HashedObjectSource> {
     const outbox = join(this.o.outboxDir, object.id);
     let source: ObjectSource;
     if (existsSync(outbox)) {
@@ -184,7 +187,7 @@ export class Replicator {
       if (!local) throw new Error('no local copy to send from (not in the outbox nor on a directory target)');
       source = { size: object.size, open: (offset) => deferredReadable(() => local.get(object.id, { offset, length: object.size - offset })) };
     }
-    await tier.put(object.id, source);
+    return { ...source, sha256: await hashObjectSource(source) };
   }
 
   private dropOutbox(id: string): void {
