@@ -4,6 +4,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
 import { parseDuration, parseSize } from './units.ts';
+import { checkWebhookUrl } from './alerts.ts';
+import { parseSchedule } from './scheduler.ts';
 
 export interface SourceConfig {
   name: string;
@@ -34,6 +36,24 @@ const sizeSetting = (def: string, describe: string): SettingSpec => ({ default: 
 
 const durationSetting = (def: string, describe: string): SettingSpec => ({ default: def, describe, check: (v) => void parseDuration(v) });
 
+const textSetting = (describe: string): SettingSpec => ({ default: '', describe, check: () => {} });
+
+function oneOf(key: string, values: string[]) {
+  return (v: string): void => {
+    if (!values.includes(v)) throw new Error(`${key} must be one of ${values.join(', ')}, got "${v}"`);
+  };
+}
+
+/** Empty, or addresses like a@b.org or "Name <a@b.org>", comma-separated. */
+function emailAddresses(key: string) {
+  return (v: string): void => {
+    if (v === '') return;
+    for (const address of v.split(',').map((a) => a.trim())) {
+      if (!/^(?:[^<>]*<[^@\s<>]+@[^@\s<>]+>|[^@\s<>]+@[^@\s<>]+)$/.test(address)) throw new Error(`${key} has "${address}", which is not an email address like name@example.org`);
+    }
+  };
+}
+
 function positiveInt(key: string) {
   return (v: string): void => {
     if (!/^\d+$/.test(v)) throw new Error(`${key} must be a whole number, got "${v}"`);
@@ -52,11 +72,35 @@ export const SETTINGS: Record<string, SettingSpec> = {
     },
   },
   'policy.peers': { default: '2', describe: 'copies of every object kept at relatives (all of them when fewer)', check: positiveInt('policy.peers') },
+  'policy.unreachableAfter': durationSetting('14d', 'a relative unreachable this long no longer counts towards policy.peers'),
   'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
   'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
   'replicate.interval': durationSetting('10m', 'how often the daemon retries replication to relatives'),
   name: { default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', check: () => {} },
   'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },
+  'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
+  'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
+  'alerts.email.to': { default: '', describe: 'where alert emails go (addresses, comma-separated); empty: no email', check: emailAddresses('alerts.email.to') },
+  'alerts.email.from': { default: '', describe: 'sender of alert emails (default: hearth@<host name>)', check: emailAddresses('alerts.email.from') },
+  'alerts.smtp.host': textSetting('mail server that sends alert emails'),
+  'alerts.smtp.port': {
+    default: '',
+    describe: 'mail server port (default: 587 with starttls, 465 with tls, 25 with none)',
+    check: (v) => {
+      if (v !== '' && !(/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535)) throw new Error(`alerts.smtp.port must be a port number (1-65535), got "${v}"`);
+    },
+  },
+  'alerts.smtp.tls': { default: 'starttls', describe: 'starttls (upgrade, required), tls (from the start) or none', check: oneOf('alerts.smtp.tls', ['starttls', 'tls', 'none']) },
+  'alerts.smtp.user': textSetting('mail server login; empty: no login'),
+  'alerts.smtp.pass': textSetting('mail server password'),
+  'alerts.smtp.ca': textSetting('PEM file of the certificate(s) to trust for a mail server with its own certificate; empty: the system\'s'),
+  'alerts.webhook': {
+    default: '',
+    describe: 'http(s) URL that receives alerts as a POST; empty: no webhook',
+    check: (v) => void (v === '' || checkWebhookUrl(v)),
+  },
+  'alerts.webhook.format': { default: 'json', describe: 'json (a document naming the problem, relative and objects) or ntfy (plain text with a Title header)', check: oneOf('alerts.webhook.format', ['json', 'ntfy']) },
+  'alerts.resolved': { default: 'on', describe: 'also tell the channels when a problem clears (on/off)', check: oneOf('alerts.resolved', ['on', 'off']) },
 };
 
 export class Config {

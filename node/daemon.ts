@@ -64,6 +64,7 @@ export class Daemon {
       outboxDir: this.session.paths.outbox,
       localTiers: () => this.session.tiers(),
       desiredCopies: () => Number(this.session.config.get('policy.peers')),
+      unreachableAfter: () => this.session.config.duration('policy.unreachableAfter'),
       log: this.log,
     });
   }

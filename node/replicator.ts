@@ -3,14 +3,15 @@
 // placements and carries out the difference, and keeps each relative's copy of the
 // catalog log up to date. It runs after every backup, when a relative connects,
 // and on a timer; a relative that is offline is simply tried again next time.
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { MerkleBuilder } from '../storage/merkle.ts';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
 import type { ObjectSource, Tier } from '../storage/tier/tier.ts';
 import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
-import { hashObjectSource } from '../protocol/object.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import type { Libp2p } from '@libp2p/interface';
 import type { FamilyMember, FamilyRoster } from './family.ts';
@@ -35,6 +36,8 @@ export interface ReplicatorOptions {
   /** Local tiers (directory targets) that may hold the ciphertext to send. */
   localTiers: () => Tier[];
   desiredCopies: () => number;
+  /** A relative not seen for this long no longer counts towards the policy (ms). */
+  unreachableAfter: () => number;
   log: (line: string) => void;
 }
 
@@ -94,6 +97,10 @@ export class Replicator {
     const online: FamilyMember[] = [];
     for (const m of members) if (await this.reach(m)) online.push(m);
     const memberIds = new Set(members.map((m) => m.peerId));
+    // Copies at a relative gone quiet for too long are kept but no longer trusted
+    // to meet the policy, so another relative gets one.
+    const now = Date.now();
+    const trusted = new Set(members.filter((m) => online.includes(m) || (m.lastSeen !== null && now - Date.parse(m.lastSeen) < this.o.unreachableAfter()) || (m.lastSeen === null && now - Date.parse(m.pairedAt) < this.o.unreachableAfter())).map((m) => m.peerId));
     const desired = Math.min(this.o.desiredCopies(), members.length);
 
     const records: CatalogPayload[] = [];
@@ -102,14 +109,15 @@ export class Replicator {
       const atPeers = object.placements.filter((p) => p.tier === 'peer');
       // Placements at homes that left the family no longer count; record that.
       for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
-      const held = new Set(atPeers.filter((p) => memberIds.has(p.target)).map((p) => p.target));
+      const held = new Set(atPeers.filter((p) => trusted.has(p.target)).map((p) => p.target));
+      const present = new Set(atPeers.map((p) => p.target));
       // The ciphertext's SHA-256, which hosts check before an object becomes visible, is computed once for all relatives.
       let source: HashedObjectSource | undefined;
       for (const member of online) {
         if (held.size >= desired) break;
-        if (held.has(member.peerId)) continue;
+        if (present.has(member.peerId)) continue;
         try {
-          source ??= await this.sourceFor(object);
+          source ??= await this.sourceFor(object, online);
           await this.tierFor(member).put(object.id, source);
           held.add(member.peerId);
           records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
@@ -176,18 +184,42 @@ export class Replicator {
     }
   }
 
-  /** An object's ciphertext from the cheapest local copy (the outbox, then a directory target), hashed. */
-  private async sourceFor(object: ObjectSummary & { placements: PlacementRecord[] }): Promise<HashedObjectSource> {
+  /**
+   * An object's ciphertext from the cheapest healthy copy: the outbox, a directory
+   * target, then another relative. It is read once to hash it (hosts check the
+   * SHA-256) and to recompute its Merkle root: a copy that does not match the root
+   * in the catalog is not spread further.
+   */
+  private async sourceFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): Promise<HashedObjectSource> {
+    const candidates: ObjectSource[] = [];
     const outbox = join(this.o.outboxDir, object.id);
-    let source: ObjectSource;
-    if (existsSync(outbox)) {
-      source = { size: object.size, open: (offset) => createReadStream(outbox, { start: offset, highWaterMark: 1 << 20 }) };
-    } else {
-      const local = this.o.localTiers().find((t) => object.placements.some((p) => p.target === t.name));
-      if (!local) throw new Error('no local copy to send from (not in the outbox nor on a directory target)');
-      source = { size: object.size, open: (offset) => deferredReadable(() => local.get(object.id, { offset, length: object.size - offset })) };
+    if (existsSync(outbox)) candidates.push({ size: object.size, open: (offset) => createReadStream(outbox, { start: offset, highWaterMark: 1 << 20 }) });
+    const holders: Tier[] = [
+      ...this.o.localTiers().filter((t) => object.placements.some((p) => p.target === t.name)),
+      ...online.filter((m) => object.placements.some((p) => p.target === m.peerId)).map((m) => this.tierFor(m)),
+    ];
+    for (const tier of holders) {
+      candidates.push({ size: object.size, open: (offset) => deferredReadable(() => tier.get(object.id, { offset, length: object.size - offset })) });
     }
-    return { ...source, sha256: await hashObjectSource(source) };
+    const problems: string[] = [];
+    for (const source of candidates) {
+      try {
+        const { sha256, merkleRoot } = await hashCiphertext(source, object.leafSize);
+        if (merkleRoot !== object.merkleRoot) throw new Error('copy does not match its Merkle root');
+        return { ...source, sha256 };
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    throw new Error(problems.length ? `no healthy copy to send from: ${problems.join('; ')}` : 'no copy to send from (not in the outbox, on a directory target, or at an online relative)');
+  }
+
+  /**
+   * A relative's copy failed an audit or its own scrub: forget that placement, so
+   * the next pass puts a good copy there (or elsewhere) again.
+   */
+  async markDamaged(id: string, peerId: string): Promise<void> {
+    await this.o.catalog.append([{ k: 'unplace', id, target: peerId, time: Date.now() }]);
   }
 
   private dropOutbox(id: string): void {
@@ -195,3 +227,16 @@ export class Replicator {
   }
 }
 
+
+async function hashCiphertext(source: ObjectSource, leafSize: number): Promise<{ sha256: string; merkleRoot: string }> {
+  const sha = createHash('sha256');
+  const merkle = new MerkleBuilder(leafSize);
+  let size = 0;
+  for await (const chunk of source.open(0)) {
+    sha.update(chunk as Buffer);
+    merkle.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  if (size !== source.size) throw new Error(`copy has ${size} bytes, expected ${source.size}`);
+  return { sha256: sha.digest('hex'), merkleRoot: merkle.digest() };
+}
