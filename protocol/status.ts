@@ -1,17 +1,24 @@
 // /hearth/status/1: a relative asks this home what it holds for them: the quota it
 // grants, the bytes it stores for them, deletions it is still delaying, its free
-// disk and its version. Shaped like js-libp2p's ping service: protocol id and
+// disk, its version, and the asker's objects its scrub found damaged. Shaped like js-libp2p's ping service: protocol id and
 // limits, handler and client side by side. The figures come from callbacks because
 // the host store belongs to another module. Wire format: docs/protocols.md.
 import { statfs } from 'node:fs/promises';
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface';
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal';
 import { asRecord, wholeNumber, jsonFrames, ProtocolMessageError } from './json-frames.ts';
+import { isValidObjectId } from '../storage/hoststore/host-store.ts';
 
 export const STATUS_PROTOCOL = '/hearth/status/1';
 
+/** Damaged ids in one answer; the rest follow as the owner repairs these. */
+export const MAX_DAMAGED_IN_STATUS = 1000;
+
 export const STATUS_LIMITS = {
+  /** The request; and the answer of a host that reports no damage. */
   maxMessageBytes: 1024,
+  /** The answer an asker accepts: room for MAX_DAMAGED_IN_STATUS ids of up to 128 characters. */
+  maxReplyBytes: 256 * 1024,
   timeoutMs: 10_000,
   maxInboundStreams: 4,
   maxOutboundStreams: 4,
@@ -27,6 +34,13 @@ export interface HostStatus {
   pendingDeletions: number;
   /** Free bytes on the host's disk. */
   freeBytes: number;
+  /**
+   * The asker's objects the host's scrub found damaged and that were not put again
+   * since (at most MAX_DAMAGED_IN_STATUS). Absent from hosts that do not scrub.
+   */
+  damaged?: string[];
+  /** How many damaged objects there are in all, when `damaged` is present. */
+  damagedTotal?: number;
 }
 
 /** Where the answers come from, for the peer asking. */
@@ -36,12 +50,15 @@ export interface StatusSource {
   storedBytesFor(peerId: string): Promise<number>;
   pendingDeletionsFor(peerId: string): Promise<number>;
   freeBytes(): Promise<number>;
+  /** Object ids of the asker's that the host's scrub found damaged (storage/hoststore/scrub.ts damagedFor). */
+  damagedFor?(peerId: string): Promise<string[]>;
 }
 
 export interface StatusServiceInit {
   source: StatusSource;
   timeoutMs?: number;
   maxMessageBytes?: number;
+  maxReplyBytes?: number;
   maxInboundStreams?: number;
   maxOutboundStreams?: number;
 }
@@ -57,6 +74,7 @@ export class StatusService implements Startable {
   private readonly source: StatusSource;
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
+  private readonly maxReplyBytes: number;
   private readonly maxInboundStreams: number;
   private readonly maxOutboundStreams: number;
 
@@ -65,6 +83,7 @@ export class StatusService implements Startable {
     this.source = init.source;
     this.timeoutMs = init.timeoutMs ?? STATUS_LIMITS.timeoutMs;
     this.maxMessageBytes = init.maxMessageBytes ?? STATUS_LIMITS.maxMessageBytes;
+    this.maxReplyBytes = init.maxReplyBytes ?? STATUS_LIMITS.maxReplyBytes;
     this.maxInboundStreams = init.maxInboundStreams ?? STATUS_LIMITS.maxInboundStreams;
     this.maxOutboundStreams = init.maxOutboundStreams ?? STATUS_LIMITS.maxOutboundStreams;
     this.handleStatus = this.handleStatus.bind(this);
@@ -89,7 +108,7 @@ export class StatusService implements Startable {
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const stream = await this.components.connectionManager.openStream(peer, this.protocol, { signal });
     try {
-      const frames = jsonFrames(stream, this.maxMessageBytes);
+      const frames = jsonFrames(stream, this.maxReplyBytes);
       await frames.write({}, signal);
       const status = parseStatus(await frames.read(signal));
       await stream.close({ signal });
@@ -106,12 +125,17 @@ export class StatusService implements Startable {
     try {
       const frames = jsonFrames(stream, this.maxMessageBytes);
       asRecord(await frames.read(signal), 'status request');
-      const [storedBytes, pendingDeletions, freeBytes] = await Promise.all([
+      const [storedBytes, pendingDeletions, freeBytes, damaged] = await Promise.all([
         this.source.storedBytesFor(asker),
         this.source.pendingDeletionsFor(asker),
         this.source.freeBytes(),
+        this.source.damagedFor?.(asker),
       ]);
       const status: HostStatus = { version: this.source.version, quotaBytes: this.source.quotaFor(asker), storedBytes, pendingDeletions, freeBytes };
+      if (damaged) {
+        status.damaged = damaged.slice(0, MAX_DAMAGED_IN_STATUS);
+        status.damagedTotal = damaged.length;
+      }
       await frames.write(status, signal);
       await stream.close({ signal });
     } catch (err) {
@@ -139,5 +163,17 @@ function parseStatus(value: unknown): HostStatus {
     storedBytes: wholeNumber(message.storedBytes, 'status reply: storedBytes'),
     pendingDeletions: wholeNumber(message.pendingDeletions, 'status reply: pendingDeletions'),
     freeBytes: wholeNumber(message.freeBytes, 'status reply: freeBytes'),
+    ...parseDamaged(message),
   };
+}
+
+function parseDamaged(message: Record<string, unknown>): Pick<HostStatus, 'damaged' | 'damagedTotal'> {
+  if (message.damaged === undefined) return {};
+  const damaged = message.damaged;
+  if (!Array.isArray(damaged) || damaged.length > MAX_DAMAGED_IN_STATUS || !damaged.every(isValidObjectId)) {
+    throw new ProtocolMessageError(`status reply: damaged must list at most ${MAX_DAMAGED_IN_STATUS} object ids`);
+  }
+  const damagedTotal = wholeNumber(message.damagedTotal, 'status reply: damagedTotal');
+  if (damagedTotal < damaged.length) throw new ProtocolMessageError('status reply: damagedTotal is smaller than the damaged list');
+  return { damaged, damagedTotal };
 }

@@ -6,11 +6,14 @@
 // An upload becomes visible only by a rename after its SHA-256 matched the
 // owner's declaration and its bytes were fsynced. Deletes are delayed so a
 // compromised home cannot wipe the family's copies of its data at once.
+// Each published object's verified SHA-256 is kept under hashes/ (kept-hash.ts)
+// for the scrub (scrub.ts).
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { forgetHash, keepHash } from './kept-hash.ts';
 
 export const DEFAULT_DELETE_DELAY = 30 * 24 * 60 * 60 * 1000;
 
@@ -105,6 +108,7 @@ interface ActiveUpload {
 
 export class HostStore {
   readonly deleteDelay: number;
+  readonly home: string;
   readonly #root: string;
   readonly #quotaFor: (owner: string) => number | Promise<number>;
   readonly #now: () => number;
@@ -113,6 +117,7 @@ export class HostStore {
   readonly #locks = new Map<string, Promise<void>>();
 
   constructor(options: HostStoreOptions) {
+    this.home = options.home;
     this.#root = join(options.home, 'hosted');
     this.#quotaFor = options.quotaFor;
     this.deleteDelay = options.deleteDelay ?? DEFAULT_DELETE_DELAY;
@@ -262,6 +267,7 @@ export class HostStore {
           const size = await fileSize(objectPath);
           if (size !== undefined) {
             await rm(objectPath, { force: true });
+            await forgetHash(this.home, owner, name);
             (await this.#account(owner)).objectBytes -= size;
             purged.push({ owner, name, size });
           }
@@ -283,6 +289,16 @@ export class HostStore {
     };
   }
 
+  /**
+   * The file holding a finished object, for readers that need positioned reads
+   * and its inode and mtime (the audit's Merkle index, merkle-index.ts). It may
+   * not exist; read-only use.
+   */
+  objectFile(owner: string, id: string): string {
+    this.#checkNames(owner, id);
+    return this.#objectPath(owner, id);
+  }
+
   /** Owners that have anything stored here. */
   async owners(): Promise<string[]> {
     return (await readdirIfExists(this.#root)).filter((name) => OWNER_PATTERN.test(name)).sort();
@@ -292,7 +308,7 @@ export class HostStore {
     const key = keyOf(owner, id);
     const partialPath = this.#partialPath(owner, id);
     const upload: Upload = new Upload({ owner, id, size, sha256, offset, handle, partialPath }, {
-      publish: () => this.#publish(owner, id, size, partialPath),
+      publish: () => this.#publish(owner, id, size, sha256, partialPath),
       keep: () => this.#exclusive(owner, id, () => rm(this.#markerPath(owner, id), { force: true })),
       discard: () => this.#exclusive(owner, id, () => this.#discardPartial(owner, id)),
       release: () => {
@@ -304,14 +320,17 @@ export class HostStore {
   }
 
   /** Make verified, synced bytes visible; a put of the object cancels its pending deletion. */
-  async #publish(owner: string, id: string, size: number, partialPath: string): Promise<void> {
+  async #publish(owner: string, id: string, size: number, sha256: string, partialPath: string): Promise<void> {
     await this.#exclusive(owner, id, async () => {
       const objectPath = this.#objectPath(owner, id);
       const replaced = (await fileSize(objectPath)) ?? 0;
       const shardDir = join(this.#ownerDir(owner), 'objects', id.slice(0, 2));
       await mkdir(shardDir, { recursive: true });
+      // Never an old hash beside new bytes: a scrub would call them damaged.
+      await forgetHash(this.home, owner, id);
       await rename(partialPath, objectPath);
       await syncDirectory(shardDir);
+      await keepHash(this.home, owner, id, { sha256, size }, 'replace');
       await rm(`${partialPath}.json`, { force: true });
       await rm(this.#markerPath(owner, id), { force: true });
       const account = await this.#account(owner);

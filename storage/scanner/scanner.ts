@@ -77,6 +77,11 @@ export interface ScanOptions {
   onProgress?: (progress: ScanProgress) => void;
   /** Called with a file's path just before it is read for hashing. */
   onHashStart?: (path: string) => void | Promise<void>;
+  /**
+   * False reads no file: new and changed files come without `hash` (and without
+   * `linkOf`), for reports that only compare metadata (node/drift.ts). Default true.
+   */
+  hash?: boolean;
   signal?: AbortSignal;
 }
 
@@ -276,7 +281,7 @@ class Walk {
 
   /** `previousHash` is set when the file is unchanged since the previous backup. */
   #fileEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
-    if (entry.nlink > 1) {
+    if (entry.nlink > 1 && this.#options.hash !== false) {
       const linkKey = `${entry.dev}:${entry.ino}`;
       const group = this.#links.get(linkKey);
       if (group) {
@@ -293,6 +298,7 @@ class Walk {
 
   #ownEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
     if (previousHash !== undefined) return { kind: 'unchanged', entry: { ...entry, hash: previousHash } };
+    if (this.#options.hash === false) return { kind, entry };
     return new PendingEvent(this.#hash(kind, entry, abs));
   }
 
