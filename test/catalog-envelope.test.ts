@@ -6,7 +6,9 @@ import {
   CatalogChainError, HEADER_BYTES, MAX_PAYLOAD_BYTES, ZERO_HASH,
   decodeEnvelope, decryptEnvelope, encodeEnvelope, envelopeHash, verifyEnvelopeAppend, type ChainHead,
 } from '../storage/catalog/envelope.ts';
-import { prepareRecords, type ObjectPayload } from '../storage/catalog/payloads.ts';
+import {
+  RECORD_TARGET_BYTES, groupIntoRecords, prepareEntries, recordEntries, recordPlaintext, type CatalogPayload, type ObjectPayload,
+} from '../storage/catalog/payloads.ts';
 
 const owner = deriveKeys(randomBytes(32));
 const stranger = deriveKeys(randomBytes(32));
@@ -125,10 +127,10 @@ describe('catalog envelope', () => {
     expect(() => decryptEnvelope(stranger.catalogKey, decodeEnvelope(bytes))).toThrow(/catalog key is wrong/);
   });
 
-  it('splits an object payload into records under the limit and refuses other oversized payloads', () => {
+  it('splits an object payload into entries under the limit and refuses other oversized payloads', () => {
     const contents = Array.from({ length: 20_000 }, (_, i) => ({ hash: createHash('sha256').update(String(i)).digest('hex'), offset: i * 4096, length: 4096 }));
     const volume: ObjectPayload = { k: 'object', id: 'v', kind: 'volume', name: 'v.iso', size: 1, plainSize: 1, merkleRoot: ZERO_HASH, leafSize: 1, contents, time: 1 };
-    const records = prepareRecords([volume]);
+    const records = prepareEntries([volume]);
     expect(records.length).toBeGreaterThan(1);
     for (const record of records) {
       expect(Buffer.byteLength(record.json)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
@@ -136,6 +138,31 @@ describe('catalog envelope', () => {
     }
     expect(records.map((r) => r.payload.k)).toEqual(['object', ...records.slice(1).map(() => 'contents')]);
     expect(records.flatMap((r) => (r.payload as { contents: unknown[] }).contents)).toEqual(contents);
-    expect(() => prepareRecords([{ k: 'run', run: 'x'.repeat(MAX_PAYLOAD_BYTES), phase: 'end', time: 1 }])).toThrow(/record limit/);
+    expect(() => prepareEntries([{ k: 'run', run: 'x'.repeat(MAX_PAYLOAD_BYTES), phase: 'end', time: 1 }])).toThrow(/record limit/);
+    // Each split entry is near the limit, so each is a record of its own.
+    expect(groupIntoRecords(records).map((r) => r.length)).toEqual(records.map(() => 1));
+  });
+
+  it('groups consecutive entries into records of at most the target size, and reads them back', () => {
+    const payloads: CatalogPayload[] = Array.from({ length: 2000 }, (_, i) => ({ k: 'run', run: `r${i}`, phase: 'start', time: i, stats: { note: 'é'.repeat(i % 50) } }));
+    const entries = prepareEntries(payloads);
+    const records = groupIntoRecords(entries);
+    expect(records.length).toBeGreaterThan(1);
+    expect(records.flat()).toEqual(entries);
+    for (const record of records) {
+      const plaintext = recordPlaintext(record);
+      expect(plaintext.length).toBeLessThanOrEqual(RECORD_TARGET_BYTES);
+      expect(recordEntries(plaintext)).toEqual(record.map((e) => ({ payload: e.payload, json: e.json })));
+    }
+    // A full record could not have taken its successor's first entry.
+    for (let i = 0; i + 1 < records.length; i++) {
+      expect(recordPlaintext([...records[i]!, records[i + 1]![0]!]).length).toBeGreaterThan(RECORD_TARGET_BYTES);
+    }
+    // One entry is stored as a plain object, as records always were; lone surrogates survive.
+    const raw = prepareEntries([{ k: 'delete', source: 's', path: 'caf\udce9', time: 1 }]);
+    expect(recordPlaintext(raw).toString()).toBe(raw[0]!.json);
+    expect(recordEntries(recordPlaintext([...raw, ...raw]))[1]!.payload).toEqual(raw[0]!.payload);
+    expect(() => recordEntries(Buffer.from('[]'))).toThrow(/empty/);
+    expect(() => recordEntries(Buffer.from('{"k":'))).toThrow();
   });
 });

@@ -192,7 +192,7 @@ describe('catalog queries', () => {
     const unpacked = async () => (await collect(catalog.unpacked())).map((u) => [u.hash, u.size]).sort();
     expect(await unpacked()).toEqual([[hashOf('alpha'), 5], [hashOf('beta'), 4]].sort());
     const beta = (await collect(catalog.unpacked())).find((u) => u.hash === hashOf('beta'));
-    expect(beta).toEqual({ hash: hashOf('beta'), size: 4, source: 'home', path: 'b' });
+    expect(beta).toEqual({ hash: hashOf('beta'), size: 4, source: 'home', path: 'b', file: file('b', 100, 'beta') });
 
     // A staged blob is not a volume: its content stays on the packer's list.
     await catalog.append([
@@ -394,6 +394,30 @@ describe('catalog integrity', () => {
     expect(result.error?.seq).toBe(7);
   });
 
+  it('keeps many payloads in one record, and names the record and entry of a bad payload', async () => {
+    const payloads = Array.from({ length: 600 }, (_, i) => file(`many/f${i}`, 10, `content ${i}`));
+    await catalog.append(payloads.slice(0, 2));
+    expect(catalog.head().seq).toBe(2);
+    await catalog.append(payloads.slice(2), { group: true });
+    const records = catalog.head().seq;
+    expect(records).toBeGreaterThan(1);
+    expect(records).toBeLessThan(20);
+    expect(catalog.stats().files.count).toBe(600);
+    expect(await catalog.verify()).toEqual({ ok: true, records });
+    // Two versions of one path in one record keep their order in the history.
+    await catalog.append([file('twice', 20, 'one'), file('twice', 20, 'two')], { group: true });
+    expect((await catalog.history('home', 'twice')).map((r) => r.k === 'file' && r.hash)).toEqual([hashOf('one'), hashOf('two')]);
+
+    await tamper(async (db) => {
+      const head = decodeEnvelope((await db.get(logKey(records + 1)))!);
+      const bad = JSON.stringify([file('ok', 30, 'ok'), { ...file('bad', 30, 'bad'), size: -1 }]);
+      await db.put(logKey(records + 1), encodeEnvelope(records + 1, head.prev, Buffer.from(bad), keys));
+    });
+    expect(await catalog.verify()).toMatchObject({
+      ok: false, records, error: { seq: records + 1, reason: expect.stringMatching(/record \d+ holds a bad payload in entry 2 of 2: file record has an invalid size/) },
+    });
+  });
+
   it('refuses to open with another identity', async () => {
     await tenRecords();
     await catalog.close();
@@ -452,8 +476,9 @@ describe('catalog integrity', () => {
 });
 
 describe('catalog crash safety', () => {
-  // The child appends rounds of PER_ROUND records that touch every index; each round
-  // is one append(), so after any kill the head must sit on a round boundary.
+  // The child appends rounds of PER_ROUND payloads that touch every index, 150 file
+  // versions and 20 deletions each, every other round grouped into shared records;
+  // each round is one append(), so after any kill the counters must show whole rounds.
   const PER_ROUND = 176;
   const childSource = (seedHex: string) => `
     import { createHash } from 'node:crypto';
@@ -463,7 +488,7 @@ describe('catalog crash safety', () => {
     const catalog = await Catalog.open(process.argv[2], deriveKeys(Buffer.from(${JSON.stringify(seedHex)}, 'hex')));
     const file = (path, content, time) => ({ k: 'file', source: 'home', path, type: 'file', size: content.length, mtimeMs: time,
       ctimeMs: time, ino: time, mode: 0o100644, uid: 1, gid: 1, hash: hashOf(content), time });
-    for (let round = catalog.head().seq / ${PER_ROUND}; round < 10000; round++) {
+    for (let round = catalog.stats().deletes / 20; round < 10000; round++) {
       const time = round * 10 + 10;
       const payloads = [];
       for (let i = 0; i < 150; i++) payloads.push(file('d' + (i % 10) + '/f' + ((round * 37 + i) % 400), 'c' + ((round * 150 + i) % 500), time));
@@ -477,7 +502,7 @@ describe('catalog crash safety', () => {
       payloads.push({ k: 'retire', id: 'blob-' + (round - 1), time });
       payloads.push({ k: 'unplace', id: 'blob-' + (round - 1), target: 'nas', time });
       if (payloads.length !== ${PER_ROUND}) throw new Error('round size changed');
-      await catalog.append(payloads);
+      await catalog.append(payloads, { group: round % 2 === 0 });
       process.stdout.write(catalog.head().seq + '\\n');
     }
   `;
@@ -516,9 +541,11 @@ describe('catalog crash safety', () => {
       catalog = await Catalog.open(dir, keys);
       const head = catalog.head();
       expect(head.seq).toBeGreaterThanOrEqual(committed);
-      expect(head.seq % PER_ROUND).toBe(0);
+      const rounds = catalog.stats().deletes / 20;
+      expect(Number.isInteger(rounds)).toBe(true);
+      expect(catalog.stats().versions.count).toBe(rounds * 150);
       expect(await catalog.verify()).toEqual({ ok: true, records: head.seq });
-      const times = Array.from({ length: 6 }, (_, i) => Math.round((head.seq / PER_ROUND) * 10 * (i / 5)) + 5);
+      const times = Array.from({ length: 6 }, (_, i) => Math.round(rounds * 10 * (i / 5)) + 5);
       const before = await answers(catalog, times);
       expect(before.stats.files.count).toBeGreaterThan(0);
       await catalog.rebuild();

@@ -18,7 +18,7 @@ import {
   latestKey, latestPrefix, logKey, objectKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
 } from './layout.ts';
 import {
-  payloadProblem, prepareRecords,
+  groupIntoRecords, payloadProblem, prepareEntries, recordEntries, recordPlaintext,
   type CatalogPayload, type DeleteRecord, type FileRecord, type ObjectRecord, type ObjectSummary, type PlacementRecord,
 } from './payloads.ts';
 
@@ -51,6 +51,8 @@ export interface UnpackedContent {
   /** One live version with this content, to read the bytes from. */
   source: string;
   path: string;
+  /** That version's record. */
+  file: FileRecord;
 }
 
 export interface CatalogStats extends IndexedStats {
@@ -66,9 +68,11 @@ export interface VerifyResult {
 }
 
 /** Bump when an index layout changes: open() then rebuilds the indexes from the log. */
-const INDEX_FORMAT = '1';
-/** Records per LevelDB batch when importing or rebuilding. */
-const CHUNK_RECORDS = 1000;
+const INDEX_FORMAT = '2';
+/** Live paths read at a time by unpacked(), and its versions fetched per getMany. */
+const PATH_WINDOW = 256;
+/** Entries per LevelDB batch when importing or rebuilding (whole records each time). */
+const CHUNK_ENTRIES = 1000;
 
 export class Catalog {
   private readonly db: CatalogDb;
@@ -120,19 +124,25 @@ export class Catalog {
     return { ...this.currentHead };
   }
 
-  /** Sign, encrypt and store the payloads as the next records, indexes included, in one batch. */
-  append(payloads: readonly CatalogPayload[]): Promise<void> {
+  /**
+   * Sign, encrypt and store the payloads as the next records, indexes included, in
+   * one batch. Each payload is a record of its own unless `group` is set: then
+   * consecutive payloads share records (groupIntoRecords), one signature each, which
+   * is what makes recording thousands of file versions cheap.
+   */
+  append(payloads: readonly CatalogPayload[], options: { group?: boolean } = {}): Promise<void> {
     return this.exclusive(async () => {
       if (payloads.length === 0) return;
-      const records = prepareRecords(payloads);
-      const first = this.currentHead.seq + 1;
-      const inputs = records.map((record, i): IndexInput => ({ seq: first + i, payload: record.payload, json: record.json }));
+      const inputs: IndexInput[] = [];
       const log: BatchOp[] = [];
       let head = this.currentHead;
-      for (const input of inputs) {
-        const bytes = encodeEnvelope(input.seq, head.hash, Buffer.from(input.json, 'utf8'), this.keys);
-        log.push({ type: 'put', key: logKey(input.seq), value: bytes });
-        head = { seq: input.seq, hash: envelopeHash(bytes) };
+      const prepared = prepareEntries(payloads);
+      for (const entries of options.group ? groupIntoRecords(prepared) : prepared.map((e) => [e])) {
+        const seq = head.seq + 1;
+        const bytes = encodeEnvelope(seq, head.hash, recordPlaintext(entries), this.keys);
+        entries.forEach((e, entry) => inputs.push({ seq, entry, payload: e.payload, json: e.json }));
+        log.push({ type: 'put', key: logKey(seq), value: bytes });
+        head = { seq, hash: envelopeHash(bytes) };
       }
       await this.commit(inputs, log, head);
     });
@@ -163,9 +173,9 @@ export class Catalog {
           continue;
         }
         head = verifyEnvelopeAppend(this.keys.ed25519Public, head, bytes);
-        inputs.push(this.openRecord(bytes));
+        inputs.push(...this.openRecord(bytes));
         log.push({ type: 'put', key: logKey(envelope.seq), value: bytes });
-        if (inputs.length >= CHUNK_RECORDS) {
+        if (inputs.length >= CHUNK_ENTRIES) {
           await this.commit(inputs, log, head);
           inputs = [];
           log = [];
@@ -188,9 +198,9 @@ export class Catalog {
         try {
           const envelope = decodeEnvelope(bytes);
           if (envelope.seq !== seq) return fail(seq, `the record stored as ${seq} says it is record ${envelope.seq}: records were moved`);
-          chain = verifyEnvelopeAppend(this.keys.ed25519Public, chain, bytes);
-          const problem = payloadProblem(JSON.parse(decryptEnvelope(this.keys.catalogKey, envelope).toString('utf8')), 'accept');
-          if (problem) return fail(seq, `record ${seq} holds a bad payload: ${problem}`);
+          const next = verifyEnvelopeAppend(this.keys.ed25519Public, chain, bytes);
+          this.openRecord(bytes);
+          chain = next;
         } catch (err) {
           return fail(seq, (err as Error).message);
         }
@@ -212,8 +222,8 @@ export class Catalog {
       this.indexedStats = emptyStats();
       let inputs: IndexInput[] = [];
       for await (const bytes of scanValues(this.db, logKey(0), Buffer.of(SPACE.log + 1))) {
-        inputs.push(this.openRecord(bytes));
-        if (inputs.length >= CHUNK_RECORDS) {
+        inputs.push(...this.openRecord(bytes));
+        if (inputs.length >= CHUNK_ENTRIES) {
           await this.commit(inputs, [], this.currentHead);
           inputs = [];
         }
@@ -348,20 +358,43 @@ export class Catalog {
 
   /**
    * Content of live versions that no volume holds yet, the packer's work list, each
-   * with one live version (source, path) whose file has those bytes.
+   * with one live version (source, path, and its record) whose file has those bytes.
    */
   async *unpacked(): AsyncIterable<UnpackedContent> {
+    // `u` and `r` both sort by hash, so one forward pass over each pairs them; `r` is
+    // read a window at a time and sought only when the next hash lies beyond the window,
+    // which is rare when most content is unpacked and cheap when little is.
     const paths = this.db.keys({ gte: Buffer.of(SPACE.livePaths), lt: Buffer.of(SPACE.livePaths + 1) });
+    let window: Buffer[] = [];
+    let at = 0;
+    let found: Array<Omit<UnpackedContent, 'file'>> = [];
+    const withVersions = async (): Promise<UnpackedContent[]> => {
+      const versions = await this.db.getMany(found.map((u) => latestKey(sourcePart(u.source), u.path)));
+      const out = found.map((u, i) => {
+        const version = versions[i];
+        if (!version) throw new Error(`catalog index damaged: live path ${u.source}/${u.path} has no current version; run rebuild`);
+        return { ...u, file: parseJson<FileRecord>(version) };
+      });
+      found = [];
+      return out;
+    };
     try {
       for await (const [key, value] of scan(this.db, Buffer.of(SPACE.unpacked), Buffer.of(SPACE.unpacked + 1))) {
         const prefix = Buffer.concat([Buffer.of(SPACE.livePaths), key.subarray(1)]);
-        paths.seek(prefix);
-        const pathKey = await paths.next();
+        while (at < window.length && Buffer.compare(window[at]!, prefix) < 0) at++;
+        if (at === window.length) {
+          paths.seek(prefix);
+          window = await paths.nextv(PATH_WINDOW);
+          at = 0;
+        }
+        const pathKey = window[at];
         if (!pathKey || !pathKey.subarray(0, prefix.length).equals(prefix)) {
           throw new Error(`catalog index damaged: unpacked content ${key.toString('hex', 1)} has no live path; run rebuild`);
         }
-        yield { hash: key.toString('hex', 1), size: readU64(value, 0), ...decodeLivePathKey(pathKey) };
+        found.push({ hash: key.toString('hex', 1), size: readU64(value, 0), ...decodeLivePathKey(pathKey) });
+        if (found.length >= PATH_WINDOW) yield* await withVersions();
       }
+      if (found.length > 0) yield* await withVersions();
     } finally {
       await paths.close();
     }
@@ -393,21 +426,25 @@ export class Catalog {
     this.indexedStats = batch.stats;
   }
 
-  /** Decrypt a stored or imported record into what the indexes need. */
-  private openRecord(bytes: Buffer): IndexInput {
+  /** Decrypt a stored or imported record into what the indexes need, one input per entry. */
+  private openRecord(bytes: Buffer): IndexInput[] {
     const envelope = decodeEnvelope(bytes);
-    const json = decryptEnvelope(this.keys.catalogKey, envelope).toString('utf8');
-    let payload: unknown;
+    const { seq } = envelope;
+    const plaintext = decryptEnvelope(this.keys.catalogKey, envelope);
+    let entries: ReturnType<typeof recordEntries>;
     try {
-      payload = JSON.parse(json);
+      entries = recordEntries(plaintext);
     } catch {
-      throw new Error(`catalog record ${envelope.seq} does not hold JSON: the log is damaged`);
+      throw new Error(`catalog record ${seq} does not hold JSON entries: the log is damaged`);
     }
-    const problem = payloadProblem(payload, 'accept');
-    if (problem) {
-      throw new Error(`catalog record ${envelope.seq} holds a bad payload: ${problem}`);
-    }
-    return { seq: envelope.seq, payload: payload as { k: string }, json };
+    return entries.map(({ payload, json }, entry) => {
+      const problem = payloadProblem(payload, 'accept');
+      if (problem) {
+        const which = entries.length > 1 ? ` in entry ${entry + 1} of ${entries.length}` : '';
+        throw new Error(`catalog record ${seq} holds a bad payload${which}: ${problem}`);
+      }
+      return { seq, entry, payload: payload as { k: string }, json };
+    });
   }
 
   private async checkHeld(seq: number, bytes: Buffer): Promise<void> {

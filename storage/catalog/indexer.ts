@@ -46,6 +46,8 @@ export function emptyStats(): IndexedStats {
 
 export interface IndexInput {
   seq: number;
+  /** The payload's place among its record's entries. */
+  entry: number;
   payload: CatalogPayload | { k: string };
   /** The payload's JSON as stored in the record. */
   json: string;
@@ -136,13 +138,12 @@ export class IndexBatch {
 
   apply(record: IndexInput): void {
     const payload = record.payload as CatalogPayload;
-    const { seq } = record;
     switch (payload.k) {
       case 'file':
-        this.applyPathEvent(payload.source, payload.path, payload.time, seq, record.json, payload);
+        this.applyPathEvent(payload.source, payload.path, payload.time, record, payload);
         break;
       case 'delete':
-        this.applyPathEvent(payload.source, payload.path, payload.time, seq, record.json, undefined);
+        this.applyPathEvent(payload.source, payload.path, payload.time, record, undefined);
         break;
       case 'object': {
         if (this.getObject(payload.id)) this.unindexObject(payload.id);
@@ -281,15 +282,15 @@ export class IndexBatch {
   }
 
   /** A new version (file) or a deletion (no file) of one path. */
-  private applyPathEvent(source: string, path: string, time: number, seq: number, json: string, file: FilePayload | undefined): void {
+  private applyPathEvent(source: string, path: string, time: number, record: IndexInput, file: FilePayload | undefined): void {
     const src = sourcePart(source);
     const sKey = sourceKey(source);
     if (!this.get(sKey)) {
       this.put(sKey, Buffer.alloc(0));
       this.stats.sources++;
     }
-    const value = Buffer.from(json, 'utf8');
-    this.put(historyKey(src, path, time, seq), value);
+    const value = Buffer.from(record.json, 'utf8');
+    this.put(historyKey(src, path, time, record.seq, record.entry), value);
     const lKey = latestKey(src, path);
     const previous = this.get(lKey);
     if (previous) {

@@ -7,7 +7,7 @@ export const SPACE = {
   log: 0x65, // e seq -> envelope
   source: 0x73, // s source -> ''
   latest: 0x6c, // l source pathKey -> FileRecord
-  history: 0x68, // h source esc(pathKey) 00 time seq -> FileRecord | DeleteRecord
+  history: 0x68, // h source esc(pathKey) 00 time seq entry -> FileRecord | DeleteRecord
   object: 0x6f, // o id -> ObjectSummary
   objectContents: 0x78, // x id index -> hash offset length
   content: 0x63, // c hash id index -> offset length
@@ -120,8 +120,9 @@ export function latestPrefix(source: string): Buffer {
   return Buffer.concat([Buffer.of(SPACE.latest), sourcePart(source)]);
 }
 
-export function historyKey(sourceBytes: Buffer, path: string, time: number, seq: number): Buffer {
-  return Buffer.concat([historyPathPrefix(sourceBytes, path), Buffer.of(0), u64(time), u64(seq)]);
+/** `entry` is the payload's place in its record: one record may hold two events of a path. */
+export function historyKey(sourceBytes: Buffer, path: string, time: number, seq: number, entry: number): Buffer {
+  return Buffer.concat([historyPathPrefix(sourceBytes, path), Buffer.of(0), u64(time), u64(seq), u32(entry)]);
 }
 
 /** Key bytes shared by every event of one path: up to, not including, the 00 terminator. */
@@ -129,11 +130,11 @@ export function historyPathPrefix(sourceBytes: Buffer, path: string): Buffer {
   return Buffer.concat([Buffer.of(SPACE.history), sourceBytes, escapePathKey(pathSortKey(path))]);
 }
 
-/** time and seq sit in the last 16 bytes of a history key, after the terminator. */
-export const HISTORY_SUFFIX_BYTES = 17;
+/** time, seq and entry sit in the last 20 bytes of a history key, after the terminator. */
+export const HISTORY_SUFFIX_BYTES = 21;
 
 export function historyTime(key: Buffer): number {
-  return readU64(key, key.length - 16);
+  return readU64(key, key.length - 20);
 }
 
 export function livePathKey(hash: Buffer, sourceBytes: Buffer, path: string): Buffer {

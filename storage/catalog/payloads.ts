@@ -165,19 +165,19 @@ export function payloadProblem(payload: unknown, unknownKinds: 'refuse' | 'accep
   return null;
 }
 
-export interface PreparedRecord {
+export interface PreparedEntry {
   payload: CatalogPayload;
-  /** The payload's JSON, exactly the bytes the record encrypts. */
+  /** The payload's JSON, exactly the bytes the record holds for it. */
   json: string;
 }
 
 /**
- * The payloads as records of at most MAX_PAYLOAD_BYTES each: an object whose ranges
- * do not fit becomes an `object` record with the first ranges and `contents` records
+ * The payloads as entries of at most MAX_PAYLOAD_BYTES each: an object whose ranges
+ * do not fit becomes an `object` entry with the first ranges and `contents` entries
  * with the rest. Anything else that does not fit is an error.
  */
-export function prepareRecords(payloads: readonly CatalogPayload[]): PreparedRecord[] {
-  const out: PreparedRecord[] = [];
+export function prepareEntries(payloads: readonly CatalogPayload[]): PreparedEntry[] {
+  const out: PreparedEntry[] = [];
   payloads.forEach((payload, i) => {
     const problem = payloadProblem(payload);
     if (problem) throw new Error(`catalog append: payload ${i}: ${problem}`);
@@ -189,7 +189,56 @@ export function prepareRecords(payloads: readonly CatalogPayload[]): PreparedRec
   return out;
 }
 
-function splitObject(payload: ObjectPayload): PreparedRecord[] {
+/**
+ * A record aims to hold this much plaintext. One signature and one AEAD then cover
+ * a few hundred file versions (signing each alone cost more than indexing it), and a
+ * damaged record still names a small group of entries.
+ */
+export const RECORD_TARGET_BYTES = 64 * 1024;
+
+/**
+ * Consecutive entries grouped into records: each record's plaintext stays within
+ * RECORD_TARGET_BYTES, except a record holding one larger entry alone.
+ */
+export function groupIntoRecords(entries: readonly PreparedEntry[]): PreparedEntry[][] {
+  const records: PreparedEntry[][] = [];
+  let current: PreparedEntry[] = [];
+  // The array's brackets, and a comma after each entry but the last.
+  let bytes = 1;
+  for (const entry of entries) {
+    const size = Buffer.byteLength(entry.json) + 1;
+    if (current.length > 0 && bytes + size > RECORD_TARGET_BYTES) {
+      records.push(current);
+      current = [];
+      bytes = 1;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length > 0) records.push(current);
+  return records;
+}
+
+/** A record's plaintext: its one entry's JSON object, or a JSON array of its entries. */
+export function recordPlaintext(entries: readonly PreparedEntry[]): Buffer {
+  if (entries.length === 1) return Buffer.from(entries[0]!.json, 'utf8');
+  return Buffer.from(`[${entries.map((e) => e.json).join(',')}]`, 'utf8');
+}
+
+/**
+ * The entries of a decrypted record with each one's JSON text. Throws when the
+ * plaintext is not JSON or is an empty array; entries are checked by the caller.
+ */
+export function recordEntries(plaintext: Buffer): Array<{ payload: unknown; json: string }> {
+  const text = plaintext.toString('utf8');
+  const parsed: unknown = JSON.parse(text);
+  if (!Array.isArray(parsed)) return [{ payload: parsed, json: text }];
+  if (parsed.length === 0) throw new Error('an empty list of entries');
+  // Re-serialising gives back the text append() wrote: it came from JSON.stringify too.
+  return parsed.map((payload) => ({ payload, json: JSON.stringify(payload) }));
+}
+
+function splitObject(payload: ObjectPayload): PreparedEntry[] {
   const { contents, ...fields } = payload;
   const chunks: ContentRange[][] = [];
   // Every record is its fields plus `"contents":[...]`; count each range's JSON and comma.

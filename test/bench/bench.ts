@@ -5,7 +5,8 @@
 //   photo set:  1,000 x 2 MB + 20 x 30 MB random files (2.6 GB)
 //   small set:  100,000 x 4 KiB files
 // Data sets are cached in bench-data/ (git-ignored); HEARTH_BENCH_SMALL=1 uses a
-// tenth of each set for a quick look.
+// tenth of each set for a quick look; HEARTH_BENCH_ONLY=photos,small (any of
+// tools, photos, small, restic) runs only those parts, to iterate on one figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,8 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dataDir = join(repo, 'bench-data');
 const scale = process.env.HEARTH_BENCH_SMALL ? 0.1 : 1;
 const HEARTH = join(repo, 'cli', 'hearth.ts');
+const only = process.env.HEARTH_BENCH_ONLY?.split(',').map((p) => p.trim());
+const part = (name: string) => !only || only.includes(name);
 
 interface Run {
   seconds: number;
@@ -155,29 +158,34 @@ async function main(): Promise<void> {
   const small = buildSmallSet(smallDir);
   console.log(`photo set: ${photos.files} files, ${fmt(photos.bytes / 1e9, 2)} GB; small set: ${small.files} files\n`);
 
-  const sha = await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | sha256sum`]);
-  const age = await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | age -r age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p > /dev/null`]);
-  const hp = await hearthBackup('photos', photoDir, work);
-  const rp = await resticBackup('photos', photoDir, work);
-  const hs = await hearthBackup('small', smallDir, work);
-  const rs = await resticBackup('small', smallDir, work);
+  const tools = part('tools');
+  const sha = tools ? await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | sha256sum`]) : undefined;
+  const age = tools ? await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | age -r age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p > /dev/null`]) : undefined;
+  const hp = part('photos') ? await hearthBackup('photos', photoDir, work) : undefined;
+  const rp = part('photos') && part('restic') ? await resticBackup('photos', photoDir, work) : undefined;
+  const hs = part('small') ? await hearthBackup('small', smallDir, work) : undefined;
+  const rs = part('small') && part('restic') ? await resticBackup('small', smallDir, work) : undefined;
 
+  // A part that did not run leaves its cells empty.
+  const cell = (value: number | undefined, digits = 1) => (value === undefined || !Number.isFinite(value) ? '' : fmt(value, digits));
+  const ratio = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? '' : fmt(value, 2) + 'x');
+  const s = (r: Run | undefined) => r?.seconds ?? NaN;
   const rows: string[][] = [
     ['measure', 'hearth', 'reference', 'ratio', 'target'],
-    ['sha256sum of photo set (MB/s)', '', fmt(mbps(photos.bytes, sha.seconds)), '', ''],
-    ['age -r of photo set (MB/s)', '', fmt(mbps(photos.bytes, age.seconds)), '', ''],
-    ['full backup, photo set (MB/s) vs restic', fmt(mbps(photos.bytes, hp.first.seconds)), fmt(mbps(photos.bytes, rp.first.seconds)), fmt(rp.first.seconds / hp.first.seconds, 2) + 'x', '>= 2.0x'],
-    ['  hearth vs sha256sum / age throughput', '', '', `${fmt(sha.seconds / hp.first.seconds, 2)}x / ${fmt(age.seconds / hp.first.seconds, 2)}x`, ''],
-    ['no-change run, photo set (s)', fmt(hp.second.seconds, 2), fmt(rp.second.seconds, 2), fmt(rp.second.seconds / hp.second.seconds, 2) + 'x', ''],
-    ['full backup, small set (files/s)', fmt(small.files / hs.first.seconds, 0), fmt(small.files / rs.first.seconds, 0), fmt(rs.first.seconds / hs.first.seconds, 2) + 'x', ''],
-    ['no-change run, small set (files/s)', fmt(small.files / hs.second.seconds, 0), fmt(small.files / rs.second.seconds, 0), fmt(rs.second.seconds / hs.second.seconds, 2) + 'x', '>= 4x'],
-    ['peak RSS, photo backup (MB)', fmt(hp.first.peakRssMb, 0), fmt(rp.first.peakRssMb, 0), '', '<= 200'],
-    ['peak RSS, small-set backup (MB)', fmt(hs.first.peakRssMb, 0), fmt(rs.first.peakRssMb, 0), '', '<= 200'],
-    ['peak RSS, no-change small set (MB)', fmt(hs.second.peakRssMb, 0), fmt(rs.second.peakRssMb, 0), '', '<= 200'],
+    ['sha256sum of photo set (MB/s)', '', cell(mbps(photos.bytes, s(sha))), '', ''],
+    ['age -r of photo set (MB/s)', '', cell(mbps(photos.bytes, s(age))), '', ''],
+    ['full backup, photo set (MB/s) vs restic', cell(mbps(photos.bytes, s(hp?.first))), cell(mbps(photos.bytes, s(rp?.first))), ratio(s(rp?.first) / s(hp?.first)), '>= 2.0x'],
+    ['  hearth vs sha256sum / age throughput', '', '', tools && hp ? `${fmt(s(sha) / s(hp.first), 2)}x / ${fmt(s(age) / s(hp.first), 2)}x` : '', ''],
+    ['no-change run, photo set (s)', cell(hp?.second.seconds, 2), cell(rp?.second.seconds, 2), ratio(s(rp?.second) / s(hp?.second)), ''],
+    ['full backup, small set (files/s)', cell(small.files / s(hs?.first), 0), cell(small.files / s(rs?.first), 0), ratio(s(rs?.first) / s(hs?.first)), ''],
+    ['no-change run, small set (files/s)', cell(small.files / s(hs?.second), 0), cell(small.files / s(rs?.second), 0), ratio(s(rs?.second) / s(hs?.second)), '>= 4x'],
+    ['peak RSS, photo backup (MB)', cell(hp?.first.peakRssMb, 0), cell(rp?.first.peakRssMb, 0), '', '<= 200'],
+    ['peak RSS, small-set backup (MB)', cell(hs?.first.peakRssMb, 0), cell(rs?.first.peakRssMb, 0), '', '<= 200'],
+    ['peak RSS, no-change small set (MB)', cell(hs?.second.peakRssMb, 0), cell(rs?.second.peakRssMb, 0), '', '<= 200'],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
-  console.log(`\nhearth photo backup: ${hp.report.volumes.length} volumes, ${hp.report.blobs.stored} blobs`);
+  if (hp) console.log(`\nhearth photo backup: ${hp.report.volumes.length} volumes, ${hp.report.blobs.stored} blobs`);
   rmSync(work, { recursive: true, force: true });
 }
 
