@@ -2,6 +2,7 @@
 import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
 import type { LsEntry, ObjectEntry } from '../node/commands.ts';
+import type { SourceDrift } from '../node/drift.ts';
 import { formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
 
@@ -59,4 +60,21 @@ export function printPeers(list: Array<Record<string, unknown>>): void {
     ]),
     ['NAME', 'STATE', 'LAST SEEN', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
   );
+}
+
+export function printDrift(list: SourceDrift[]): void {
+  const day = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().slice(0, 10) : '-');
+  printTable(
+    list.map((d) => [
+      d.source,
+      d.unavailable ? `unavailable: ${d.unavailable}` : `${d.local!.files} files, ${formatSize(d.local!.bytes)}, newest ${day(d.local!.newestMtime)}`,
+      `${d.backup.files} files, ${formatSize(d.backup.bytes)}, newest ${day(d.backup.newestMtime)}, at ${day(d.backup.lastBackupAt)}`,
+      `${d.counts.changed} changed, ${d.counts.missing} missing, ${d.counts.new} new`,
+    ]),
+    ['SOURCE', 'LOCAL', 'LATEST BACKUP', 'DRIFT'],
+  );
+  for (const d of list) {
+    for (const p of d.changed) console.log(`changed: ${d.source}/${displayPath(p)}`);
+    for (const p of d.missing) console.log(`missing: ${d.source}/${displayPath(p)}`);
+  }
 }

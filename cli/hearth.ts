@@ -6,7 +6,8 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printBackup, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { printBackup, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { formatSize } from '../node/units.ts';
 
 const program = new Command();
 program
@@ -227,6 +228,29 @@ peersCmd.command('rm <name>').description('unpair a relative (its copies are re-
   const r = await ops.removePeer(home(), name);
   console.log(`removed ${r.removed} (${r.peerId})`);
 });
+
+program
+  .command('scrub')
+  .description('re-hash every object this home keeps for relatives; damage is reported to their owners')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = (await ops.scrub(home(), createProgress({ json: Boolean(o.json) }))) as { objects: number; bytes: number; owners: Array<{ owner: string; damaged: Array<{ id: string; reason: string }> }> };
+    const damaged = r.owners.flatMap((w) => w.damaged.map((d) => ({ ...d, owner: w.owner })));
+    if (damaged.length) process.exitCode = 3;
+    if (o.json) return printJson(r);
+    console.log(`scrubbed ${r.objects} objects (${formatSize(r.bytes)}): ${damaged.length ? `${damaged.length} damaged` : 'all intact'}`);
+    for (const d of damaged) console.log(`damaged: ${d.id} of ${d.owner} (${d.reason})`);
+  });
+
+program
+  .command('drift')
+  .description('per source: local files against the latest backup, and what changed or vanished since')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = await ops.drift(home());
+    if (o.json) printJson(r);
+    else printDrift(r);
+  });
 
 program
   .command('replicate')

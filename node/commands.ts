@@ -8,6 +8,10 @@ import type { Tier } from '../storage/tier/tier.ts';
 import { callControl, connectControl } from './control.ts';
 import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { HomeSession } from './session.ts';
+import { HostStore } from '../storage/hoststore/host-store.ts';
+import { scrubHostStore } from '../storage/hoststore/scrub.ts';
+import { DEFAULT_IGNORES } from '../storage/scanner/scanner.ts';
+import { driftReport, type SourceDrift } from './drift.ts';
 import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
@@ -206,6 +210,20 @@ export const SESSION_OPS: Record<string, Op> = {
 
   'catalog-verify': (ctx) => ctx.session.catalog.verify(),
 
+  /** Re-hash every object this home keeps for relatives; damage reaches each owner through /hearth/status/1. */
+  async scrub(ctx) {
+    const store = new HostStore({ home: ctx.session.paths.dir, quotaFor: () => 0 });
+    const report = await scrubHostStore(store, {
+      onProgress: (p) => ctx.progress.update({ phase: `scrubbing ${p.owner.slice(-8)}`, files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
+    });
+    return report;
+  },
+
+  async drift(ctx) {
+    const s = ctx.session;
+    return driftReport({ catalog: s.catalog, sources: s.config.data.sources, ignore: s.config.ignorePatterns(DEFAULT_IGNORES) });
+  },
+
   async 'catalog-rebuild'(ctx) {
     await ctx.session.catalog.rebuild();
     return { records: ctx.session.catalog.head().seq };
@@ -294,3 +312,5 @@ export const join = (dir: string, code: string, options: { name?: string; quota?
 export const peers = (dir: string) => runOp<Array<Record<string, unknown>>>(dir, 'peers', {});
 export const removePeer = (dir: string, name: string) => runOp<{ removed: string; peerId: string }>(dir, 'peers-rm', { name });
 export const replicate = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'replicate', {}, progress);
+export const scrub = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'scrub', {}, progress);
+export const drift = (dir: string) => runOp<SourceDrift[]>(dir, 'drift', {});

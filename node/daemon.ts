@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { HostStore } from '../storage/hoststore/host-store.ts';
+import { damagedFor } from '../storage/hoststore/scrub.ts';
 import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
 import { pairService, type PairService } from '../protocol/pair.ts';
 import { statusService, freeBytesAt, type StatusService } from '../protocol/status.ts';
@@ -61,6 +62,7 @@ export class Daemon {
       roster: this.roster,
       catalog: this.session.catalog,
       catalogSync: this.host.services.catalog,
+      damagedAt: async (peerId) => (await this.host.services.status.query(peerIdFromString(peerId), { signal: AbortSignal.timeout(10_000) })).damaged ?? [],
       outboxDir: this.session.paths.outbox,
       localTiers: () => this.session.tiers(),
       desiredCopies: () => Number(this.session.config.get('policy.peers')),
@@ -98,6 +100,7 @@ export class Daemon {
               storedBytesFor: async (peer) => (await hostStore.usage(peer)).used,
               pendingDeletionsFor: async (peer) => (await hostStore.pendingDeletions(peer)).length,
               freeBytes: () => freeBytesAt(session.paths.dir),
+              damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
           object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()) }),

@@ -20,6 +20,8 @@ import { deferredReadable } from './deferred-stream.ts';
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
+  /** Placements found bad (scrub, audit) and sent again in this pass. */
+  repaired: Array<{ id: string; peer: string; reason: string }>;
   retired: number;
   failed: Array<{ id?: string; peer: string; error: string }>;
   catalogPushed: Array<{ peer: string; head: number }>;
@@ -31,6 +33,8 @@ export interface ReplicatorOptions {
   roster: FamilyRoster;
   catalog: Catalog;
   catalogSync: CatalogSyncService;
+  /** Objects a relative's own scrub found damaged (asked over /hearth/status/1). */
+  damagedAt: (peerId: string) => Promise<string[]>;
   /** Objects not yet at enough relatives, kept by ObjectStore (node/object-store.ts). */
   outboxDir: string;
   /** Local tiers (directory targets) that may hold the ciphertext to send. */
@@ -92,7 +96,7 @@ export class Replicator {
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
-    const report: ReplicationReport = { placed: [], retired: 0, failed: [], catalogPushed: [], pending: 0 };
+    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0 };
     const members = this.o.roster.members();
     const online: FamilyMember[] = [];
     for (const m of members) if (await this.reach(m)) online.push(m);
@@ -102,6 +106,21 @@ export class Replicator {
     const now = Date.now();
     const trusted = new Set(members.filter((m) => online.includes(m) || (m.lastSeen !== null && now - Date.parse(m.lastSeen) < this.o.unreachableAfter()) || (m.lastSeen === null && now - Date.parse(m.pairedAt) < this.o.unreachableAfter())).map((m) => m.peerId));
     const desired = Math.min(this.o.desiredCopies(), members.length);
+
+    // Copies a relative's scrub found damaged no longer count: forget them, so this
+    // pass puts a good copy there again.
+    for (const member of online) {
+      try {
+        for (const id of await this.o.damagedAt(member.peerId)) {
+          if ((await this.o.catalog.placements(id)).some((p) => p.target === member.peerId)) {
+            await this.markDamaged(id, member.peerId);
+            report.repaired.push({ id, peer: member.name, reason: 'scrub' });
+          }
+        }
+      } catch (err) {
+        this.o.log(`status of ${member.name} unavailable: ${(err as Error).message}`);
+      }
+    }
 
     const records: CatalogPayload[] = [];
     let done = 0;

@@ -1,0 +1,87 @@
+// Monthly checks across three daemons on 127.0.0.1: a relative's scrub finds a
+// damaged copy, the owner learns of it and repairs it from the other relative;
+// drift shows what changed locally since the backup.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
+import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
+import { writeFile } from './helpers/library.ts';
+
+let work: string;
+const daemons: RunningDaemon[] = [];
+const home = (name: string) => join(work, name);
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'hearth-checks-'));
+  for (const name of ['A', 'B', 'C']) {
+    hearthJson(home(name), ['init']);
+    hearthOk(home(name), ['config', 'set', 'name', name]);
+    hearthOk(home(name), ['config', 'set', 'replicate.interval', '1h']);
+  }
+  const photos = join(work, 'photos');
+  for (let i = 0; i < 6; i++) writeFile(photos, `2025/img-${i}.jpg`, 300_000 + i, 500 + i);
+  hearthOk(home('A'), ['source', 'add', photos]);
+  hearthOk(home('A'), ['config', 'set', 'volume.size', '1MiB']);
+  for (const name of ['A', 'B', 'C']) daemons.push(await startDaemon(home(name)));
+  for (const relative of ['B', 'C']) {
+    const { code } = hearthJson(home('A'), ['invite']);
+    hearthJson(home(relative), ['join', code]);
+  }
+  hearthJson(home('A'), ['backup']);
+  await eventually(() => hearthJson<any[]>(home('A'), ['objects']).every((o) => o.placements.length === 2), 'objects at both relatives');
+});
+
+afterAll(async () => {
+  await Promise.all(daemons.map((d) => d.stop()));
+  rmSync(work, { recursive: true, force: true });
+});
+
+function hostedFile(relative: string, id: string): string {
+  return join(home(relative), 'hosted', daemons[0]!.peerId, 'objects', id.slice(0, 2), id);
+}
+
+describe('scrub and repair', () => {
+  it('a byte flipped on B is found by B\'s scrub, reported to A, and repaired from C', () => {
+    const victim = hearthJson<any[]>(home('A'), ['objects'])[0];
+    const onB = hostedFile('B', victim.id);
+    const good = sha(hostedFile('C', victim.id));
+    expect(sha(onB)).toBe(good);
+    const bytes = readFileSync(onB);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
+    writeFileSync(onB, bytes);
+
+    const scrub = hearth(home('B'), ['scrub', '--json']);
+    expect(scrub.code, scrub.stdout + scrub.stderr).toBe(3);
+    const damaged = JSON.parse(scrub.stdout).owners.flatMap((o: any) => o.damaged.map((d: any) => d.id));
+    expect(damaged).toEqual([victim.id]);
+
+    const rep = hearthJson(home('A'), ['replicate']);
+    expect(rep.repaired).toEqual([{ id: victim.id, peer: 'B', reason: 'scrub' }]);
+    expect(rep.placed).toContainEqual({ id: victim.id, peer: 'B' });
+    expect(sha(onB)).toBe(good);
+    const again = JSON.parse(hearthOk(home('B'), ['scrub', '--json']));
+    expect(again.owners.flatMap((o: any) => o.damaged)).toEqual([]);
+    const placements = hearthJson<any[]>(home('A'), ['objects']).find((o) => o.id === victim.id).placements;
+    expect(placements).toHaveLength(2);
+  });
+});
+
+describe('drift', () => {
+  it('reports files changed or missing locally since their backup', () => {
+    const photos = join(work, 'photos');
+    writeFile(photos, '2025/img-0.jpg', 300_001, 999);
+    unlinkSync(join(photos, '2025/img-1.jpg'));
+    writeFile(photos, '2025/new.jpg', 10, 998);
+    const [report] = hearthJson<any[]>(home('A'), ['drift']);
+    expect(report.source).toBe('photos');
+    expect(report.changed).toEqual(['2025/img-0.jpg']);
+    expect(report.missing).toEqual(['2025/img-1.jpg']);
+    expect(report.new).toEqual(['2025/new.jpg']);
+    expect(report.backup.files).toBe(6);
+    expect(report.local.files).toBe(6);
+  });
+});
