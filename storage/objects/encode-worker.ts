@@ -6,43 +6,57 @@ import { MerkleBuilder } from '../merkle.ts';
 import type { EncodeEvent, MerkleRequest, SealRequest, WorkerRoleData } from './messages.ts';
 import { ObjectSealer } from './sealer.ts';
 
-/** A buffer that owns its whole ArrayBuffer can be transferred; a pool slice must be copied out. */
-function ownArrayBuffer(piece: Buffer): ArrayBuffer {
-  if (piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength) return piece.buffer as ArrayBuffer;
-  const copy = new ArrayBuffer(piece.length);
-  new Uint8Array(copy).set(piece);
-  return copy;
-}
+/** Room for one batch's age bytes: up to 17 sealed chunks, and the header on the first. */
+const OUTPUT_BYTES = 1024 * 1024 + 64 * 1024 + 4096;
 
 class SealJob {
   readonly sealer: ObjectSealer;
-  #pieces: ArrayBuffer[] = [];
+  #output: Uint8Array | undefined;
+  #length = 0;
+  readonly #spares: ArrayBuffer[];
 
-  constructor(recipient: Uint8Array) {
-    this.sealer = new ObjectSealer(recipient, (piece) => this.#pieces.push(ownArrayBuffer(piece)));
+  /** `spares`: output buffers back from main, shared by every job of this worker. */
+  constructor(recipient: Uint8Array, spares: ArrayBuffer[]) {
+    this.#spares = spares;
+    this.sealer = new ObjectSealer(recipient, (piece) => this.#append(piece));
   }
 
-  /** What the sealer emitted since the last call. */
-  take(): ArrayBuffer[] {
-    const pieces = this.#pieces;
-    this.#pieces = [];
-    return pieces;
+  /** What the sealer emitted since the last call, in one buffer. */
+  take(): { output: ArrayBuffer; length: number } {
+    const output = this.#output ?? new Uint8Array(this.#spares.pop() ?? new ArrayBuffer(OUTPUT_BYTES));
+    const taken = { output: output.buffer as ArrayBuffer, length: this.#length };
+    this.#output = undefined;
+    this.#length = 0;
+    return taken;
+  }
+
+  #append(piece: Uint8Array): void {
+    let output = (this.#output ??= new Uint8Array(this.#spares.pop() ?? new ArrayBuffer(OUTPUT_BYTES)));
+    if (this.#length + piece.length > output.length) {
+      const grown = new Uint8Array(Math.max(OUTPUT_BYTES, 2 * (this.#length + piece.length)));
+      grown.set(output.subarray(0, this.#length));
+      output = this.#output = grown;
+    }
+    output.set(piece, this.#length);
+    this.#length += piece.length;
   }
 }
 
 function runSeal(input: MessagePort, output: MessagePort): void {
   const jobs = new Map<number, SealJob>();
+  const spares: ArrayBuffer[] = [];
   input.on('message', (message: SealRequest) => {
     const { job } = message;
     if (message.kind === 'start') {
       try {
-        jobs.set(job, new SealJob(message.recipient));
+        jobs.set(job, new SealJob(message.recipient, spares));
         output.postMessage({ kind: 'start', job, leafSize: message.leafSize } satisfies MerkleRequest);
       } catch (err) {
         output.postMessage({ kind: 'error', job, message: (err as Error).message } satisfies MerkleRequest);
       }
       return;
     }
+    if (message.kind === 'data') spares.push(...message.outputs);
     const state = jobs.get(job);
     if (!state) return; // aborted or failed
     if (message.kind === 'abort') {
@@ -50,14 +64,14 @@ function runSeal(input: MessagePort, output: MessagePort): void {
       output.postMessage(message satisfies MerkleRequest);
     } else if (message.kind === 'data') {
       state.sealer.push(new Uint8Array(message.batch, 0, message.length));
-      const pieces = state.take();
-      const event: MerkleRequest = { kind: 'data', job, pieces, spare: message.batch };
-      output.postMessage(event, [...pieces, message.batch]);
+      const sealed = state.take();
+      const event: MerkleRequest = { kind: 'data', job, ...sealed, spare: message.batch };
+      output.postMessage(event, [sealed.output, message.batch]);
     } else {
       jobs.delete(job);
       const totals = state.sealer.finish();
-      const pieces = state.take();
-      output.postMessage({ kind: 'end', job, pieces, ...totals } satisfies MerkleRequest, pieces);
+      const sealed = state.take();
+      output.postMessage({ kind: 'end', job, ...sealed, ...totals } satisfies MerkleRequest, [sealed.output]);
     }
   });
 }
@@ -80,13 +94,13 @@ function runMerkle(input: MessagePort, output: MessagePort): void {
       jobs.delete(job);
       return;
     }
-    for (const piece of message.pieces) builder.update(new Uint8Array(piece));
+    builder.update(new Uint8Array(message.output, 0, message.length));
     if (message.kind === 'data') {
-      output.postMessage(message satisfies EncodeEvent, [...message.pieces, message.spare]);
+      output.postMessage(message satisfies EncodeEvent, [message.output, message.spare]);
     } else {
       jobs.delete(job);
       const event: EncodeEvent = { ...message, encryptedSize: builder.size, merkleRoot: builder.digest() };
-      output.postMessage(event, message.pieces);
+      output.postMessage(event, [message.output]);
     }
   });
 }

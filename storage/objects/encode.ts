@@ -7,9 +7,8 @@
 // writes the age file. Measured here, SHA-256 (SHA-NI) + ChaCha20 cost about 1.0-1.3
 // CPU-s/GiB and the 2 KiB-leaf Merkle tree about 1.0, so the two stages balance and
 // the whole is ~2.5 CPU-s/GiB, near 800 MB/s on two idle cores. Bytes move between
-// threads as transferred ArrayBuffers: the cipher's own output buffers go to the
-// output unjoined, and plaintext batches come back for reuse, which keeps allocation
-// (and the page faults and GC it costs) low. At most MAX_BATCHES_IN_FLIGHT batches
+// threads as transferred ArrayBuffers that go round (messages.ts), which keeps
+// allocation (and the page faults and GC it costs) low. At most MAX_BATCHES_IN_FLIGHT batches
 // are between reading and a completed write, so memory stays flat for any size.
 // Objects of at most INLINE_LIMIT bytes are encoded on the calling thread.
 import { createHmac } from 'node:crypto';
@@ -24,8 +23,19 @@ const BATCH_SIZE = 1024 * 1024;
 const MAX_BATCHES_IN_FLIGHT = 8;
 const INLINE_LIMIT = 256 * 1024;
 
+/**
+ * Plaintext that copies itself into the encoder's own buffers, so a producer that
+ * reads files (the ISO writer) needs no buffer of its own per chunk: fresh buffers
+ * cost more than the copy (page faults; on this VM ~2 s per GB of 1 MiB buffers).
+ */
+export interface PlaintextSource {
+  /** Writes the next bytes into `target` from its start and returns how many: fewer than its length only at the end. */
+  fill(target: Uint8Array): number | Promise<number>;
+}
+
 export interface EncodeOptions {
-  plaintext: Readable;
+  /** A stream, or a PlaintextSource (also when it is a stream: fill() is then used and the stream is not read). */
+  plaintext: Readable | PlaintextSource;
   /** Raw 32-byte X25519 public key of the age recipient. */
   recipient: Uint8Array;
   /** Receives the age file; encoding ends it and waits until it has finished, or destroys it on failure. */
@@ -73,13 +83,16 @@ class PooledJob {
   readonly done = Promise.withResolvers<EncodedObject>();
   readonly #output: Writable;
   readonly #leafSize: number;
+  /** Takes an output buffer back once the output has written it. */
+  readonly #recycle: (buffer: ArrayBuffer) => void;
   #inFlight = 0;
   #failure: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(output: Writable, leafSize: number) {
+  constructor(output: Writable, leafSize: number, recycle: (buffer: ArrayBuffer) => void) {
     this.#output = output;
     this.#leafSize = leafSize;
+    this.#recycle = recycle;
     // The failure also surfaces through acquireBatch() in the reading loop.
     this.done.promise.catch(() => {});
   }
@@ -94,23 +107,20 @@ class PooledJob {
   }
 
   /** A batch's ciphertext; its budget returns once the output has taken all of it. */
-  write(pieces: ArrayBuffer[]): void {
+  write(output: ArrayBuffer, length: number): void {
     if (this.#failure) return;
-    const release = (err?: Error | null): void => {
+    this.#output.write(Buffer.from(output, 0, length), (err?: Error | null) => {
       if (err) return this.fail(err);
+      this.#recycle(output);
       this.#inFlight--;
       this.#notify();
-    };
-    if (pieces.length === 0) return release();
-    this.#output.cork();
-    pieces.forEach((piece, i) => this.#output.write(Buffer.from(piece), i === pieces.length - 1 ? release : undefined));
-    this.#output.uncork();
+    });
   }
 
-  async finish(pieces: ArrayBuffer[], result: SealedTotals & { encryptedSize: number; merkleRoot: string }): Promise<void> {
+  async finish(output: ArrayBuffer, length: number, result: SealedTotals & { encryptedSize: number; merkleRoot: string }): Promise<void> {
     if (this.#failure) return;
     try {
-      for (const piece of pieces) this.#output.write(Buffer.from(piece));
+      this.#output.write(Buffer.from(output, 0, length));
       await endOutput(this.#output);
       const { plainSize, plainSha256, encryptedSize, merkleRoot } = result;
       this.done.resolve({ plainSize, plainSha256, encryptedSize, merkleRoot, leafSize: this.#leafSize });
@@ -147,6 +157,8 @@ export class ObjectEncoderPool {
   readonly #jobs = new Map<number, PooledJob>();
   /** Plaintext batch buffers the workers handed back. */
   readonly #spareBatches: ArrayBuffer[] = [];
+  /** Output buffers written, to hand back to the seal worker with the next batch. */
+  #spareOutputs: ArrayBuffer[] = [];
   #nextJob = 1;
   #closed = false;
 
@@ -154,21 +166,20 @@ export class ObjectEncoderPool {
     if (this.#closed) throw new Error('object encoder pool is closed: create a new ObjectEncoderPool');
     const leafSize = options.leafSize ?? MERKLE_LEAF_SIZE;
     assertLeafSize(leafSize);
-    const pieces = options.plaintext[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const source = plaintextSource(options.plaintext);
     try {
-      const head: Buffer[] = [];
-      let headSize = 0;
-      while (headSize <= INLINE_LIMIT) {
-        const next = await pieces.next();
-        if (next.done) return await encodeInline(Buffer.concat(head), options.output, options.recipient, leafSize);
-        head.push(next.value);
-        headSize += next.value.length;
+      const first = this.#newBatch();
+      const filled = await source.fill(first);
+      if (filled <= INLINE_LIMIT) {
+        const encoded = await encodeInline(Buffer.from(first.buffer, 0, filled), options.output, options.recipient, leafSize);
+        this.#spareBatch(first.buffer as ArrayBuffer);
+        return encoded;
       }
-      return await this.#encodePooled(head, pieces, options, leafSize);
+      return await this.#encodePooled(first, filled, source, options, leafSize);
     } catch (err) {
       // The caller learns of the failure from the rejection; an 'error' event on
       // streams it may not listen to would only crash the process.
-      options.plaintext.destroy();
+      (options.plaintext as Partial<Readable>).destroy?.();
       options.output.destroy();
       throw err;
     }
@@ -183,10 +194,12 @@ export class ObjectEncoderPool {
     if (stages) await Promise.all([stages.seal.terminate(), stages.merkle.terminate()]);
   }
 
-  async #encodePooled(head: Buffer[], rest: AsyncIterator<Buffer>, options: EncodeOptions, leafSize: number): Promise<EncodedObject> {
+  async #encodePooled(first: Uint8Array, filled: number, source: PlaintextSource, options: EncodeOptions, leafSize: number): Promise<EncodedObject> {
     const stages = this.#startStages();
     const id = this.#nextJob++;
-    const job = new PooledJob(options.output, leafSize);
+    const job = new PooledJob(options.output, leafSize, (buffer) => {
+      if (this.#spareOutputs.length <= MAX_BATCHES_IN_FLIGHT) this.#spareOutputs.push(buffer);
+    });
     const onOutputError = (err: Error): void => job.fail(err);
     options.output.on('error', onOutputError);
     this.#jobs.set(id, job);
@@ -194,27 +207,18 @@ export class ObjectEncoderPool {
     const post = (request: SealRequest, transfer: ArrayBuffer[] = []): void => stages.seal.postMessage(request, transfer);
     try {
       post({ kind: 'start', job: id, recipient: options.recipient, leafSize });
-      const newBatch = (): Uint8Array => new Uint8Array(this.#spareBatches.pop() ?? new ArrayBuffer(BATCH_SIZE));
-      let batch = newBatch();
-      let fill = 0;
-      const send = async (): Promise<void> => {
+      let batch = first;
+      let length = filled;
+      for (;;) {
         await job.acquireBatch();
-        post({ kind: 'data', job: id, batch: batch.buffer as ArrayBuffer, length: fill }, [batch.buffer as ArrayBuffer]);
-        batch = newBatch();
-        fill = 0;
-      };
-      const take = async (piece: Buffer): Promise<void> => {
-        for (let off = 0; off < piece.length; ) {
-          const n = Math.min(BATCH_SIZE - fill, piece.length - off);
-          batch.set(piece.subarray(off, off + n), fill);
-          fill += n;
-          off += n;
-          if (fill === BATCH_SIZE) await send();
-        }
-      };
-      for (const piece of head) await take(piece);
-      for (let next = await rest.next(); !next.done; next = await rest.next()) await take(next.value);
-      if (fill > 0) await send();
+        const outputs = this.#spareOutputs;
+        this.#spareOutputs = [];
+        post({ kind: 'data', job: id, batch: batch.buffer as ArrayBuffer, length, outputs }, [batch.buffer as ArrayBuffer, ...outputs]);
+        if (length < BATCH_SIZE) break;
+        batch = this.#newBatch();
+        length = await source.fill(batch);
+        if (length === 0) break;
+      }
       post({ kind: 'end', job: id });
       return await job.done.promise;
     } catch (err) {
@@ -225,6 +229,15 @@ export class ObjectEncoderPool {
       this.#jobs.delete(id);
       if (this.#jobs.size === 0 && this.#stages === stages) this.#setRef(stages, false);
     }
+  }
+
+  /** A plaintext batch buffer, one the workers handed back when there is one. */
+  #newBatch(): Uint8Array {
+    return new Uint8Array(this.#spareBatches.pop() ?? new ArrayBuffer(BATCH_SIZE));
+  }
+
+  #spareBatch(buffer: ArrayBuffer): void {
+    if (this.#spareBatches.length < MAX_BATCHES_IN_FLIGHT) this.#spareBatches.push(buffer);
   }
 
   #startStages(): Stages {
@@ -243,15 +256,15 @@ export class ObjectEncoderPool {
   }
 
   #route(event: EncodeEvent): void {
-    if (event.kind === 'data' && this.#spareBatches.length < MAX_BATCHES_IN_FLIGHT) this.#spareBatches.push(event.spare);
+    if (event.kind === 'data') this.#spareBatch(event.spare);
     const job = this.#jobs.get(event.job);
     if (!job) return;
     if (event.kind === 'error') {
       job.fail(new Error(event.message));
     } else if (event.kind === 'data') {
-      job.write(event.pieces);
+      job.write(event.output, event.length);
     } else {
-      void job.finish(event.pieces, event);
+      void job.finish(event.output, event.length, event);
     }
   }
 
@@ -269,6 +282,43 @@ export class ObjectEncoderPool {
       if (ref) worker.ref();
       else worker.unref();
     }
+  }
+}
+
+function plaintextSource(plaintext: Readable | PlaintextSource): PlaintextSource {
+  if (typeof (plaintext as PlaintextSource).fill === 'function') return plaintext as PlaintextSource;
+  return new StreamSource(plaintext as Readable);
+}
+
+/** A stream's chunks copied into the encoder's buffers. */
+class StreamSource implements PlaintextSource {
+  readonly #chunks: AsyncIterator<Buffer>;
+  #rest: Buffer | undefined;
+  #ended = false;
+
+  constructor(stream: Readable) {
+    this.#chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  async fill(target: Uint8Array): Promise<number> {
+    let at = 0;
+    while (at < target.length && !this.#ended) {
+      let chunk = this.#rest;
+      this.#rest = undefined;
+      if (!chunk) {
+        const next = await this.#chunks.next();
+        if (next.done) {
+          this.#ended = true;
+          break;
+        }
+        chunk = next.value;
+      }
+      const n = Math.min(chunk.length, target.length - at);
+      target.set(n === chunk.length ? chunk : chunk.subarray(0, n), at);
+      at += n;
+      if (n < chunk.length) this.#rest = chunk.subarray(n);
+    }
+    return at;
   }
 }
 
