@@ -252,6 +252,14 @@ program
     else printDrift(r);
   });
 
+const alert = program.command('alert').description('email and webhook alerts (alerts.* settings)');
+alert.command('test').description('send a test message through every configured channel').option('--json').action(async (o: { json?: boolean }) => {
+  const results = await ops.alertTest(home());
+  if (o.json) printJson(results);
+  else for (const r of results) console.log(`${r.channel}: ${r.ok ? 'sent' : 'FAILED'}: ${r.detail}`);
+  if (results.some((r) => !r.ok)) process.exitCode = 3;
+});
+
 program
   .command('replicate')
   .description('send objects and the catalog to relatives now (the daemon also does this on its own)')

@@ -12,6 +12,7 @@ import { HostStore } from '../storage/hoststore/host-store.ts';
 import { scrubHostStore } from '../storage/hoststore/scrub.ts';
 import { DEFAULT_IGNORES } from '../storage/scanner/scanner.ts';
 import { driftReport, type SourceDrift } from './drift.ts';
+import { AlertCenter, type ChannelResult } from './alerts.ts';
 import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
@@ -142,6 +143,8 @@ export interface FamilyOps {
   /** Called after a backup recorded new objects: replicate and push the catalog. */
   afterBackup(progress: ProgressSink): Promise<unknown>;
   call(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown>;
+  /** Open alerts and the schedule. */
+  statusExtras(): Record<string, unknown>;
 }
 
 type Op = (ctx: OpContext, args: any) => Promise<unknown>;
@@ -205,6 +208,7 @@ export const SESSION_OPS: Record<string, Op> = {
       targets: s.config.data.targets,
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
       volumeSize: s.config.get('volume.size'),
+      ...ctx.family?.statusExtras(),
     };
   },
 
@@ -217,6 +221,10 @@ export const SESSION_OPS: Record<string, Op> = {
       onProgress: (p) => ctx.progress.update({ phase: `scrubbing ${p.owner.slice(-8)}`, files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
     });
     return report;
+  },
+
+  async 'alert-test'(ctx) {
+    return new AlertCenter({ home: ctx.session.paths.dir, settings: () => ctx.session.config }).sendTest();
   },
 
   async drift(ctx) {
@@ -314,3 +322,4 @@ export const removePeer = (dir: string, name: string) => runOp<{ removed: string
 export const replicate = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'replicate', {}, progress);
 export const scrub = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'scrub', {}, progress);
 export const drift = (dir: string) => runOp<SourceDrift[]>(dir, 'drift', {});
+export const alertTest = (dir: string) => runOp<ChannelResult[]>(dir, 'alert-test', {});

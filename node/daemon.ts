@@ -18,9 +18,13 @@ import { FamilyRoster, type FamilyMember } from './family.ts';
 import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
 import { SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
-import { Replicator } from './replicator.ts';
+import { Replicator, type ReplicationReport } from './replicator.ts';
 import { parseDuration, parseSize } from './units.ts';
-import type { ProgressSink } from './progress.ts';
+import { silentProgress, type ProgressSink } from './progress.ts';
+import { AlertCenter, alertKey } from './alerts.ts';
+import { Scheduler } from './scheduler.ts';
+import type { SourceDrift } from './drift.ts';
+import type { BackupReport } from './backup.ts';
 
 export const HEARTH_VERSION = '0.1.0';
 
@@ -49,6 +53,8 @@ export class Daemon {
   private timer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly log: (line: string) => void;
+  readonly alerts: AlertCenter;
+  private scheduler: Scheduler | undefined;
 
   private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; log: (line: string) => void }) {
     this.session = init.session;
@@ -57,6 +63,7 @@ export class Daemon {
     this.hostStore = init.hostStore;
     this.hostCatalogs = init.hostCatalogs;
     this.log = init.log;
+    this.alerts = new AlertCenter({ home: this.session.paths.dir, settings: () => this.session.config, log: this.log });
     this.replicator = new Replicator({
       host: this.host,
       roster: this.roster,
@@ -125,25 +132,76 @@ export class Daemon {
       if (!this.roster.isMember(id)) return;
       const addrs = this.host.getConnections(event.detail).map((c) => c.remoteAddr.toString());
       void this.roster.markSeen(id, addrs);
-      void this.replicate();
+      this.replicateSoon();
     });
     const interval = this.session.config.duration('replicate.interval');
     this.timer = setInterval(() => {
-      void this.replicate();
+      this.replicateSoon();
       void this.hostStore.purgeExpired().catch((err: Error) => this.log(`purge failed: ${err.message}`));
     }, interval);
     this.timer.unref();
+    this.scheduler = new Scheduler({
+      home: this.session.paths.dir,
+      log: this.log,
+      jobs: [
+        { name: 'backup', schedule: () => this.session.config.get('schedule.backup'), run: () => this.scheduledBackup() },
+        { name: 'scrub', schedule: () => this.session.config.get('schedule.scrub'), run: () => this.handle('scrub', {}, silentProgress) },
+      ],
+      onFailure: (job, err) => {
+        this.log(`scheduled ${job} failed: ${err.message}`);
+        if (job === 'backup') void this.alerts.raise({ kind: 'backup-failed', error: err.message });
+      },
+    });
+    this.scheduler.start();
     this.log(`hearth daemon ${this.session.peerId} listening on ${this.addresses().join(' ')}`);
-    void this.replicate();
+    this.replicateSoon();
   }
 
   addresses(): string[] {
     return this.host.getMultiaddrs().map((a) => a.toString());
   }
 
-  private replicate(progress?: ProgressSink): Promise<unknown> {
-    if (this.roster.members().length === 0) return Promise.resolve({ placed: [], failed: [], catalogPushed: [], pending: 0 });
-    return this.replicator.run(progress).catch((err: Error) => this.log(`replication failed: ${err.message}`));
+  /**
+   * The daily job: warn first when far more changed or vanished locally than a
+   * day's work explains (an unmounted share, a mass deletion), then back up.
+   */
+  private async scheduledBackup(): Promise<unknown> {
+    const threshold = Number(this.session.config.get('alerts.drift.threshold'));
+    const drift = (await this.handle('drift', {}, silentProgress)) as SourceDrift[];
+    for (const d of drift) {
+      const key = alertKey('drift', d.source);
+      if (d.counts.changed + d.counts.missing > threshold) await this.alerts.raise({ kind: 'drift', source: d.source, changed: d.counts.changed, missing: d.counts.missing });
+      else await this.alerts.resolve(key);
+    }
+    const report = (await this.handle('backup', { pack: false }, silentProgress)) as BackupReport;
+    if (!report.ok) throw new Error(`${report.errors.length} problems, first: ${report.errors[0]?.path}: ${report.errors[0]?.error}`);
+    await this.alerts.resolve(alertKey('backup-failed'));
+    return report;
+  }
+
+  private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
+    const report = await this.replicator.run(progress);
+    await this.alertOnRelatives(report);
+    return report;
+  }
+
+  /** Replication started by an event or the timer: failures are logged, and retried next time. */
+  private replicateSoon(): void {
+    if (this.roster.members().length === 0) return;
+    this.replicate().catch((err: Error) => this.log(`replication failed: ${err.message}`));
+  }
+
+  /** Scrub damage a relative reported, and relatives unreachable past policy.unreachableAfter. */
+  private async alertOnRelatives(report: ReplicationReport): Promise<void> {
+    const limit = this.session.config.duration('policy.unreachableAfter');
+    for (const m of this.roster.members()) {
+      const damaged = report.repaired.filter((r) => r.peer === m.name && r.reason === 'scrub').map((r) => r.id);
+      if (damaged.length) await this.alerts.raise({ kind: 'scrub-damage', relative: m.name, objects: damaged });
+      const lastSeen = Date.parse(m.lastSeen ?? m.pairedAt);
+      const online = this.host.getConnections(peerIdFromString(m.peerId)).length > 0;
+      if (!online && Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });
+      else if (online) await this.alerts.resolve(alertKey('relative-unreachable', m.name));
+    }
   }
 
   private handle(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown> {
@@ -168,6 +226,7 @@ export class Daemon {
         return members.map((m) => this.replicator.tierFor(m) as Tier);
       },
       afterBackup: (progress) => this.replicate(progress),
+      statusExtras: () => this.statusExtras(),
       call: (op, args, progress) => this.networkOp(op, args, progress),
     };
   }
@@ -203,18 +262,18 @@ export class Daemon {
             progress.log(`recovered this home's catalog from ${joined.name}: ${pulled.pulled} records`);
           }
         }
-        void this.replicate();
+        this.replicateSoon();
         return { ...joined, recoveredCatalog: recovered };
       }
       case 'peers':
         return this.peers();
       case 'peers-rm': {
         const removed = await this.roster.removeMember(args.name as string);
-        void this.replicate();
+        this.replicateSoon();
         return { removed: removed.name, peerId: removed.peerId };
       }
       case 'replicate':
-        return this.replicator.run(progress);
+        return this.replicate(progress);
       default:
         throw new Error(`unknown operation "${op}"`);
     }
@@ -252,8 +311,14 @@ export class Daemon {
     return out;
   }
 
+  /** Open alerts and scheduled jobs, for `hearth status`. */
+  statusExtras(): Record<string, unknown> {
+    return { alerts: this.alerts.open().map((a) => ({ key: a.key, since: new Date(a.raisedAt).toISOString() })), schedule: this.scheduler?.status() ?? [] };
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.scheduler?.stop();
     await this.control?.close();
     await this.queue.catch(() => undefined);
     await this.host.stop();

@@ -48,7 +48,7 @@ export interface ReplicatorOptions {
 export class Replicator {
   private readonly o: ReplicatorOptions;
   private running: Promise<ReplicationReport> | undefined;
-  private again = false;
+  private next: Promise<ReplicationReport> | undefined;
 
   constructor(options: ReplicatorOptions) {
     this.o = options;
@@ -79,20 +79,25 @@ export class Replicator {
     }
   }
 
-  /** Run one pass; a request while one runs schedules exactly one more pass after it. */
+  /**
+   * Run a pass that starts after this call. Requests made while a pass runs share
+   * one next pass, so bursts of events do not queue a pass each.
+   */
   run(progress?: ProgressSink): Promise<ReplicationReport> {
-    if (this.running) {
-      this.again = true;
+    const start = (): Promise<ReplicationReport> => {
+      this.running = this.pass(progress).finally(() => {
+        this.running = undefined;
+      });
       return this.running;
-    }
-    this.running = this.pass(progress).finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.run();
-      }
-    });
-    return this.running;
+    };
+    if (!this.running) return start();
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return start();
+      });
+    return this.next;
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {

@@ -6,12 +6,20 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
+import { hearth, hearthAsync, hearthJson, hearthOk } from './helpers/cli.ts';
 import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
 
 let work: string;
 const daemons: RunningDaemon[] = [];
+const mails: Array<{ subject: string; text: string }> = [];
+const hooks: any[] = [];
+let smtp: SMTPServer;
+let web: Server;
 const home = (name: string) => join(work, name);
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -26,6 +34,32 @@ beforeAll(async () => {
   for (let i = 0; i < 6; i++) writeFile(photos, `2025/img-${i}.jpg`, 300_000 + i, 500 + i);
   hearthOk(home('A'), ['source', 'add', photos]);
   hearthOk(home('A'), ['config', 'set', 'volume.size', '1MiB']);
+  // A local mail server and webhook receiver for A's alerts.
+  smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    onData(stream, _session, done) {
+      simpleParser(stream).then((m) => {
+        mails.push({ subject: m.subject ?? '', text: m.text ?? '' });
+        done();
+      }, done);
+    },
+  });
+  await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+  web = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      hooks.push(JSON.parse(body));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const smtpPort = (smtp.server.address() as AddressInfo).port;
+  const webPort = (web.address() as AddressInfo).port;
+  for (const [k, v] of [['alerts.email.to', 'family@example.org'], ['alerts.smtp.host', '127.0.0.1'], ['alerts.smtp.port', String(smtpPort)], ['alerts.smtp.tls', 'none'], ['alerts.webhook', `http://127.0.0.1:${webPort}/hearth`]]) {
+    hearthOk(home('A'), ['config', 'set', k!, v!]);
+  }
   for (const name of ['A', 'B', 'C']) daemons.push(await startDaemon(home(name)));
   for (const relative of ['B', 'C']) {
     const { code } = hearthJson(home('A'), ['invite']);
@@ -37,6 +71,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(daemons.map((d) => d.stop()));
+  await new Promise<void>((r) => smtp.close(() => r()));
+  await new Promise<void>((r) => web.close(() => r()));
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -45,7 +81,7 @@ function hostedFile(relative: string, id: string): string {
 }
 
 describe('scrub and repair', () => {
-  it('a byte flipped on B is found by B\'s scrub, reported to A, and repaired from C', () => {
+  it('a byte flipped on B is found by B\'s scrub, reported to A, repaired from C, and A is alerted', async () => {
     const victim = hearthJson<any[]>(home('A'), ['objects'])[0];
     const onB = hostedFile('B', victim.id);
     const good = sha(hostedFile('C', victim.id));
@@ -59,7 +95,9 @@ describe('scrub and repair', () => {
     const damaged = JSON.parse(scrub.stdout).owners.flatMap((o: any) => o.damaged.map((d: any) => d.id));
     expect(damaged).toEqual([victim.id]);
 
-    const rep = hearthJson(home('A'), ['replicate']);
+    const replicated = await hearthAsync(home('A'), ['replicate', '--json']);
+    expect(replicated.code, replicated.stderr).toBe(0);
+    const rep = JSON.parse(replicated.stdout);
     expect(rep.repaired).toEqual([{ id: victim.id, peer: 'B', reason: 'scrub' }]);
     expect(rep.placed).toContainEqual({ id: victim.id, peer: 'B' });
     expect(sha(onB)).toBe(good);
@@ -67,6 +105,21 @@ describe('scrub and repair', () => {
     expect(again.owners.flatMap((o: any) => o.damaged)).toEqual([]);
     const placements = hearthJson<any[]>(home('A'), ['objects']).find((o) => o.id === victim.id).placements;
     expect(placements).toHaveLength(2);
+
+    // The owner was told, once, by email and webhook, naming the relative and the object.
+    expect(mails.filter((m) => m.subject.includes('B'))).toHaveLength(1);
+    expect(mails[0]!.text).toContain(victim.id);
+    const hook = hooks.find((h) => h.event === 'problem' && h.problem === 'scrub-damage');
+    expect(hook.relative).toBe('B');
+    expect(hook.objects).toEqual([victim.id]);
+  });
+
+  it('hearth alert test reaches both channels', async () => {
+    const run = await hearthAsync(home('A'), ['alert', 'test', '--json']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const results = JSON.parse(run.stdout) as any[];
+    expect(results.map((r) => [r.channel, r.ok])).toEqual([['email', true], ['webhook', true]]);
+    expect(hooks.some((h) => h.event === 'test')).toBe(true);
   });
 });
 

@@ -30,3 +30,15 @@ export function hearthJson<T = any>(home: string, args: string[]): T {
 export function hearthSpawn(home: string, args: string[]) {
   return spawn(process.execPath, [HEARTH, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/** Like hearth(), but leaves this process's event loop running (for servers the test itself runs). */
+export function hearthAsync(home: string, args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = hearthSpawn(home, args);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
