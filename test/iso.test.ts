@@ -355,7 +355,8 @@ describe('IsoVolumeWriter when files change during the pack', () => {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('pads or cuts changed files, reports them, and keeps every other file exact', async () => {
+  it.each(['stream', 'file'] as const)('pads or cuts changed files, reports them, and keeps every other file exact (read by %s)', async (how) => {
+    const dir = path.join(work, how);
     const scanned = new Map<string, Buffer>([
       ['ok/a.txt', Buffer.from('alpha\n')],
       ['grow.txt', randomBytes(1000)],
@@ -367,22 +368,27 @@ describe('IsoVolumeWriter when files change during the pack', () => {
     ]);
     const mtimeMs = Date.UTC(2022, 2, 3);
     const entries: IsoFileEntry[] = [...scanned].map(([p, content]) => {
-      const full = path.join(work, p);
+      const full = path.join(dir, p);
       fs.mkdirSync(path.dirname(full), { recursive: true });
       fs.writeFileSync(full, content);
-      return { type: 'file', path: p, size: content.length, mtimeMs, mode: 0o644, expectedSha256: sha256(content), open: () => fs.createReadStream(full) };
+      const entry = { type: 'file' as const, path: p, size: content.length, mtimeMs, mode: 0o644, expectedSha256: sha256(content) };
+      return how === 'stream' ? { ...entry, open: () => fs.createReadStream(full) } : { ...entry, file: full };
     });
-    entries.push({ type: 'file', path: 'denied.txt', size: 7, mtimeMs, mode: 0o644, open: () => { throw new Error('EACCES: permission denied'); } });
+    // Unreadable: a stream that fails to open, or a path that became a symlink (never followed).
+    fs.symlinkSync('ok/a.txt', path.join(dir, 'denied.txt'));
+    entries.push(how === 'stream'
+      ? { type: 'file', path: 'denied.txt', size: 7, mtimeMs, mode: 0o644, open: () => { throw new Error('EACCES: permission denied'); } }
+      : { type: 'file', path: 'denied.txt', size: 7, mtimeMs, mode: 0o644, file: path.join(dir, 'denied.txt') });
     const writer = new IsoVolumeWriter(entries, { volumeId: 'changes' });
 
     // The files change after the scan, before the pack reads them.
-    fs.appendFileSync(path.join(work, 'grow.txt'), randomBytes(500));
+    fs.appendFileSync(path.join(dir, 'grow.txt'), randomBytes(500));
     const shrunk = randomBytes(1200);
-    fs.writeFileSync(path.join(work, 'shrink.bin'), shrunk);
-    fs.unlinkSync(path.join(work, 'vanish.txt'));
-    fs.writeFileSync(path.join(work, 'changed.txt'), randomBytes(64));
+    fs.writeFileSync(path.join(dir, 'shrink.bin'), shrunk);
+    fs.unlinkSync(path.join(dir, 'vanish.txt'));
+    fs.writeFileSync(path.join(dir, 'changed.txt'), randomBytes(64));
 
-    const image = path.join(work, 'changes.iso');
+    const image = path.join(dir, 'changes.iso');
     await writeImage(writer, image);
     const result = await writer.result;
     const reasons = new Map(result.mismatched.map((m) => [m.path, m.reason]));
@@ -390,11 +396,11 @@ describe('IsoVolumeWriter when files change during the pack', () => {
     expect(reasons.get('grow.txt')).toMatch(/^grew/);
     expect(reasons.get('shrink.bin')).toMatch(/^shrank: 1200 of 5000/);
     expect(reasons.get('vanish.txt')).toMatch(/^unreadable after 0 of 10 bytes \(ENOENT/);
-    expect(reasons.get('denied.txt')).toMatch(/^unreadable after 0 of 7 bytes \(EACCES/);
+    expect(reasons.get('denied.txt')).toMatch(how === 'stream' ? /^unreadable after 0 of 7 bytes \(EACCES/ : /^unreadable after 0 of 7 bytes \(ELOOP/);
     expect(reasons.get('changed.txt')).toMatch(/^changed: SHA-256/);
     expect(fs.statSync(image).size).toBe(writer.size);
 
-    const out = path.join(work, 'out');
+    const out = path.join(dir, 'out');
     fs.mkdirSync(out);
     await run('bsdtar', ['-xf', image, '-C', out]);
     const read = (p: string) => fs.readFileSync(path.join(out, p));
@@ -402,7 +408,7 @@ describe('IsoVolumeWriter when files change during the pack', () => {
       expect(read(p).equals(scanned.get(p)!)).toBe(true);
       expect(result.fileSha256.get(p)).toBe(sha256(scanned.get(p)!));
     }
-    expect(read('grow.txt').equals(fs.readFileSync(path.join(work, 'grow.txt')).subarray(0, 1000))).toBe(true);
+    expect(read('grow.txt').equals(fs.readFileSync(path.join(dir, 'grow.txt')).subarray(0, 1000))).toBe(true);
     expect(read('shrink.bin').equals(Buffer.concat([shrunk, Buffer.alloc(3800)]))).toBe(true);
     expect(read('vanish.txt').equals(Buffer.alloc(10))).toBe(true);
     expect(read('denied.txt').equals(Buffer.alloc(7))).toBe(true);
@@ -410,6 +416,29 @@ describe('IsoVolumeWriter when files change during the pack', () => {
 
     const listed = parseLsdl(await run('xorriso', ['-indev', image, '-find', '/', '-type', 'f', '-exec', 'lsdl', '--']));
     expect(new Map([...listed].sort())).toEqual(new Map(entries.map((e) => [e.path, e.size] as [string, number]).sort()));
+  });
+
+  it('reports a file read by path whose times or inode changed, with no hash to compare', async () => {
+    const dir = path.join(work, 'scanned');
+    fs.mkdirSync(dir);
+    const entries: IsoFileEntry[] = ['same.bin', 'touched.bin', 'replaced.bin'].map((p) => {
+      const full = path.join(dir, p);
+      fs.writeFileSync(full, randomBytes(3000));
+      const st = fs.statSync(full);
+      return { type: 'file', path: p, size: st.size, mtimeMs: st.mtimeMs, mode: 0o644, file: full, scanned: { mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino } };
+    });
+    fs.utimesSync(path.join(dir, 'touched.bin'), new Date(2001, 1, 1), new Date(2001, 1, 1));
+    fs.writeFileSync(path.join(dir, 'new.bin'), randomBytes(3000));
+    fs.renameSync(path.join(dir, 'new.bin'), path.join(dir, 'replaced.bin'));
+    const writer = new IsoVolumeWriter(entries, { volumeId: 'scanned' });
+    const hash = createHash('sha256');
+    await pipeline(writer.stream(), hash);
+    const result = await writer.result;
+    expect(result.mismatched.map((m) => [m.path, m.reason]).sort()).toEqual([
+      ['replaced.bin', 'changed while it was being packed'],
+      ['touched.bin', 'changed while it was being packed'],
+    ]);
+    expect(result.fileSha256.get('same.bin')).toBe(sha256(fs.readFileSync(path.join(dir, 'same.bin'))));
   });
 });
 
@@ -449,6 +478,38 @@ describe('IsoVolumeWriter streaming', () => {
     await expect(writer.result).rejects.toThrow(/closed before the image was complete/);
   });
 
+  it('fills a caller\'s buffers with the same bytes it streams', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-iso-fill-'));
+    try {
+      const sizes = [0, 1, 2047, 2048, 2049, 70_000, 1_500_000];
+      const entries: IsoFileEntry[] = sizes.map((size, i) => {
+        const full = path.join(dir, `f${i}`);
+        fs.writeFileSync(full, randomBytes(size));
+        return { type: 'file', path: `d/f${i}`, size, mtimeMs: 0, mode: 0o644, file: full };
+      });
+      const streamed = createHash('sha256');
+      await pipeline(new IsoVolumeWriter(entries, { volumeId: 'fill' }).stream(), streamed);
+      const writer = new IsoVolumeWriter(entries, { volumeId: 'fill' });
+      const image = writer.stream();
+      const filled = createHash('sha256');
+      // Odd buffer sizes, so files and sectors straddle fills.
+      let total = 0;
+      for (let n = 1, size = 1000; n > 0; size = size * 3 + 1) {
+        const target = new Uint8Array(Math.min(size, 300_000));
+        n = await image.fill(target);
+        filled.update(target.subarray(0, n));
+        total += n;
+        if (n < target.length) break;
+      }
+      expect(total).toBe(writer.size);
+      expect(filled.digest('hex')).toBe(streamed.digest('hex'));
+      expect((await writer.result).mismatched).toEqual([]);
+      expect(await image.fill(new Uint8Array(10))).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('can be streamed only once', () => {
     const writer = new IsoVolumeWriter([], { volumeId: 'once' });
     writer.stream().destroy();
@@ -464,6 +525,7 @@ describe('IsoVolumeWriter streaming', () => {
     expect(() => new IsoVolumeWriter([file('n'.repeat(256))], { volumeId: 'x' })).toThrow(/longer than 255 bytes/);
     const link = (target: string): IsoEntry => ({ type: 'symlink', path: 'l', target, mtimeMs: 0, mode: 0o777 });
     expect(() => new IsoVolumeWriter([link('t'.repeat(ISO_SYMLINK_TARGET_MAX + 1))], { volumeId: 'x' })).toThrow(/over-long/);
+    expect(() => new IsoVolumeWriter([{ type: 'file', path: 'f', size: 0, mtimeMs: 0, mode: 0o644 }], { volumeId: 'x' })).toThrow(/exactly one of file/);
   });
 });
 

@@ -14,8 +14,15 @@ export interface IsoFileEntry {
   mode: number;
   uid?: number;
   gid?: number;
-  /** Called once, when the stream reaches this file's data. */
-  open(): Readable;
+  /** Called once, when the stream reaches this file's data. Give this or `file`. */
+  open?(): Readable;
+  /**
+   * The file's path to read it from: read with synchronous reads straight into the
+   * image's buffers when the stream reaches it, no stream per file. Give this or `open`.
+   */
+  file?: string | Buffer;
+  /** With `file`: the file as scanned; other times or inode once it is read are reported as a change. */
+  scanned?: { mtimeMs: number; ctimeMs: number; ino: number };
   /** Hex SHA-256 the caller expects; a difference is reported as a mismatch. */
   expectedSha256?: string;
 }
@@ -174,6 +181,9 @@ function checkEntry(entry: IsoEntry): void {
   }
   if (entry.type === 'file' && !(Number.isSafeInteger(entry.size) && entry.size >= 0)) {
     throw new Error(`ISO entry ${displayPath(path)} has an invalid size; pass a non-negative integer byte count`);
+  }
+  if (entry.type === 'file' && (entry.file === undefined) === (entry.open === undefined)) {
+    throw new Error(`ISO entry ${displayPath(path)} needs exactly one of file (a path to read) and open (a stream)`);
   }
   if (entry.type === 'symlink') {
     const length = encodeFsName(entry.target).length;
