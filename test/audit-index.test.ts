@@ -1,0 +1,205 @@
+// The host's Merkle index (storage/hoststore/merkle-index.ts) against the plain
+// RFC 6962 reference: same roots, proofs that verify and equal what a whole-object
+// pass produces, reads of one block per sample, and rebuilds when the object changes.
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HostStore, HostStoreError } from '../storage/hoststore/host-store.ts';
+import { INDEX_BLOCK_LEAVES, MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
+import { MerkleBuilder, merkleLeafCount, merkleProofs, verifyMerkleProof } from '../storage/merkle.ts';
+import { referenceRoot } from './merkle-reference.ts';
+import { setMtimeNs } from './audit-fixture.ts';
+
+const OWNER = '12D3KooWOwnerOfTheseObjects';
+const LEAF = 2048;
+const BLOCK = INDEX_BLOCK_LEAVES * LEAF;
+
+
+let home: string;
+let store: HostStore;
+let index: MerkleIndexStore;
+
+beforeEach(async () => {
+  home = await mkdtemp(join(tmpdir(), 'hearth-audit-index-'));
+  store = new HostStore({ home, quotaFor: () => Infinity, deleteDelay: 0 });
+  index = new MerkleIndexStore({ store });
+});
+afterEach(async () => {
+  await rm(home, { recursive: true, force: true });
+});
+
+async function put(id: string, bytes: Buffer): Promise<void> {
+  const upload = await store.beginPut(OWNER, id, bytes.length, createHash('sha256').update(bytes).digest('hex'));
+  if (bytes.length) await upload.write([bytes]);
+  await upload.finish();
+}
+
+describe('Merkle index', () => {
+  const cases: Array<[string, number, number]> = [
+    ['empty', 0, LEAF],
+    ['one byte', 1, LEAF],
+    ['one leaf', LEAF, LEAF],
+    ['two leaves, short last', LEAF + 1, LEAF],
+    ['one full block', BLOCK, LEAF],
+    ['a block and a leaf', BLOCK + 10, LEAF],
+    ['three blocks', 3 * BLOCK, LEAF],
+    ['five blocks and a bit', 5 * BLOCK + 3000, LEAF],
+    ['100 blocks and a short block', 100 * BLOCK + 5000, LEAF],
+    ['odd leaf size', 70_001, 1000],
+  ];
+  for (const [name, size, leafSize] of cases) {
+    it(`${name} (${size} bytes, ${leafSize}-byte leaves): root and every proof match the reference`, async () => {
+      const bytes = randomBytes(size);
+      const id = `obj-${size}-${leafSize}`;
+      await put(id, bytes);
+      const object = await index.open(OWNER, id, leafSize);
+      try {
+        const root = referenceRoot(bytes, leafSize);
+        expect(object.root).toBe(root);
+        const leafCount = merkleLeafCount(size, leafSize);
+        expect(object.leafCount).toBe(leafCount);
+        const indices = leafCount <= 200 ? Array.from({ length: leafCount }, (_, i) => i) : [0, 1, 31, 32, 33, 63, 64, 1000, 2047, leafCount - 2, leafCount - 1];
+        const proofs = await object.prove(indices);
+        const whole = await merkleProofs((i) => bytes.subarray(i * leafSize, (i + 1) * leafSize), leafCount, indices);
+        expect(whole.root).toBe(root);
+        for (let k = 0; k < indices.length; k++) {
+          expect(proofs[k]!.index).toBe(indices[k]);
+          expect(proofs[k]!.leaf.equals(bytes.subarray(indices[k]! * leafSize, (indices[k]! + 1) * leafSize))).toBe(true);
+          expect(proofs[k]!.path.map((h) => h.toString('hex'))).toEqual(whole.proofs[k]!.path.map((h) => h.toString('hex')));
+          expect(verifyMerkleProof(root, indices[k]!, leafCount, proofs[k]!.leaf, proofs[k]!.path)).toBe(true);
+        }
+      } finally {
+        await object.close();
+      }
+    });
+  }
+
+  it('is built once, then a proof reads one 64 KiB block of the object and a path of stored hashes', async () => {
+    const size = 200 * BLOCK;
+    await put('big', randomBytes(size));
+    const first = await index.open(OWNER, 'big', LEAF);
+    await first.close();
+    expect(index.counters.builds).toBe(1);
+    expect(index.counters.buildBytesRead).toBe(size);
+
+    const before = { ...index.counters };
+    const object = await index.open(OWNER, 'big', LEAF);
+    await object.prove([5000]);
+    await object.close();
+    expect(index.counters.builds).toBe(1);
+    expect(index.counters.buildBytesRead).toBe(size);
+    expect(index.counters.objectBytesRead - before.objectBytesRead).toBe(BLOCK);
+    // The trailer at open, then one group (a page) per stored level: 200 blocks are stored as 2 groups, and their 2 roots.
+    expect(index.counters.indexBytesRead - before.indexBytesRead).toBe(72 + (200 - 128) * 32 + 2 * 32);
+    const indexFile = join(home, 'hosted', OWNER, 'merkle', 'bi', 'big');
+    expect((await stat(indexFile)).size).toBe(2 * 4096 + 2 * 32 + 72);
+  });
+
+  it('three stored levels (a 1 GiB object): every proof checked against a streamed root', async () => {
+    const size = 1024 * 1024 * 1024 + 12345;
+    const key = randomBytes(16);
+    const chunkOf = (i: number): Buffer => createCipheriv('aes-128-ctr', key, Buffer.alloc(16, i)).update(Buffer.alloc(Math.min(8 * 1024 * 1024, size - i * 8 * 1024 * 1024)));
+    const chunks = Math.ceil(size / (8 * 1024 * 1024));
+    const whole = createHash('sha256');
+    const merkle = new MerkleBuilder(LEAF);
+    for (let i = 0; i < chunks; i++) {
+      const chunk = chunkOf(i);
+      whole.update(chunk);
+      merkle.update(chunk);
+    }
+    const root = merkle.digest();
+    const upload = await store.beginPut(OWNER, 'huge', size, whole.digest('hex'));
+    for (let i = 0; i < chunks; i++) await upload.write([chunkOf(i)]);
+    await upload.finish();
+
+    const object = await index.open(OWNER, 'huge', LEAF);
+    expect(object.root).toBe(root);
+    const leafCount = object.leafCount;
+    const last = leafCount - 1;
+    // Group, level and object edges: the first and last leaves of blocks, groups of blocks and groups of groups.
+    const indices = [0, 31, 32, 128 * 32 - 1, 128 * 32, 128 * 128 * 32 - 1, 128 * 128 * 32, last - 1, last, 123_457, 400_001];
+    const proofs = await object.prove(indices);
+    await object.close();
+    for (const proof of proofs) {
+      expect(verifyMerkleProof(root, proof.index, leafCount, proof.leaf, proof.path)).toBe(true);
+      expect(verifyMerkleProof(root, proof.index === 0 ? 1 : proof.index - 1, leafCount, proof.leaf, proof.path)).toBe(false);
+    }
+  }, 120_000);
+
+  it('concurrent opens share one build', async () => {
+    await put('shared', randomBytes(10 * BLOCK));
+    const objects = await Promise.all(Array.from({ length: 5 }, () => index.open(OWNER, 'shared', LEAF)));
+    await Promise.all(objects.map((o) => o.close()));
+    expect(index.counters.builds).toBe(1);
+  });
+
+  it('is rebuilt when the object is replaced or edited in place', async () => {
+    const first = randomBytes(4 * BLOCK);
+    await put('changing', first);
+    await (await index.open(OWNER, 'changing', LEAF)).close();
+
+    const second = randomBytes(4 * BLOCK);
+    await put('changing', second);
+    let object = await index.open(OWNER, 'changing', LEAF);
+    expect(object.root).toBe(referenceRoot(second, LEAF));
+    await object.close();
+    expect(index.counters.builds).toBe(2);
+
+    const handle = await open(store.objectFile(OWNER, 'changing'), 'r+');
+    await handle.write(Buffer.from([second[100]! ^ 0xff]), 0, 1, 100);
+    await handle.close();
+    object = await index.open(OWNER, 'changing', LEAF);
+    expect(index.counters.builds).toBe(3);
+    expect(object.root).not.toBe(referenceRoot(second, LEAF));
+    await object.close();
+  });
+
+  it('a kept index (same inode, size and mtime) still exposes damage in the block of a sampled leaf', async () => {
+    const bytes = randomBytes(8 * BLOCK);
+    const root = referenceRoot(bytes, LEAF);
+    await put('rotting', bytes);
+    await (await index.open(OWNER, 'rotting', LEAF)).close();
+
+    // Bit rot: the bytes change, the file's metadata does not.
+    const path = store.objectFile(OWNER, 'rotting');
+    const { mtimeNs } = await stat(path, { bigint: true });
+    const handle = await open(path, 'r+');
+    await handle.write(Buffer.from([bytes[3 * BLOCK + 5]! ^ 1]), 0, 1, 3 * BLOCK + 5);
+    await handle.close();
+    setMtimeNs(path, mtimeNs);
+
+    const object = await index.open(OWNER, 'rotting', LEAF);
+    expect(index.counters.builds).toBe(1);
+    expect(object.root).toBe(root);
+    const leafCount = object.leafCount;
+    const [damagedLeaf, sameBlock, otherBlock] = await object.prove([3 * 32, 3 * 32 + 7, 5 * 32]);
+    await object.close();
+    expect(verifyMerkleProof(root, damagedLeaf!.index, leafCount, damagedLeaf!.leaf, damagedLeaf!.path)).toBe(false);
+    expect(verifyMerkleProof(root, sameBlock!.index, leafCount, sameBlock!.leaf, sameBlock!.path)).toBe(false);
+    expect(verifyMerkleProof(root, otherBlock!.index, leafCount, otherBlock!.leaf, otherBlock!.path)).toBe(true);
+  });
+
+  it('refuses a missing object with ENOOBJECT and a leaf outside the object', async () => {
+    await expect(index.open(OWNER, 'absent', LEAF)).rejects.toMatchObject({ code: 'ENOOBJECT' });
+    await expect(index.open(OWNER, 'absent', LEAF)).rejects.toBeInstanceOf(HostStoreError);
+    await put('small', randomBytes(3 * LEAF));
+    const object = await index.open(OWNER, 'small', LEAF);
+    await expect(object.prove([3])).rejects.toThrow(/outside the object's 3 leaves/);
+    await object.close();
+  });
+
+  it('buildMissing indexes every stored object and removes indexes of purged ones', async () => {
+    await put('aa1', randomBytes(BLOCK + 1));
+    await put('bb2', randomBytes(2 * BLOCK));
+    expect(await index.buildMissing()).toEqual({ objects: 2, built: 2, removed: 0 });
+    expect(await index.buildMissing()).toEqual({ objects: 2, built: 0, removed: 0 });
+    await store.delete(OWNER, 'aa1');
+    await store.purgeExpired();
+    expect(await index.buildMissing()).toEqual({ objects: 1, built: 0, removed: 1 });
+    expect(existsSync(join(home, 'hosted', OWNER, 'merkle', 'aa', 'aa1'))).toBe(false);
+    expect((await readFile(join(home, 'hosted', OWNER, 'merkle', 'bb', 'bb2'))).subarray(-72, -68).toString()).toBe('HMI1');
+  });
+});
