@@ -3,6 +3,7 @@ import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
 import type { LsEntry, ObjectEntry } from '../node/commands.ts';
 import type { SourceDrift } from '../node/drift.ts';
+import type { AuditReport } from '../node/audit.ts';
 import { formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
 
@@ -77,4 +78,15 @@ export function printDrift(list: SourceDrift[]): void {
     for (const p of d.changed) console.log(`changed: ${d.source}/${displayPath(p)}`);
     for (const p of d.missing) console.log(`missing: ${d.source}/${displayPath(p)}`);
   }
+}
+
+export function printVerify(reports: AuditReport[]): void {
+  if (reports.length === 0) console.log('no relative holds objects of this home yet');
+  printTable(
+    reports.map((r) => [
+      r.peer, r.passed ? 'passed' : 'FAILED', String(r.objects), formatSize(r.bytes), String(r.samples),
+      `${(r.durationMs / 1000).toFixed(1)}s`, formatSize(r.bytesTransferred), r.failedObjects.length ? r.failedObjects.map((id) => id.slice(0, 12)).join(',') : r.error ?? '',
+    ]),
+    ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'FAILED'],
+  );
 }

@@ -6,7 +6,7 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printBackup, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 
 const program = new Command();
@@ -228,6 +228,18 @@ peersCmd.command('rm <name>').description('unpair a relative (its copies are re-
   const r = await ops.removePeer(home(), name);
   console.log(`removed ${r.removed} (${r.peerId})`);
 });
+
+program
+  .command('verify')
+  .description('audit relatives now: each proves it still holds this home\'s objects')
+  .option('--peer <name>', 'audit only this relative')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { peer?: string; json?: boolean }) => {
+    const reports = await ops.verify(home(), o.peer, createProgress({ json: Boolean(o.json) }));
+    if (reports.some((r) => !r.passed)) process.exitCode = 3;
+    if (o.json) return printJson(reports);
+    printVerify(reports);
+  });
 
 program
   .command('scrub')

@@ -13,6 +13,7 @@ import { scrubHostStore } from '../storage/hoststore/scrub.ts';
 import { DEFAULT_IGNORES } from '../storage/scanner/scanner.ts';
 import { driftReport, type SourceDrift } from './drift.ts';
 import { AlertCenter, type ChannelResult } from './alerts.ts';
+import type { AuditReport } from './audit.ts';
 import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
@@ -150,7 +151,7 @@ export interface FamilyOps {
 type Op = (ctx: OpContext, args: any) => Promise<unknown>;
 
 /** Operations that only a running daemon can carry out (they need the libp2p host). */
-export const DAEMON_OPS = new Set(['invite', 'join', 'peers', 'peers-rm', 'replicate']);
+export const DAEMON_OPS = new Set(['invite', 'join', 'peers', 'peers-rm', 'replicate', 'verify']);
 
 export const SESSION_OPS: Record<string, Op> = {
   async backup(ctx, args: { pack: boolean }) {
@@ -323,3 +324,4 @@ export const replicate = (dir: string, progress: ProgressSink) => runOp<Record<s
 export const scrub = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'scrub', {}, progress);
 export const drift = (dir: string) => runOp<SourceDrift[]>(dir, 'drift', {});
 export const alertTest = (dir: string) => runOp<ChannelResult[]>(dir, 'alert-test', {});
+export const verify = (dir: string, peer: string | undefined, progress: ProgressSink) => runOp<AuditReport[]>(dir, 'verify', { peer }, progress);

@@ -80,6 +80,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },
   'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
   'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
+  'audit.timeout': durationSetting('10m', 'how long a relative may take to answer an audit (it is asked once more before it fails)'),
   'schedule.scrub': { default: '15 03:00', describe: 'monthly scrub of relatives\' objects kept here ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.scrub') },
   'alerts.drift.threshold': { default: '500', describe: 'alert when more files than this changed or vanished locally since their backup, before a scheduled backup', check: positiveInt('alerts.drift.threshold') },
   'alerts.email.to': { default: '', describe: 'where alert emails go (addresses, comma-separated); empty: no email', check: emailAddresses('alerts.email.to') },

@@ -19,6 +19,9 @@ import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
 import { SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
 import { Replicator, type ReplicationReport } from './replicator.ts';
+import { auditRelative, objectsAt, type AuditReport } from './audit.ts';
+import { auditService, type AuditService } from '../protocol/audit.ts';
+import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
@@ -29,6 +32,7 @@ import type { BackupReport } from './backup.ts';
 export const HEARTH_VERSION = '0.1.0';
 
 interface DaemonServices extends Record<string, unknown> {
+  audit: AuditService;
   pair: PairService;
   status: StatusService;
   catalog: CatalogSyncService;
@@ -40,7 +44,7 @@ export interface DaemonOptions {
 }
 
 /** Operations that change state run one at a time; reads run alongside them. */
-const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'join', 'peers-rm', 'replicate']);
+const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'join', 'peers-rm', 'replicate', 'verify']);
 
 export class Daemon {
   readonly session: HomeSession;
@@ -56,7 +60,10 @@ export class Daemon {
   readonly alerts: AlertCenter;
   private scheduler: Scheduler | undefined;
 
-  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; log: (line: string) => void }) {
+  private readonly merkleIndex: MerkleIndexStore;
+
+  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void }) {
+    this.merkleIndex = init.merkleIndex;
     this.session = init.session;
     this.host = init.host;
     this.roster = init.roster;
@@ -92,6 +99,7 @@ export class Daemon {
         deleteDelay: config().duration('host.deleteDelay'),
       });
       hostCatalogs = await HostCatalogStore.open(hostedCatalogsPath(session.paths.dir));
+      const merkleIndex = new MerkleIndexStore({ store: hostStore });
       const catalogs = hostCatalogs;
       host = await createHearthHost<DaemonServices>({
         seed: session.keys.ed25519Seed,
@@ -112,9 +120,10 @@ export class Daemon {
           }),
           object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()) }),
           catalog: catalogSyncService({ store: catalogs }),
+          audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
         } as never,
       });
-      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, log });
+      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log });
       await daemon.listen();
       return daemon;
     } catch (err) {
@@ -138,6 +147,8 @@ export class Daemon {
     this.timer = setInterval(() => {
       this.replicateSoon();
       void this.hostStore.purgeExpired().catch((err: Error) => this.log(`purge failed: ${err.message}`));
+      // Audit proofs read 64 KiB per sample once an object is indexed, not the object.
+      void this.merkleIndex.buildMissing().catch((err: Error) => this.log(`merkle index build failed: ${err.message}`));
     }, interval);
     this.timer.unref();
     this.scheduler = new Scheduler({
@@ -146,6 +157,7 @@ export class Daemon {
       jobs: [
         { name: 'backup', schedule: () => this.session.config.get('schedule.backup'), run: () => this.scheduledBackup() },
         { name: 'scrub', schedule: () => this.session.config.get('schedule.scrub'), run: () => this.handle('scrub', {}, silentProgress) },
+        { name: 'audit', schedule: () => this.session.config.get('schedule.audit'), run: () => this.handle('verify', {}, silentProgress) },
       ],
       onFailure: (job, err) => {
         this.log(`scheduled ${job} failed: ${err.message}`);
@@ -274,9 +286,34 @@ export class Daemon {
       }
       case 'replicate':
         return this.replicate(progress);
+      case 'verify':
+        return this.verify(args.peer as string | undefined, progress);
       default:
         throw new Error(`unknown operation "${op}"`);
     }
+  }
+
+  /**
+   * Audit every relative (or one): challenge-response over /hearth/audit/1 against
+   * the Merkle roots in the catalog. A copy that fails is forgotten so the next
+   * replication pass sends a good one, and the family is alerted once.
+   */
+  private async verify(name: string | undefined, progress: ProgressSink): Promise<AuditReport[]> {
+    const members = name === undefined ? this.roster.members() : [this.memberNamed(name)];
+    const reports: AuditReport[] = [];
+    for (const m of members) {
+      progress.update({ phase: `auditing ${m.name}`, files: reports.length, bytes: 0 });
+      const objects = await objectsAt(this.session.catalog, m.peerId);
+      if (objects.length === 0) continue;
+      await this.replicator.reach(m);
+      const report = await auditRelative({ node: this.host, peerId: m.peerId, objects, timeoutMs: this.session.config.duration('audit.timeout') });
+      reports.push({ ...report, peer: m.name });
+      for (const id of report.failedObjects) await this.replicator.markDamaged(id, m.peerId);
+      if (report.passed) await this.alerts.resolve(alertKey('audit-failed', m.name));
+      else await this.alerts.raise({ kind: 'audit-failed', relative: m.name, objects: report.failedObjects });
+    }
+    if (reports.some((r) => !r.passed)) this.replicateSoon();
+    return reports;
   }
 
   private async peers(): Promise<unknown[]> {
