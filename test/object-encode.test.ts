@@ -169,7 +169,7 @@ console.log(result.plainSha256);
     });
     const result = await pool.encode({ plaintext: Readable.from(input()), recipient, output: slowOutput });
     expect(result.plainSize).toBe(64 * MiB);
-    // 8 batches in flight, one being filled and the input's read-ahead; without backpressure most of the 64 MiB.
+    // 4 batches in flight, one being filled and the input's read-ahead; without backpressure most of the 64 MiB.
     expect(maxLag).toBeLessThan(12 * MiB);
   });
 

@@ -16,11 +16,11 @@ import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { assertLeafSize, MERKLE_LEAF_SIZE, MerkleBuilder } from '../merkle.ts';
-import type { EncodeEvent, SealRequest, WorkerRoleData } from './messages.ts';
+import type { EncodeEvent, SealRequest, StageData } from './messages.ts';
 import { ObjectSealer, type SealedTotals } from './sealer.ts';
 
 const BATCH_SIZE = 1024 * 1024;
-const MAX_BATCHES_IN_FLIGHT = 8;
+const MAX_BATCHES_IN_FLIGHT = 4;
 const INLINE_LIMIT = 256 * 1024;
 
 /**
@@ -243,9 +243,8 @@ export class ObjectEncoderPool {
   #startStages(): Stages {
     if (this.#stages) return this.#stages;
     const { port1, port2 } = new MessageChannel();
-    const url = new URL('./encode-worker.ts', import.meta.url);
-    const start = (data: WorkerRoleData): Worker => new Worker(url, { workerData: data, transferList: [data.link] });
-    const stages: Stages = { seal: start({ role: 'seal', link: port1 }), merkle: start({ role: 'merkle', link: port2 }) };
+    const start = (file: string, data: StageData): Worker => new Worker(new URL(file, import.meta.url), { workerData: data, transferList: [data.link] });
+    const stages: Stages = { seal: start('./seal-worker.ts', { link: port1 }), merkle: start('./merkle-worker.ts', { link: port2 }) };
     stages.merkle.on('message', (event: EncodeEvent) => this.#route(event));
     for (const worker of [stages.seal, stages.merkle]) {
       worker.on('error', (err) => this.#lose(stages, new Error(`object encoder worker failed: ${err.message}`)));

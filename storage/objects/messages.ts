@@ -7,8 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { SealedTotals } from './sealer.ts';
 
-export interface WorkerRoleData {
-  role: 'seal' | 'merkle';
+export interface StageData {
   /** The seal worker's output and the merkle worker's input. */
   link: MessagePort;
 }

@@ -1,11 +1,9 @@
-// One stage of the encode pipeline (see encode.ts). The seal stage hashes the
-// plaintext and encrypts it; the merkle stage hashes the ciphertext into the Merkle
-// tree. Each keeps per-job state, so one pair of workers serves every object.
+// The seal stage of the encode pipeline (see encode.ts): hashes the plaintext and
+// encrypts it to age, one job per object, so one worker serves every object.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { MerkleBuilder } from '../merkle.ts';
-import type { EncodeEvent, MerkleRequest, SealRequest, WorkerRoleData } from './messages.ts';
+import type { MerkleRequest, SealRequest, StageData } from './messages.ts';
 import { ObjectSealer } from './sealer.ts';
 
 /** Room for one batch's age bytes: up to 17 sealed chunks, and the header on the first. */
@@ -99,35 +97,4 @@ function runSeal(input: MessagePort, output: MessagePort): void {
   });
 }
 
-function runMerkle(input: MessagePort, output: MessagePort): void {
-  const jobs = new Map<number, MerkleBuilder>();
-  input.on('message', (message: MerkleRequest) => {
-    const { job } = message;
-    if (message.kind === 'start') {
-      jobs.set(job, new MerkleBuilder(message.leafSize));
-      return;
-    }
-    if (message.kind === 'error') {
-      output.postMessage(message satisfies EncodeEvent);
-      return;
-    }
-    const builder = jobs.get(job);
-    if (!builder) return;
-    if (message.kind === 'abort') {
-      jobs.delete(job);
-      return;
-    }
-    builder.update(new Uint8Array(message.output, 0, message.length));
-    if (message.kind === 'data') {
-      output.postMessage(message satisfies EncodeEvent, [message.output, message.spare]);
-    } else {
-      jobs.delete(job);
-      const event: EncodeEvent = { ...message, encryptedSize: builder.size, merkleRoot: builder.digest() };
-      output.postMessage(event, [message.output]);
-    }
-  });
-}
-
-const { role, link } = workerData as WorkerRoleData;
-if (role === 'seal') runSeal(parentPort as unknown as MessagePort, link);
-else runMerkle(link, parentPort as unknown as MessagePort);
+runSeal(parentPort as unknown as MessagePort, (workerData as StageData).link);
