@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,45 @@ describe('DirTier', () => {
     expect(await readdir(join(tier.objectsDir, 'ab'))).toEqual([]);
   });
 
+  /** A source whose bytes are a local file; streaming it is a failure. */
+  async function fileSource(dir: string, bytes: Buffer, size = bytes.length): Promise<ObjectSource & { path: string }> {
+    const path = join(dir, `spooled-${randomBytes(4).toString('hex')}`);
+    await writeFile(path, bytes);
+    return { size, file: path, path, open: () => { throw new Error('the file should have been taken, not streamed'); } };
+  }
+
+  it('takes a local file on the same filesystem as a hard link, never streaming it', async () => {
+    const bytes = randomBytes(3 * CHUNK + 5);
+    const source = await fileSource(root, bytes);
+    await tier.put(nameA, source);
+    expect(await readAll(await tier.get(nameA))).toEqual(bytes);
+    expect((await stat(tier.location(nameA))).ino).toBe((await stat(source.path)).ino);
+    // The spool copy goes away; the object stays whole.
+    await rm(source.path);
+    expect(await readAll(await tier.get(nameA))).toEqual(bytes);
+    expect(await readdir(join(tier.objectsDir, 'ab'))).toEqual([nameA]);
+  });
+
+  const otherDevice = '/dev/shm';
+  it.skipIf(!existsSync(otherDevice) || statSync(otherDevice).dev === statSync(tmpdir()).dev)('copies a local file from another filesystem', async () => {
+    const dir = await mkdtemp(join(otherDevice, 'hearth-tier-'));
+    try {
+      const bytes = randomBytes(2 * CHUNK);
+      const source = await fileSource(dir, bytes);
+      await tier.put(nameA, source);
+      expect(await readAll(await tier.get(nameA))).toEqual(bytes);
+      expect((await stat(tier.location(nameA))).dev).not.toBe((await stat(source.path)).dev);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a local file of another size than declared, or one that is gone, leaving nothing', async () => {
+    await expect(tier.put(nameA, await fileSource(root, randomBytes(60), 100))).rejects.toThrow('gave 60 bytes but declared 100');
+    await expect(tier.put(nameA, { size: 1, file: join(root, 'gone'), open: () => Readable.from([Buffer.of(1)]) })).rejects.toThrow(/ENOENT/);
+    expect(await readdir(join(tier.objectsDir, 'ab'))).toEqual([]);
+  });
+
   it('ignores temp files a crash left behind, and cleans the stale ones on open', async () => {
     await tier.put(nameA, bytesSource(randomBytes(10)));
     const shard = join(tier.objectsDir, 'ab');
@@ -318,6 +358,14 @@ describe('CountingTier', () => {
       bytesPut: bytes.length + 300,
       bytesGot: bytes.length + 2 * CHUNK,
     });
+  });
+
+  it('counts a put the inner tier took from a local file as all its bytes', async () => {
+    const counting = new CountingTier(tier);
+    const path = join(root, 'spooled');
+    await writeFile(path, randomBytes(1234));
+    await counting.put(nameA, { size: 1234, file: path, open: () => { throw new Error('not streamed'); } });
+    expect(counting.counts()).toMatchObject({ put: 1, bytesPut: 1234 });
   });
 
   it('counts only the bytes that moved before a put failed, and passes the failure on', async () => {

@@ -35,13 +35,19 @@ export class CountingTier implements Tier {
     return this.inner.location(name);
   }
 
-  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
     this.tally.put++;
+    let streamed = false;
     const counted: ObjectSource = {
-      size: source.size,
-      open: (offset) => this.countThrough(source.open(offset), 'bytesPut'),
+      ...source,
+      open: (offset) => {
+        streamed = true;
+        return this.countThrough(source.open(offset), 'bytesPut');
+      },
     };
-    return this.inner.put(name, counted, signal);
+    await this.inner.put(name, counted, signal);
+    // A tier that took the bytes from source.file stored them all without a stream.
+    if (!streamed) this.tally.bytesPut += source.size;
   }
 
   async get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

@@ -3,8 +3,8 @@
 // owner level lets several homes share one disk, the two-character shards keep
 // directories small.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open as openFile, opendir, rename, stat, unlink } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { copyFile, link, mkdir, open as openFile, opendir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -88,11 +88,9 @@ export class DirTier implements Tier {
     });
     const tempPath = join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
     try {
-      // flush: the stream fsyncs before it closes, so the rename below publishes durable bytes.
-      const out = createWriteStream(tempPath, { flags: 'wx', flush: true });
-      await pipeline(source.open(0), out, { signal });
-      if (out.bytesWritten !== source.size) {
-        throw new Error(`source of ${name} gave ${out.bytesWritten} bytes but declared ${source.size}; the data changed while it was being stored`);
+      const written = source.file !== undefined ? await takeFile(source.file, tempPath) : await writeStream(source, tempPath, signal);
+      if (written !== source.size) {
+        throw new Error(`source of ${name} gave ${written} bytes but declared ${source.size}; the data changed while it was being stored`);
       }
       await rename(tempPath, path);
       await syncDir(dir);
@@ -200,6 +198,33 @@ export class DirTier implements Tier {
       default:
         return err;
     }
+  }
+}
+
+/** Streams the source into a new file at `path`, durably; returns the bytes written. */
+async function writeStream(source: ObjectSource, path: string, signal: AbortSignal | undefined): Promise<number> {
+  // flush: the stream fsyncs before it closes, so the rename that follows publishes durable bytes.
+  const out = createWriteStream(path, { flags: 'wx', flush: true });
+  await pipeline(source.open(0), out, { signal });
+  return out.bytesWritten;
+}
+
+/**
+ * Puts a local file's bytes at `path`, durably; returns their size. A hard link
+ * when the file is on the same filesystem (a spooled volume then costs no second
+ * write of gigabytes: the spool name is dropped afterwards and the target keeps
+ * the only one), else a kernel copy. Either way the data is synced before the
+ * caller renames it into place.
+ */
+async function takeFile(file: string, path: string): Promise<number> {
+  // Another disk (EXDEV), or a filesystem without hard links (FAT, some NAS shares): copy.
+  await link(file, path).catch(() => copyFile(file, path, constants.COPYFILE_EXCL));
+  const handle = await openFile(path, 'r');
+  try {
+    await handle.sync();
+    return (await handle.stat()).size;
+  } finally {
+    await handle.close();
   }
 }
 

@@ -24,6 +24,12 @@ export interface ByteRange {
 export interface ObjectSource {
   size: number;
   open(offset: number): Readable;
+  /**
+   * The same bytes as a local file that stays unchanged until put() returns, when
+   * they are one (a spooled object): a tier on this machine may link or copy the
+   * file instead of streaming open(), far cheaper for a volume of gigabytes.
+   */
+  file?: string;
 }
 
 export interface Tier {
