@@ -4,17 +4,24 @@
 // blob per file, so every run protects new files the same day. Staged blobs whose
 // content is now in a placed volume are retired.
 //
-// File versions are recorded before their content is stored: a version is the
-// intent, and `catalog.unpacked()` is the to-do list derived from it. A run that is
-// killed at any point therefore loses nothing: the next run finds the same
-// unpacked content and stores it.
+// A source's first backup packs straight into volumes as the scan goes: tens of
+// thousands of per-file blobs, each later packed and retired, would cost far more
+// than one image. Its files are not hashed by the scan: the ISO writer hashes each
+// file as it packs it, and the file's version is recorded with that hash together
+// with the volume that holds it, in the same catalog appends. A first backup killed
+// at any point leaves versions only for files whose bytes are in a placed volume;
+// the next run is still that source's first (its run never ended) and packs the rest.
+//
+// Every other version is recorded before its content is stored: a version is the
+// intent, and `catalog.unpacked()` is the to-do list derived from it. A run killed
+// at any point therefore loses nothing: the next run finds the same unpacked
+// content and stores it.
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
-import type { Catalog, CatalogPayload } from '../storage/catalog/catalog.ts';
+import type { Catalog, CatalogPayload, ContentRange, FileRecord, ObjectPayload } from '../storage/catalog/catalog.ts';
 import { scanSource, DEFAULT_IGNORES, type ScannedFile } from '../storage/scanner/scanner.ts';
-import { IsoVolumeWriter, type IsoEntry } from '../storage/iso/writer.ts';
+import { IsoVolumeWriter, type IsoFileEntry } from '../storage/iso/writer.ts';
 import { encodeFsName } from '../storage/paths.ts';
 import type { Config, SourceConfig } from './config.ts';
 import type { ProgressSink } from './progress.ts';
@@ -50,11 +57,20 @@ interface PendingContent {
   size: number;
   source: string;
   path: string;
+  /** The live version whose file has these bytes. */
+  file?: FileRecord;
   /** Set when the bytes are in a staged blob and no live file has them any more. */
   blob?: { id: string; size: number; plainSize: number; time: number };
 }
 
-const RECORD_BATCH = 1000;
+/** Catalog payloads per append while scanning; appends group them into shared records. */
+const RECORD_BATCH = 2000;
+/**
+ * Files per volume at most, whatever their size: a volume's layout, hashes and
+ * records are held in memory until it is placed (~1.5 KB a file), so this keeps a
+ * run of tiny files within a flat memory budget (and directories readers can list).
+ */
+const MAX_VOLUME_FILES = 20_000;
 
 export async function runBackup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
   const { config, catalog } = ctx;
@@ -72,7 +88,7 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
   // One source that cannot be read must not stop the others from being protected.
   for (const source of config.data.sources) {
     try {
-      await scanIntoCatalog(ctx, source, startedAt, report);
+      await scanIntoCatalog(ctx, source, startedAt, initial.has(source.name), report);
     } catch (err) {
       report.errors.push({ path: source.name, error: (err as Error).message });
       ctx.progress.log(`error: ${(err as Error).message}`);
@@ -82,13 +98,7 @@ export async function runBackup(ctx: BackupContext, options: BackupOptions): Pro
   const pending: PendingContent[] = [];
   for await (const item of catalog.unpacked()) pending.push(item);
   pending.push(...(await stagedOnly(catalog, new Set(pending.map((p) => p.hash)))));
-  // A source's first backup packs straight into volumes: tens of thousands of
-  // per-file blobs, each later packed and retired, would cost far more than one image.
-  const first: PendingContent[] = [];
-  const rest: PendingContent[] = [];
-  for (const p of pending) (initial.has(p.source) && !p.blob ? first : rest).push(p);
-  await storePending(ctx, first, { pack: true }, report);
-  await storePending(ctx, rest, options, report);
+  await storePending(ctx, pending, options, report);
 
   report.finishedAt = Date.now();
   report.ok = report.errors.length === 0;
@@ -130,16 +140,31 @@ async function checkNotVanished(ctx: BackupContext, source: SourceConfig): Promi
   }
 }
 
-async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: number, report: BackupReport): Promise<void> {
+/**
+ * Scan one source and record what changed. On its first backup (`first`) the
+ * scan reads no file: new and changed files go to volumes as they come, and are
+ * recorded with the volume that holds them.
+ */
+async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: number, first: boolean, report: BackupReport): Promise<void> {
   await checkNotVanished(ctx, source);
   const batch: CatalogPayload[] = [];
   const flush = async () => {
-    if (batch.length) await ctx.catalog.append(batch.splice(0));
+    if (batch.length) await ctx.catalog.append(batch.splice(0), { group: true });
+  };
+  const volumeSize = ctx.config.size('volume.size');
+  let group: ScannedFile[] = [];
+  let groupBytes = 0;
+  const packGroup = async () => {
+    const files = group;
+    group = [];
+    groupBytes = 0;
+    if (files.length) await packFirstVolume(ctx, source, files, time, report);
   };
   const events = scanSource({
     root: source.path,
     previous: ctx.catalog.latest(source.name),
     ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
+    hash: !first,
     hashConcurrency: Number(ctx.config.get('backup.workers')),
     onProgress: (p) => ctx.progress.update({ phase: `scanning ${source.name}`, files: p.files, bytes: p.bytes }),
   });
@@ -161,11 +186,18 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
         report.files[ev.kind]++;
       }
       if (ev.kind === 'unchanged') continue;
-      batch.push(fileRecord(source.name, ev.entry, time));
+      if (first && ev.entry.type === 'file') {
+        group.push(ev.entry);
+        groupBytes += ev.entry.size;
+        if (groupBytes >= volumeSize || group.length >= MAX_VOLUME_FILES) await packGroup();
+        continue;
+      }
+      batch.push(fileRecord(source.name, ev.entry, ev.entry.hash, time));
     }
     if (batch.length >= RECORD_BATCH) await flush();
   }
   await flush();
+  await packGroup();
 }
 
 /**
@@ -175,6 +207,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
  */
 async function stagedOnly(catalog: Catalog, live: Set<string>): Promise<PendingContent[]> {
   const out: PendingContent[] = [];
+  if (catalog.stats().objects.blob.count === 0) return out;
   for await (const o of catalog.objects()) {
     if (o.kind !== 'blob' || o.placements.length === 0) continue;
     const hash = (await catalog.object(o.id))!.contents[0]!.hash;
@@ -187,11 +220,11 @@ async function stagedOnly(catalog: Catalog, live: Set<string>): Promise<PendingC
   return out;
 }
 
-function fileRecord(source: string, e: ScannedFile, time: number): CatalogPayload {
+function fileRecord(source: string, e: ScannedFile | FileRecord, hash: string | undefined, time: number): CatalogPayload {
   return {
     k: 'file', source, path: e.path, type: e.type, size: e.size,
     mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs, ino: e.ino, mode: e.mode, uid: e.uid, gid: e.gid,
-    hash: e.hash, target: e.target, time,
+    hash, target: e.target, time,
   };
 }
 
@@ -203,7 +236,7 @@ async function storePending(ctx: BackupContext, pending: PendingContent[], optio
   for (const item of pending) {
     current.push(item);
     currentBytes += item.size;
-    if (currentBytes >= volumeSize) {
+    if (currentBytes >= volumeSize || current.length >= MAX_VOLUME_FILES) {
       groups.push(current);
       current = [];
       currentBytes = 0;
@@ -215,7 +248,7 @@ async function storePending(ctx: BackupContext, pending: PendingContent[], optio
   }
   // The remainder is staged first: it is the newest data and the cheapest to protect.
   await stageBlobs(ctx, current, report);
-  for (const group of groups) await packVolume(ctx, group, report);
+  for (const group of groups) await packPendingVolume(ctx, group, report);
 }
 
 /** Staged blobs are recorded in batches: one catalog append (and fsync) per blob would dominate. */
@@ -228,7 +261,7 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
   let records: CatalogPayload[] = [];
   let spooled: EncodedObject[] = [];
   const flush = async (): Promise<void> => {
-    if (records.length) await ctx.catalog.append(records);
+    if (records.length) await ctx.catalog.append(records, { group: true });
     for (const e of spooled) ctx.store.discard(e);
     records = [];
     spooled = [];
@@ -264,11 +297,81 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
   await flush();
 }
 
-async function packVolume(ctx: BackupContext, group: PendingContent[], report: BackupReport): Promise<void> {
-  const entries: IsoEntry[] = [];
-  const byPath = new Map<string, PendingContent>();
+/** One file of a volume: where it goes in the image and where its bytes come from. */
+type VolumeFile = Omit<IsoFileEntry, 'type'>;
+
+interface PackedVolume {
+  name: string;
+  encoded: EncodedObject;
+  /** Image bytes. */
+  bytes: number;
+  /** For each file given, in order: its range in the image, or undefined if it changed while packed. */
+  ranges: Array<ContentRange | undefined>;
+}
+
+/** Lay out, read, hash and encrypt one volume into the spool. Files that changed while packed are reported, not trusted. */
+async function encodeVolume(ctx: BackupContext, files: VolumeFile[], report: BackupReport): Promise<PackedVolume> {
   let minTime = Infinity;
   let maxTime = -Infinity;
+  for (const f of files) {
+    minTime = Math.min(minTime, f.mtimeMs);
+    maxTime = Math.max(maxTime, f.mtimeMs);
+  }
+  const name = await volumeName(ctx.catalog, minTime, maxTime);
+  const writer = new IsoVolumeWriter(files.map((f) => ({ type: 'file', ...f })), { volumeId: name.replace(/\.iso$/, '') });
+  const totalBytes = writer.size;
+  const image = writer.stream({ onBytes: (bytes) => ctx.progress.update({ phase: `packing ${name}`, files: 0, bytes, totalBytes }) });
+  const encoded = await ctx.store.encode(image);
+  const { mismatched, fileSha256 } = await writer.result;
+  const bad = new Set(mismatched.map((m) => m.path));
+  for (const m of mismatched) {
+    report.errors.push({ path: m.path, error: `${m.reason} (will be backed up again next run)` });
+    ctx.progress.log(`warning: ${m.path}: ${m.reason} (will be backed up again next run)`);
+  }
+  const ranges = files.map((f) => {
+    if (bad.has(f.path)) return undefined;
+    const extent = writer.extent(f.path)!;
+    return { hash: fileSha256.get(f.path)!, offset: extent.offset, length: extent.length };
+  });
+  return { name, encoded, bytes: writer.size, ranges };
+}
+
+/** Appends per chunk of a first volume's files: each holds their versions and their ranges in the volume. */
+const FIRST_RECORD_CHUNK = 2000;
+
+/**
+ * A volume of a source's first backup: the files are read by path, their hashes
+ * come from the writer, and their versions are recorded with the volume's object
+ * record, chunk by chunk (the object, then `contents` records with more ranges), so
+ * every append leaves versions whose bytes are in the placed volume.
+ */
+async function packFirstVolume(ctx: BackupContext, source: SourceConfig, scanned: ScannedFile[], time: number, report: BackupReport): Promise<void> {
+  const root = sourceRoot(source.path);
+  const files: VolumeFile[] = scanned.map((e) => ({
+    path: `${source.name}/${e.path}`, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, uid: e.uid, gid: e.gid,
+    file: Buffer.concat([root, encodeFsName(e.path)]), scanned: { mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs, ino: e.ino },
+  }));
+  const volume = await encodeVolume(ctx, files, report);
+  const packed = scanned.flatMap((entry, i) => (volume.ranges[i] ? [{ entry, range: volume.ranges[i] }] : []));
+  const payloads = await ctx.store.put(volume.encoded, { kind: 'volume', name: volume.name, contents: [] });
+  const object = payloads.find((p): p is ObjectPayload => p.k === 'object')!;
+  const placements = payloads.filter((p) => p !== object);
+  for (let at = 0; at === 0 || at < packed.length; at += FIRST_RECORD_CHUNK) {
+    const chunk = packed.slice(at, at + FIRST_RECORD_CHUNK);
+    const contents = chunk.map((p) => p.range);
+    const versions = chunk.map((p) => fileRecord(source.name, p.entry, p.range.hash, time));
+    const head: CatalogPayload[] = at === 0 ? [{ ...object, contents }, ...placements] : [{ k: 'contents', id: object.id, contents, time: object.time }];
+    await ctx.catalog.append([...head, ...versions], { group: true });
+  }
+  ctx.store.discard(volume.encoded);
+  report.volumes.push({ id: volume.encoded.id, name: volume.name, files: packed.length, bytes: volume.bytes });
+}
+
+/** A volume of content already recorded (unpacked), from live files or staged blobs; staged copies are then retired. */
+async function packPendingVolume(ctx: BackupContext, group: PendingContent[], report: BackupReport): Promise<void> {
+  const files: VolumeFile[] = [];
+  const items: PendingContent[] = [];
+  const taken = new Set<string>();
   for (const item of group) {
     const blob = item.blob;
     const file = blob ? undefined : sourceFile(ctx.config, item.source, item.path);
@@ -276,73 +379,43 @@ async function packVolume(ctx: BackupContext, group: PendingContent[], report: B
       report.errors.push({ path: `${item.source}/${item.path}`, error: 'its source is no longer configured' });
       continue;
     }
-    const version = blob ? undefined : await ctx.catalog.current(item.source, item.path);
-    const mtimeMs = version?.mtimeMs ?? blob?.time ?? Date.now();
-    minTime = Math.min(minTime, mtimeMs);
-    maxTime = Math.max(maxTime, mtimeMs);
     // An old version may share its path with the current one in the same volume.
-    let isoPath = `${item.source}/${item.path}`;
-    if (byPath.has(isoPath)) isoPath += `~${item.hash.slice(0, 12)}`;
-    byPath.set(isoPath, item);
-    entries.push({
-      type: 'file', path: isoPath, size: item.size, mtimeMs, mode: version?.mode ?? 0o644, uid: version?.uid, gid: version?.gid,
-      expectedSha256: item.hash,
-      open: () => (blob ? ctx.store.openPlaintext(blob) : createReadStream(file!)),
-    });
+    let path = `${item.source}/${item.path}`;
+    if (taken.has(path)) path += `~${item.hash.slice(0, 12)}`;
+    taken.add(path);
+    const version = item.file;
+    const read = blob ? { open: () => ctx.store.openPlaintext(blob) } : { file: file! };
+    files.push({ path, size: item.size, mtimeMs: version?.mtimeMs ?? blob?.time ?? Date.now(), mode: version?.mode ?? 0o644, uid: version?.uid, gid: version?.gid, expectedSha256: item.hash, ...read });
+    items.push(item);
   }
-  if (entries.length === 0) return;
-  const name = await volumeName(ctx.catalog, minTime, maxTime);
-  const writer = new IsoVolumeWriter(entries, { volumeId: name.replace(/\.iso$/, '') });
-  const totalBytes = writer.size;
-  const image = writer.stream();
-  const counted = countBytes(image, (bytes) => ctx.progress.update({ phase: `packing ${name}`, files: 0, bytes, totalBytes }));
-  const encoded = await ctx.store.encode(counted);
-  const { mismatched } = await writer.result;
-  const bad = new Set(mismatched.map((m) => m.path));
-  for (const m of mismatched) {
-    report.errors.push({ path: m.path, error: `${m.reason} (will be backed up again next run)` });
-    ctx.progress.log(`warning: ${m.path}: ${m.reason} (will be backed up again next run)`);
-  }
-  const contents = [];
-  for (const [isoPath, item] of byPath) {
-    if (bad.has(isoPath)) continue;
-    const extent = writer.extent(isoPath)!;
-    contents.push({ hash: item.hash, offset: extent.offset, length: extent.length });
-  }
-  await ctx.store.place(encoded, { kind: 'volume', name, contents });
-  report.volumes.push({ id: encoded.id, name, files: contents.length, bytes: writer.size });
-  report.retired += await retireStagedBlobs(ctx, contents.map((c) => c.hash), encoded.id);
+  if (files.length === 0) return;
+  const volume = await encodeVolume(ctx, files, report);
+  const contents = volume.ranges.filter((r) => r !== undefined);
+  await ctx.store.place(volume.encoded, { kind: 'volume', name: volume.name, contents });
+  report.volumes.push({ id: volume.encoded.id, name: volume.name, files: contents.length, bytes: volume.bytes });
+  report.retired += await retireStagedBlobs(ctx, new Set(contents.map((c) => c.hash)));
 }
 
-/** Blobs whose content the new volume now holds are no longer needed. */
-async function retireStagedBlobs(ctx: BackupContext, hashes: string[], volumeId: string): Promise<number> {
+/** Blobs whose content a new volume now holds are no longer needed. */
+async function retireStagedBlobs(ctx: BackupContext, packed: Set<string>): Promise<number> {
+  if (ctx.catalog.stats().objects.blob.count === 0) return 0;
+  const blobs: string[] = [];
+  for await (const o of ctx.catalog.objects()) if (o.kind === 'blob') blobs.push(o.id);
   let retired = 0;
-  for (const hash of hashes) {
-    for (const loc of await ctx.catalog.locate(hash)) {
-      if (loc.object.kind !== 'blob' || loc.object.id === volumeId) continue;
-      await ctx.store.retire(loc.object.id);
-      retired++;
-    }
+  for (const id of blobs) {
+    const hash = (await ctx.catalog.object(id))?.contents[0]?.hash;
+    if (hash !== undefined && packed.has(hash) && (await ctx.store.retire(id))) retired++;
   }
   return retired;
 }
 
-function sourceFile(config: Config, sourceName: string, path: string): Buffer | undefined {
-  const source = config.data.sources.find((s) => s.name === sourceName);
-  if (!source) return undefined;
-  return Buffer.concat([Buffer.from(source.path.endsWith('/') ? source.path : `${source.path}/`), encodeFsName(path)]);
+function sourceRoot(path: string): Buffer {
+  return Buffer.from(path.endsWith('/') ? path : `${path}/`);
 }
 
-function countBytes(stream: Readable, onBytes: (total: number) => void): Readable {
-  let total = 0;
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  stream.on('data', (chunk: Buffer) => {
-    total += chunk.length;
-    onBytes(total);
-  });
-  stream.on('error', (err) => out.destroy(err));
-  stream.pipe(out);
-  return out;
+function sourceFile(config: Config, sourceName: string, path: string): Buffer | undefined {
+  const source = config.data.sources.find((s) => s.name === sourceName);
+  return source && Buffer.concat([sourceRoot(source.path), encodeFsName(path)]);
 }
 
 function summary(r: BackupReport): Record<string, number> {

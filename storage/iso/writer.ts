@@ -146,10 +146,10 @@ export class IsoVolumeWriter {
    * The image bytes, as a stream that can also fill() a caller's buffers (the object
    * encoder's PlaintextSource). Each file is read once, in layout order. Callable once.
    */
-  stream(): IsoImageStream {
+  stream(options: { onBytes?: (total: number) => void } = {}): IsoImageStream {
     if (this.#streamed) throw new Error('IsoVolumeWriter.stream() was already called; create a new writer to write the image again');
     this.#streamed = true;
-    return new IsoImageStream(new ImageReader(this.#parts(), this.#settle));
+    return new IsoImageStream(new ImageReader(this.#parts(), this.#settle, options.onBytes));
   }
 
   /** The image in order: metadata bytes, then each file's data (read when reached). */
@@ -227,10 +227,13 @@ class ImageReader {
   #bytesAt = 0;
   #file: FileData | undefined;
   #finished = false;
+  readonly #onBytes: ((total: number) => void) | undefined;
+  #total = 0;
 
-  constructor(parts: Iterator<Buffer | FileNode>, settle: Settle) {
+  constructor(parts: Iterator<Buffer | FileNode>, settle: Settle, onBytes: ((total: number) => void) | undefined) {
     this.#parts = parts;
     this.#settle = settle;
+    this.#onBytes = onBytes;
   }
 
   async fill(target: Uint8Array): Promise<number> {
@@ -267,6 +270,8 @@ class ImageReader {
       this.close(err as Error);
       throw err;
     }
+    this.#total += at;
+    this.#onBytes?.(this.#total);
     return at;
   }
 
