@@ -162,7 +162,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
   };
   const events = scanSource({
     root: source.path,
-    previous: ctx.catalog.latest(source.name),
+    previous: ctx.catalog.latestBatches(source.name),
     ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
     hash: !first,
     hashConcurrency: Number(ctx.config.get('backup.workers')),

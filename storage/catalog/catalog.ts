@@ -11,7 +11,7 @@ import {
   type ChainHead,
 } from './envelope.ts';
 import {
-  IndexBatch, emptyStats, readRanges, scan, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
+  IndexBatch, emptyStats, readRanges, scan, scanValueBatches, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
 } from './indexer.ts';
 import {
   INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, historyPathPrefix, historyTime, HISTORY_SUFFIX_BYTES,
@@ -237,8 +237,13 @@ export class Catalog {
 
   /** The current version of every existing path of a source, in pathSortKey order. */
   async *latest(source: string): AsyncIterable<FileRecord> {
+    for await (const batch of this.latestBatches(source)) yield* batch;
+  }
+
+  /** latest() a batch at a time: for a caller that goes through a whole library, one await per batch instead of per path. */
+  async *latestBatches(source: string): AsyncIterable<FileRecord[]> {
     const prefix = latestPrefix(source);
-    for await (const value of scanValues(this.db, prefix, prefixEnd(prefix))) yield parseJson<FileRecord>(value);
+    for await (const batch of scanValueBatches(this.db, prefix, prefixEnd(prefix))) yield batch.map((value) => parseJson<FileRecord>(value));
   }
 
   /** The current version of one path, if it exists. */

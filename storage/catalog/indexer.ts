@@ -383,29 +383,42 @@ export async function readRanges(db: CatalogDb, id: string): Promise<ContentRang
   return ranges;
 }
 
-/** Entries of a key range, fetched in batches rather than one await per key. */
-export async function* scan(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<[Buffer, Buffer]> {
-  const iterator = db.iterator({ gte, lt });
+/**
+ * Entries of a key range, fetched in batches rather than one await per key; the
+ * next batch is read (on LevelDB's thread) while the caller works through this one.
+ */
+export function scan(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<[Buffer, Buffer]> {
+  return flatten(batchesAhead(db.iterator({ gte, lt })));
+}
+
+export function scanValues(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Buffer> {
+  return flatten(scanValueBatches(db, gte, lt));
+}
+
+/** scanValues() a batch at a time, for callers that go through many values. */
+export function scanValueBatches(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Buffer[]> {
+  return batchesAhead(db.values({ gte, lt }));
+}
+
+async function* flatten<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {
+  for await (const batch of batches) yield* batch;
+}
+
+async function* batchesAhead<T>(iterator: { nextv(size: number): Promise<T[]>; close(): Promise<void> }): AsyncGenerator<T[]> {
+  let next: Promise<T[]> | undefined = iterator.nextv(SCAN_BATCH);
   try {
     for (;;) {
-      const entries = await iterator.nextv(1000);
-      if (entries.length === 0) return;
-      yield* entries;
+      const batch = await next;
+      next = undefined;
+      if (batch.length === 0) return;
+      next = iterator.nextv(SCAN_BATCH);
+      yield batch;
     }
   } finally {
+    // A caller that stops early leaves a read in flight; it must settle before the iterator closes.
+    await next?.catch(() => undefined);
     await iterator.close();
   }
 }
 
-export async function* scanValues(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Buffer> {
-  const iterator = db.values({ gte, lt });
-  try {
-    for (;;) {
-      const values = await iterator.nextv(1000);
-      if (values.length === 0) return;
-      yield* values;
-    }
-  } finally {
-    await iterator.close();
-  }
-}
+const SCAN_BATCH = 1000;

@@ -146,7 +146,7 @@ function stopped(): HashError {
 
 // Workers inherit the main thread's flags, but one started under `node --input-type=module -e`
 // refuses to run a file; the eval code itself is never run in a worker.
-function workerExecArgv(): string[] {
+export function workerExecArgv(): string[] {
   const args: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
     const arg = process.execArgv[i]!;

@@ -1,17 +1,16 @@
 // The source scanner: a depth-first walk whose children are visited in raw byte
-// order, merge-joined with the catalog's previous state of the source (listed in
-// the same pathSortKey order), so memory holds the directory stack and a bounded
-// window of files being hashed, never the whole library. Files whose metadata
-// matches the previous state are not read; new and changed files are hashed on a
-// worker pool, and a reorder window keeps events in path order.
-import { lstatSync, promises as fsp, readlinkSync, statSync } from 'node:fs';
-import type { Dirent, Stats } from 'node:fs';
+// order (on its own thread, walk-worker.ts), merge-joined with the catalog's
+// previous state of the source (listed in the same pathSortKey order), so memory
+// holds the directory stack, a few batches of the walk and a bounded window of files
+// being hashed, never the whole library. Files whose metadata matches the previous
+// state are not read; new and changed files are hashed on a worker pool, and a
+// reorder window keeps events in path order.
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
-import { decodeFsName, displayPath, encodeFsName, pathSortKey } from '../paths.ts';
-import { HashError, HashPool } from './hash-pool.ts';
-import { compileIgnore } from './ignore.ts';
-import type { IgnoreMatcher } from './ignore.ts';
+import { Worker } from 'node:worker_threads';
+import { displayPath, encodeFsName, pathSortKey } from '../paths.ts';
+import { HashError, HashPool, workerExecArgv } from './hash-pool.ts';
+import { EntryCode, FIELDS, type WalkError, type WalkMessage, type WalkStart } from './walk-messages.ts';
 
 export { DEFAULT_IGNORES } from './ignore.ts';
 
@@ -67,8 +66,11 @@ export interface ScanProgress {
 
 export interface ScanOptions {
   root: string;
-  /** The catalog's state of this source, ordered by pathSortKey(path). */
-  previous: AsyncIterable<PreviousFile>;
+  /**
+   * The catalog's state of this source, ordered by pathSortKey(path): entries, or
+   * batches of consecutive entries (cheaper: one await per batch, not per entry).
+   */
+  previous: AsyncIterable<PreviousFile | readonly PreviousFile[]>;
   /** Patterns for storage/scanner/ignore.ts; pass DEFAULT_IGNORES plus the user's. */
   ignore?: readonly string[];
   /** Worker threads hashing at once; default: the number of cores. */
@@ -90,7 +92,6 @@ export interface ScanOptions {
 // and a promise, not file data.
 const REORDER_WINDOW = 1024;
 const SLASH = Buffer.from('/');
-const NUL = Buffer.from([0]);
 
 /**
  * Walk `root` and compare it with `previous`. Events come in pathSortKey order; a
@@ -138,14 +139,6 @@ function isReady(item: ScanEvent | PendingEvent | undefined): boolean {
   return item !== undefined && (!(item instanceof PendingEvent) || item.event !== undefined);
 }
 
-interface Frame {
-  abs: Buffer;
-  rel: string;
-  key: Buffer;
-  children: Dirent<Buffer>[];
-  next: number;
-}
-
 /** The first path of a hard-linked inode seen in this scan. */
 interface LinkGroup {
   path: string;
@@ -156,131 +149,95 @@ interface LinkGroup {
 class Walk {
   readonly #options: ScanOptions;
   readonly #pool: HashPool;
-  readonly #ignored: IgnoreMatcher;
   readonly #previous: PreviousCursor;
+  readonly #thread: WalkThread;
   readonly #links = new Map<string, LinkGroup>();
   hashedBytes = 0;
 
   constructor(options: ScanOptions, pool: HashPool) {
     this.#options = options;
     this.#pool = pool;
-    this.#ignored = compileIgnore(options.ignore ?? []);
     this.#previous = new PreviousCursor(options.previous);
+    this.#thread = new WalkThread({ root: resolvePath(options.root), ignore: options.ignore ?? [] });
   }
 
   async close(): Promise<void> {
-    await this.#previous.close();
+    await Promise.all([this.#previous.close(), this.#thread.close()]);
   }
 
   async *events(): AsyncGenerator<ScanEvent | PendingEvent> {
     const previous = this.#previous;
     const signal = this.#options.signal;
-    await previous.advance();
-    const stack: Frame[] = [await this.#rootFrame()];
-    while (stack.length > 0) {
-      signal?.throwIfAborted();
-      const frame = stack[stack.length - 1]!;
-      if (frame.next === frame.children.length) {
-        stack.pop();
-        continue;
-      }
-      const dirent = frame.children[frame.next++]!;
-      const nameBytes = dirent.name;
-      const name = decodeFsName(nameBytes);
-      const rel = frame.rel === '' ? name : `${frame.rel}/${name}`;
-      // Sockets, FIFOs and devices hold no data worth restoring: skipped silently,
-      // like ignored entries, so a previous entry at that path reads as deleted.
-      if (!(dirent.isFile() || dirent.isDirectory() || dirent.isSymbolicLink())) continue;
-      if (this.#ignored(rel, name, dirent.isDirectory())) continue;
-      const key = frame.key.length === 0 ? nameBytes : Buffer.concat([frame.key, NUL, nameBytes]);
-      while (previous.isBefore(key)) {
-        yield { kind: 'deleted', path: previous.current!.path };
-        await previous.advance();
-      }
-      const prev = previous.isAt(key) ? await previous.take() : undefined;
-      const abs = Buffer.concat([frame.abs, SLASH, nameBytes]);
-
-      let st: Stats;
-      try {
-        st = lstatSync(abs);
-      } catch (err) {
-        yield errorEvent(rel, 'cannot read', err);
-        await previous.skipBelow(key);
-        continue;
-      }
-      const type = entryType(st);
-      if (type === undefined) {
-        if (prev) yield { kind: 'deleted', path: prev.path };
-        continue;
-      }
-      const entry: ScannedFile = {
-        path: rel,
-        type,
-        size: st.size,
-        mtimeMs: st.mtimeMs,
-        ctimeMs: st.ctimeMs,
-        ino: st.ino,
-        dev: st.dev,
-        mode: st.mode,
-        uid: st.uid,
-        gid: st.gid,
-        nlink: st.nlink,
-      };
-      const unchanged = prev !== undefined && sameAsPrevious(prev, entry);
-      const kind = prev === undefined ? 'new' : 'changed';
-
-      if (type === 'dir') {
-        let children: Dirent<Buffer>[];
-        try {
-          children = await readSortedDir(abs);
-        } catch (err) {
-          yield errorEvent(rel, 'cannot read folder', err);
-          await previous.skipBelow(key);
+    const root = resolvePath(this.#options.root);
+    // Children's paths are joined with '/', so the filesystem root contributes no bytes of its own.
+    const rootBytes = root === '/' ? Buffer.alloc(0) : encodeFsName(root);
+    // advance() returns a promise only when it has to wait for the next batch.
+    let waiting = previous.advance();
+    if (waiting) await waiting;
+    for (let message = await this.#thread.next(); message.kind === 'batch'; message = await this.#thread.next()) {
+      const { numbers, keys, keyEnds, paths, extras } = message;
+      const keyBytes = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
+      for (let i = 0, keyStart = 0; i < paths.length; keyStart = keyEnds[i++]!) {
+        signal?.throwIfAborted();
+        const key = keyBytes.subarray(keyStart, keyEnds[i]);
+        const rel = paths[i]!;
+        while (previous.isBefore(key)) {
+          yield { kind: 'deleted', path: previous.current!.path };
+          waiting = previous.advance();
+          if (waiting) await waiting;
+        }
+        const prev = previous.isAt(key) ? previous.current : undefined;
+        if (prev) {
+          waiting = previous.advance();
+          if (waiting) await waiting;
+        }
+        const at = i * FIELDS;
+        const code = numbers[at] as EntryCode;
+        if (code === EntryCode.unreadable || code === EntryCode.linkUnreadable) {
+          const failure = extras[i] as WalkError;
+          yield errorEvent(rel, failure.doing, failure);
+          // A folder that cannot be read hides what is below it: unknown this run, not deleted.
+          if (code === EntryCode.unreadable) await previous.skipBelow(key);
           continue;
         }
-        yield { kind: unchanged ? 'unchanged' : kind, entry };
-        stack.push({ abs, rel, key, children, next: 0 });
-      } else if (type === 'symlink') {
-        // A symlink cannot be retargeted in place, so an unchanged inode keeps its target.
-        if (unchanged && prev.target !== undefined) {
-          entry.target = prev.target;
-        } else {
-          try {
-            entry.target = decodeFsName(readlinkSync(abs, { encoding: 'buffer' }));
-          } catch (err) {
-            yield errorEvent(rel, 'cannot read symlink', err);
-            continue;
-          }
+        if (code === EntryCode.gone) {
+          if (prev) yield { kind: 'deleted', path: prev.path };
+          continue;
         }
-        yield { kind: unchanged ? 'unchanged' : kind, entry };
-      } else {
-        const previousHash = unchanged ? prev.hash : undefined;
-        yield this.#fileEvent(kind, entry, abs, previousHash);
+        const type = code === EntryCode.file ? 'file' : code === EntryCode.dir ? 'dir' : 'symlink';
+        const entry: ScannedFile = {
+          path: rel,
+          type,
+          size: numbers[at + 1]!,
+          mtimeMs: numbers[at + 2]!,
+          ctimeMs: numbers[at + 3]!,
+          ino: numbers[at + 4]!,
+          dev: numbers[at + 5]!,
+          mode: numbers[at + 6]!,
+          uid: numbers[at + 7]!,
+          gid: numbers[at + 8]!,
+          nlink: numbers[at + 9]!,
+        };
+        if (type === 'symlink') entry.target = extras[i] as string;
+        const unchanged = prev !== undefined && sameAsPrevious(prev, entry);
+        const kind = prev === undefined ? 'new' : 'changed';
+        if (type === 'file') {
+          const previousHash = unchanged ? prev.hash : undefined;
+          yield this.#fileEvent(kind, entry, () => absolutePath(rootBytes, key), previousHash);
+        } else {
+          yield { kind: unchanged ? 'unchanged' : kind, entry };
+        }
       }
     }
     while (previous.current) {
       yield { kind: 'deleted', path: previous.current.path };
-      await previous.advance();
+      waiting = previous.advance();
+      if (waiting) await waiting;
     }
-  }
-
-  async #rootFrame(): Promise<Frame> {
-    const root = resolvePath(this.#options.root);
-    const rootBytes = encodeFsName(root);
-    let children: Dirent<Buffer>[];
-    try {
-      if (!statSync(rootBytes).isDirectory()) throw new Error('not a directory');
-      children = await readSortedDir(rootBytes);
-    } catch (err) {
-      throw new Error(`cannot read source folder ${displayPath(root)}: ${(err as Error).message}; check that it exists and is mounted`);
-    }
-    // Children's paths are joined with '/', so the filesystem root contributes no bytes of its own.
-    const abs = root === '/' ? Buffer.alloc(0) : rootBytes;
-    return { abs, rel: '', key: Buffer.alloc(0), children, next: 0 };
   }
 
   /** `previousHash` is set when the file is unchanged since the previous backup. */
-  #fileEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
+  #fileEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: () => Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
     if (entry.nlink > 1 && this.#options.hash !== false) {
       const linkKey = `${entry.dev}:${entry.ino}`;
       const group = this.#links.get(linkKey);
@@ -296,14 +253,14 @@ class Walk {
     return this.#ownEvent(kind, entry, abs, previousHash);
   }
 
-  #ownEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
+  #ownEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: () => Buffer, previousHash: string | undefined): ScanEvent | PendingEvent {
     if (previousHash !== undefined) return { kind: 'unchanged', entry: { ...entry, hash: previousHash } };
     if (this.#options.hash === false) return { kind, entry };
-    return new PendingEvent(this.#hash(kind, entry, abs));
+    return new PendingEvent(this.#hash(kind, entry, abs()));
   }
 
   /** A later path of an inode: shares the first path's hash, or stands alone if that one failed. */
-  async #linkedEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: Buffer, previousHash: string | undefined, group: LinkGroup): Promise<ScanEvent> {
+  async #linkedEvent(kind: 'new' | 'changed', entry: ScannedFile, abs: () => Buffer, previousHash: string | undefined, group: LinkGroup): Promise<ScanEvent> {
     const hash = await group.hash;
     if (hash === undefined) {
       const own = this.#ownEvent(kind, entry, abs, previousHash);
@@ -333,26 +290,48 @@ class Walk {
 
 /** Reads the catalog's previous state one entry ahead of the walk. */
 class PreviousCursor {
-  readonly #iterator: AsyncIterator<PreviousFile>;
+  readonly #iterator: AsyncIterator<PreviousFile | readonly PreviousFile[]>;
+  #batch: readonly PreviousFile[] = [];
+  #at = 0;
   current: PreviousFile | undefined;
   #key: Buffer | undefined;
 
-  constructor(previous: AsyncIterable<PreviousFile>) {
+  constructor(previous: AsyncIterable<PreviousFile | readonly PreviousFile[]>) {
     this.#iterator = previous[Symbol.asyncIterator]();
   }
 
-  async advance(): Promise<void> {
-    const next = await this.#iterator.next();
-    if (next.done) {
-      this.current = undefined;
-      this.#key = undefined;
-      return;
+  /** Moves to the next entry; returns a promise only when the next batch must be awaited. */
+  advance(): Promise<void> | undefined {
+    if (this.#at < this.#batch.length) {
+      this.#take(this.#batch[this.#at++]!);
+      return undefined;
     }
-    const key = pathSortKey(next.value.path);
+    return this.#nextBatch();
+  }
+
+  async #nextBatch(): Promise<void> {
+    for (;;) {
+      const next = await this.#iterator.next();
+      if (next.done) {
+        this.current = undefined;
+        this.#key = undefined;
+        return;
+      }
+      this.#batch = Array.isArray(next.value) ? (next.value as readonly PreviousFile[]) : [next.value as PreviousFile];
+      this.#at = 0;
+      if (this.#batch.length > 0) {
+        this.#take(this.#batch[this.#at++]!);
+        return;
+      }
+    }
+  }
+
+  #take(entry: PreviousFile): void {
+    const key = pathSortKey(entry.path);
     if (this.#key && Buffer.compare(key, this.#key) <= 0) {
-      throw new Error(`previous state lists "${displayPath(next.value.path)}" after "${displayPath(this.current!.path)}": the catalog must list a source's entries once each, sorted by pathSortKey`);
+      throw new Error(`previous state lists "${displayPath(entry.path)}" after "${displayPath(this.current!.path)}": the catalog must list a source's entries once each, sorted by pathSortKey`);
     }
-    this.current = next.value;
+    this.current = entry;
     this.#key = key;
   }
 
@@ -362,12 +341,6 @@ class PreviousCursor {
 
   isAt(key: Buffer): boolean {
     return this.#key !== undefined && this.#key.equals(key);
-  }
-
-  async take(): Promise<PreviousFile> {
-    const taken = this.current!;
-    await this.advance();
-    return taken;
   }
 
   /** Drops previous entries inside a folder that could not be read: unknown this run, not deleted. */
@@ -382,17 +355,61 @@ class PreviousCursor {
   }
 }
 
-// libuv lists a folder in scandir's alphasort order, which is byte order only in the C locale.
-async function readSortedDir(abs: Buffer): Promise<Dirent<Buffer>[]> {
-  const children = await fsp.readdir(abs, { encoding: 'buffer', withFileTypes: true });
-  return children.sort((a, b) => Buffer.compare(a.name, b.name));
+/** The file a walk entry names: the source root, then its path (the key with its 00 separators back to '/'). */
+function absolutePath(rootBytes: Buffer, key: Buffer): Buffer {
+  const abs = Buffer.concat([rootBytes, SLASH, key]);
+  for (let i = rootBytes.length + 1; i < abs.length; i++) if (abs[i] === 0) abs[i] = 0x2f;
+  return abs;
 }
 
-function entryType(st: Stats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  return undefined;
+/** The scanner's side of its walk thread: batches in order, each acknowledged so the walk may run on. */
+class WalkThread {
+  readonly #root: string;
+  readonly #worker: Worker;
+  readonly #messages: WalkMessage[] = [];
+  #failure: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(start: WalkStart) {
+    this.#root = start.root;
+    this.#worker = new Worker(new URL('./walk-worker.ts', import.meta.url), { workerData: start, execArgv: workerExecArgv() });
+    this.#worker.on('message', (message: WalkMessage) => {
+      this.#messages.push(message);
+      this.#notify();
+    });
+    this.#worker.on('error', (err) => this.#fail(new Error(`the folder walk failed: ${err.message}`)));
+    this.#worker.on('exit', (code) => this.#fail(new Error(`the folder walk stopped (exit code ${code})`)));
+  }
+
+  /** The next batch, or 'done'; throws if the source folder cannot be read. */
+  async next(): Promise<WalkMessage> {
+    while (this.#messages.length === 0) {
+      if (this.#failure) throw this.#failure;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    const message = this.#messages.shift()!;
+    if (message.kind === 'fatal') {
+      throw new Error(`cannot read source folder ${displayPath(this.#root)}: ${message.message}; check that it exists and is mounted`);
+    }
+    this.#worker.postMessage(0);
+    return message;
+  }
+
+  async close(): Promise<void> {
+    this.#failure ??= new Error('the scan was closed');
+    await this.#worker.terminate();
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
 }
 
 function sameAsPrevious(prev: PreviousFile, entry: ScannedFile): boolean {
