@@ -124,6 +124,23 @@ describe('catalog queries', () => {
     expect(await catalog.history('home', 'docs')).toHaveLength(1);
   });
 
+  it('gives back current versions exactly, raw-byte symlink targets and fields it does not know included', async () => {
+    const raw = decodeFsName(Buffer.from([0x74, 0xff, 0x2f, 0x61]));
+    const versions: FilePayload[] = [
+      file('big', 10, 'content', { size: 2 ** 40 + 3, mtimeMs: 1.7e12 + 0.123456, ino: 2 ** 60, uid: 2 ** 33, mode: 0o100600 }),
+      { ...file('link', 10, null), type: 'symlink', target: raw, mode: 0o120777 },
+      file('dir', 10, null),
+      { ...file('newer', 10, 'x'), xattrs: { 'user.tag': 'holiday' } } as FilePayload,
+    ];
+    await catalog.append(versions);
+    const latest = await collect(catalog.latest('home'));
+    expect(latest).toEqual([...versions].sort((a, b) => comparePaths(a.path, b.path)));
+    expect(JSON.stringify(await catalog.current('home', 'big'))).toBe(JSON.stringify(versions[0]));
+    expect(await catalog.current('home', 'newer')).toEqual(versions[3]);
+    await catalog.rebuild();
+    expect(await collect(catalog.latest('home'))).toEqual(latest);
+  });
+
   it('answers snapshot --at: the last version at or before the time, unless deleted since', async () => {
     const a = 'a.txt';
     await catalog.append([file(a, 100, 'v1'), file('keep', 100, 'k')]);

@@ -11,11 +11,12 @@ import {
   type ChainHead,
 } from './envelope.ts';
 import {
-  IndexBatch, emptyStats, readRanges, scan, scanValueBatches, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
+  IndexBatch, emptyStats, readRanges, scan, scanBatches, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
 } from './indexer.ts';
+import { decodeLatest } from './latest-value.ts';
 import {
   INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, historyPathPrefix, historyTime, HISTORY_SUFFIX_BYTES,
-  latestKey, latestPrefix, logKey, objectKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
+  latestKey, latestPrefix, logKey, objectKey, pathOfLatestKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
 } from './layout.ts';
 import {
   groupIntoRecords, payloadProblem, prepareEntries, recordEntries, recordPlaintext,
@@ -68,7 +69,7 @@ export interface VerifyResult {
 }
 
 /** Bump when an index layout changes: open() then rebuilds the indexes from the log. */
-const INDEX_FORMAT = '2';
+const INDEX_FORMAT = '3';
 /** Live paths read at a time by unpacked(), and its versions fetched per getMany. */
 const PATH_WINDOW = 256;
 /** Entries per LevelDB batch when importing or rebuilding (whole records each time). */
@@ -243,13 +244,15 @@ export class Catalog {
   /** latest() a batch at a time: for a caller that goes through a whole library, one await per batch instead of per path. */
   async *latestBatches(source: string): AsyncIterable<FileRecord[]> {
     const prefix = latestPrefix(source);
-    for await (const batch of scanValueBatches(this.db, prefix, prefixEnd(prefix))) yield batch.map((value) => parseJson<FileRecord>(value));
+    for await (const batch of scanBatches(this.db, prefix, prefixEnd(prefix))) {
+      yield batch.map(([key, value]) => decodeLatest(value, source, pathOfLatestKey(key, prefix.length)));
+    }
   }
 
   /** The current version of one path, if it exists. */
   async current(source: string, path: string): Promise<FileRecord | undefined> {
     const value = await this.db.get(latestKey(sourcePart(source), path));
-    return value && parseJson<FileRecord>(value);
+    return value && decodeLatest(value, source, path);
   }
 
   /**
@@ -378,7 +381,7 @@ export class Catalog {
       const out = found.map((u, i) => {
         const version = versions[i];
         if (!version) throw new Error(`catalog index damaged: live path ${u.source}/${u.path} has no current version; run rebuild`);
-        return { ...u, file: parseJson<FileRecord>(version) };
+        return { ...u, file: decodeLatest(version, u.source, u.path) };
       });
       found = [];
       return out;

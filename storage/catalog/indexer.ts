@@ -3,7 +3,8 @@
 // getMany rounds (the keys the payloads name, then the keys those values name);
 // applying is then synchronous against an overlay of this batch's own writes.
 import type { Level } from 'level';
-import type { CatalogPayload, ContentRange, FilePayload, FileRecord, ObjectSummary, PlacementRecord, RunPayload } from './payloads.ts';
+import { decodeLatest, encodeLatest } from './latest-value.ts';
+import type { CatalogPayload, ContentRange, FilePayload, ObjectSummary, PlacementRecord, RunPayload } from './payloads.ts';
 import {
   SPACE, contentKey, encodeRange, hashKey, historyKey, latestKey, livePathKey, objectContentsKey, objectContentsPrefix,
   objectKey, placementKey, prefixEnd, readU64, sourceKey, sourcePart, u64Value, writeU64,
@@ -125,7 +126,7 @@ export class IndexBatch {
       const payload = p as CatalogPayload;
       if (payload.k !== 'file' && payload.k !== 'delete') continue;
       const previous = this.loaded.get(mapKey(latestKey(sourcePart(payload.source), payload.path)));
-      const hash = previous && (JSON.parse(previous.toString('utf8')) as FileRecord).hash;
+      const hash = previous && decodeLatest(previous, payload.source, payload.path).hash;
       if (hash) hashes.add(hash);
     }
     for (const id of rangedIds) {
@@ -289,12 +290,11 @@ export class IndexBatch {
       this.put(sKey, Buffer.alloc(0));
       this.stats.sources++;
     }
-    const value = Buffer.from(record.json, 'utf8');
-    this.put(historyKey(src, path, time, record.seq, record.entry), value);
+    this.put(historyKey(src, path, time, record.seq, record.entry), Buffer.from(record.json, 'utf8'));
     const lKey = latestKey(src, path);
     const previous = this.get(lKey);
     if (previous) {
-      const old = JSON.parse(previous.toString('utf8')) as FileRecord;
+      const old = decodeLatest(previous, source, path);
       this.stats.files.count--;
       if (old.type === 'file') this.stats.files.bytes -= old.size;
       if (old.hash) this.addLiveRef(old.hash, -1, old.size, src, path);
@@ -304,7 +304,7 @@ export class IndexBatch {
       this.stats.deletes++;
       return;
     }
-    this.put(lKey, value);
+    this.put(lKey, encodeLatest(file, record.json));
     const bytes = file.type === 'file' ? file.size : 0;
     this.stats.files.count++;
     this.stats.files.bytes += bytes;
@@ -388,16 +388,16 @@ export async function readRanges(db: CatalogDb, id: string): Promise<ContentRang
  * next batch is read (on LevelDB's thread) while the caller works through this one.
  */
 export function scan(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<[Buffer, Buffer]> {
-  return flatten(batchesAhead(db.iterator({ gte, lt })));
+  return flatten(scanBatches(db, gte, lt));
+}
+
+/** scan() a batch at a time, for callers that go through many entries. */
+export function scanBatches(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Array<[Buffer, Buffer]>> {
+  return batchesAhead(db.iterator({ gte, lt }));
 }
 
 export function scanValues(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Buffer> {
-  return flatten(scanValueBatches(db, gte, lt));
-}
-
-/** scanValues() a batch at a time, for callers that go through many values. */
-export function scanValueBatches(db: CatalogDb, gte: Buffer, lt: Buffer): AsyncGenerator<Buffer[]> {
-  return batchesAhead(db.values({ gte, lt }));
+  return flatten(batchesAhead(db.values({ gte, lt })));
 }
 
 async function* flatten<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {

@@ -6,7 +6,7 @@ export const SPACE = {
   meta: 0x6d, // m: head, owner key, stats, index format, rebuild marker
   log: 0x65, // e seq -> envelope
   source: 0x73, // s source -> ''
-  latest: 0x6c, // l source pathKey -> FileRecord
+  latest: 0x6c, // l source pathKey -> FileRecord, compact (latest-value.ts)
   history: 0x68, // h source esc(pathKey) 00 time seq entry -> FileRecord | DeleteRecord
   object: 0x6f, // o id -> ObjectSummary
   objectContents: 0x78, // x id index -> hash offset length
@@ -144,10 +144,19 @@ export function livePathKey(hash: Buffer, sourceBytes: Buffer, path: string): Bu
 /** The source and path a livePathKey names. */
 export function decodeLivePathKey(key: Buffer): { source: string; path: string } {
   const sourceLength = key.readUInt16BE(33);
-  const pathKey = Buffer.from(key.subarray(35 + sourceLength));
+  return { source: decodeFsName(key.subarray(35, 35 + sourceLength)), path: pathOfSortKey(key.subarray(35 + sourceLength)) };
+}
+
+/** The path a latestKey names, given the length of its prefix (latestPrefix). */
+export function pathOfLatestKey(key: Buffer, prefixLength: number): string {
+  return pathOfSortKey(key.subarray(prefixLength));
+}
+
+function pathOfSortKey(sortKey: Buffer): string {
+  const bytes = Buffer.from(sortKey);
   // pathSortKey turned each '/' into 00; names hold neither byte, so this is exact.
-  for (let i = 0; i < pathKey.length; i++) if (pathKey[i] === 0) pathKey[i] = 0x2f;
-  return { source: decodeFsName(key.subarray(35, 35 + sourceLength)), path: decodeFsName(pathKey) };
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0) bytes[i] = 0x2f;
+  return decodeFsName(bytes);
 }
 
 export function objectKey(id: string): Buffer {
