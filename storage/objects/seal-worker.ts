@@ -46,9 +46,9 @@ class SealJob {
  * Every sealed chunk's ciphertext is a fresh 64 KiB buffer from node:crypto, garbage
  * once copied out. V8 collects such buffers only after ~64 MB of them pile up, which
  * showed as +85 MB RSS per GiB encoded; a minor GC every SCAVENGE_BYTES keeps it near
- * +20 MB for the cost of a few young-generation scavenges of an almost empty heap.
+ * +15 MB for the cost of a few young-generation scavenges of an almost empty heap.
  */
-const SCAVENGE_BYTES = 16 * 1024 * 1024;
+const SCAVENGE_BYTES = 8 * 1024 * 1024;
 
 function scavenger(): () => void {
   setFlagsFromString('--expose-gc');
