@@ -6,7 +6,7 @@
 //   | Rock Ridge continuation areas | Joliet directories | one zero sector
 //   | file data in entry order, each file padded to a whole sector.
 // Every file's bytes are one contiguous range, including multi-extent files.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash, type Hash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { encodeFsName } from '../paths.ts';
@@ -295,7 +295,10 @@ class FileData {
   problem: string | undefined;
   sha256: string | undefined;
   done = false;
-  readonly #hash: Hash = createHash('sha256');
+  // Created only for a file that takes more than one piece: a file read whole at once
+  // is hashed one-shot, cheaper for small files (230 vs 275 ms per 100,000 x 4 KiB)
+  // and with no native hash state left for the GC to find.
+  #hash: Hash | undefined;
   #written = 0;
   #padded = 0;
   #reading = true;
@@ -319,7 +322,7 @@ class FileData {
         this.#stopReading(`unreadable after ${this.#written} of ${size} bytes (${(err as Error).message}); the rest is zeros`);
       }
       if (n > 0) {
-        this.#hash.update(target.subarray(at, at + n));
+        this.#update(target.subarray(at, at + n));
         this.#written += n;
         return n;
       }
@@ -336,7 +339,7 @@ class FileData {
     if (this.#written < size) {
       const n = Math.min(room, size - this.#written);
       target.fill(0, at, at + n);
-      this.#hash.update(target.subarray(at, at + n));
+      this.#update(target.subarray(at, at + n));
       this.#written += n;
       return n;
     }
@@ -399,9 +402,15 @@ class FileData {
     this.close();
   }
 
+  /** Hashes the extent's next bytes; a first piece that is the whole extent is hashed one-shot. */
+  #update(bytes: Uint8Array): void {
+    if (this.#written === 0 && bytes.length === this.node.size) this.sha256 = hash('sha256', bytes, 'hex');
+    else (this.#hash ??= createHash('sha256')).update(bytes);
+  }
+
   #finish(): void {
     this.done = true;
-    this.sha256 = this.#hash.digest('hex');
+    this.sha256 ??= this.#hash ? this.#hash.digest('hex') : hash('sha256', '', 'hex');
     const expected = this.node.entry.expectedSha256;
     if (!this.problem && expected !== undefined && expected.toLowerCase() !== this.sha256) {
       this.problem = `changed: SHA-256 ${this.sha256} differs from the scanned ${expected}`;

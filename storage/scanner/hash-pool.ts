@@ -145,8 +145,11 @@ function stopped(): HashError {
 }
 
 // Workers inherit the main thread's flags, but one started under `node --input-type=module -e`
-// refuses to run a file; the eval code itself is never run in a worker.
-export function workerExecArgv(): string[] {
+// refuses to run a file; the eval code itself is never run in a worker. Only then are the
+// flags passed explicitly: an explicit list may not hold V8 flags (--expose-gc,
+// --max-old-space-size), which inheriting them accepts.
+export function workerExecArgv(): string[] | undefined {
+  if (!process.execArgv.some((arg) => arg === '--input-type' || arg.startsWith('--input-type='))) return undefined;
   const args: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
     const arg = process.execArgv[i]!;
