@@ -138,11 +138,7 @@ async function initialSources(ctx: BackupContext): Promise<Set<string>> {
   const last = ctx.catalog.stats().lastRun;
   const unfinished = last?.phase === 'start' ? ((last.stats?.initial as string[] | undefined) ?? []) : [];
   const out = new Set<string>(unfinished);
-  for (const source of ctx.config.data.sources) {
-    const first = ctx.catalog.latest(source.name)[Symbol.asyncIterator]();
-    if ((await first.next()).done) out.add(source.name);
-    await first.return?.();
-  }
+  for (const source of ctx.config.data.sources) if (!(await ctx.catalog.hasCurrent(source.name))) out.add(source.name);
   return out;
 }
 
@@ -157,10 +153,8 @@ async function checkNotVanished(ctx: BackupContext, source: SourceConfig): Promi
   } catch (err) {
     throw new Error(`source ${source.name}: cannot read ${source.path} (${(err as NodeJS.ErrnoException).code}): is the disk mounted?`);
   }
-  if (names.length > 0) return;
-  for await (const _ of ctx.catalog.latest(source.name)) {
-    throw new Error(`source ${source.name} (${source.path}) is empty but its last backup had files: is the disk mounted? Remove the source ("hearth source rm ${source.name}") if the files are really gone`);
-  }
+  if (names.length > 0 || !(await ctx.catalog.hasCurrent(source.name))) return;
+  throw new Error(`source ${source.name} (${source.path}) is empty but its last backup had files: is the disk mounted? Remove the source ("hearth source rm ${source.name}") if the files are really gone`);
 }
 
 /**

@@ -116,6 +116,9 @@ describe('catalog queries', () => {
     expect(latest.find((r) => r.path === 'link')).toMatchObject({ type: 'symlink', target: 'docs/a.txt' });
     expect(paths(await collect(catalog.latest('work')))).toEqual(['other.txt']);
     expect(await collect(catalog.latest('none'))).toEqual([]);
+    expect([await catalog.hasCurrent('home'), await catalog.hasCurrent('work'), await catalog.hasCurrent('none')]).toEqual([true, true, false]);
+    await catalog.append([{ k: 'delete', source: 'work', path: 'other.txt', time: 400 }]);
+    expect(await catalog.hasCurrent('work')).toBe(false);
     expect(await catalog.current('home', 'docs/b.txt')).toEqual(file('docs/b.txt', 300, 'beta 3'));
     expect(await catalog.current('home', 'docs/missing')).toBeUndefined();
 

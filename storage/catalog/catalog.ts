@@ -249,6 +249,12 @@ export class Catalog {
     }
   }
 
+  /** Whether any path of the source exists now (its latest() is not empty). */
+  async hasCurrent(source: string): Promise<boolean> {
+    const prefix = latestPrefix(source);
+    return (await this.db.keys({ gte: prefix, lt: prefixEnd(prefix), limit: 1 }).all()).length > 0;
+  }
+
   /** The current version of one path, if it exists. */
   async current(source: string, path: string): Promise<FileRecord | undefined> {
     const value = await this.db.get(latestKey(sourcePart(source), path));
