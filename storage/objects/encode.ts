@@ -18,6 +18,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { assertLeafSize, MERKLE_LEAF_SIZE, MerkleBuilder } from '../merkle.ts';
 import type { EncodeEvent, SealRequest, StageData } from './messages.ts';
 import { ObjectSealer, type SealedTotals } from './sealer.ts';
+import { workerStartOptions } from './worker-options.ts';
 
 const BATCH_SIZE = 1024 * 1024;
 const MAX_BATCHES_IN_FLIGHT = 4;
@@ -243,7 +244,8 @@ export class ObjectEncoderPool {
   #startStages(): Stages {
     if (this.#stages) return this.#stages;
     const { port1, port2 } = new MessageChannel();
-    const start = (file: string, data: StageData): Worker => new Worker(new URL(file, import.meta.url), { workerData: data, transferList: [data.link] });
+    const start = (file: string, data: StageData): Worker =>
+      new Worker(new URL(file, import.meta.url), { ...workerStartOptions(), workerData: data, transferList: [data.link] });
     const stages: Stages = { seal: start('./seal-worker.ts', { link: port1 }), merkle: start('./merkle-worker.ts', { link: port2 }) };
     stages.merkle.on('message', (event: EncodeEvent) => this.#route(event));
     for (const worker of [stages.seal, stages.merkle]) {

@@ -5,6 +5,7 @@
 // no-change scan starts none) and are unreferenced while idle, so an abandoned scan
 // cannot keep the process alive.
 import { Worker } from 'node:worker_threads';
+import { workerStartOptions } from '../objects/worker-options.ts';
 
 export interface HashBatch {
   id: number;
@@ -111,7 +112,7 @@ export class HashPool {
   }
 
   #startWorker(): PoolWorker {
-    const entry: PoolWorker = { worker: new Worker(WORKER_URL, { execArgv: workerExecArgv() }), batches: new Map(), pendingBytes: 0 };
+    const entry: PoolWorker = { worker: new Worker(WORKER_URL, workerStartOptions()), batches: new Map(), pendingBytes: 0 };
     entry.worker.on('message', (reply: HashBatchReply) => {
       const jobs = entry.batches.get(reply.id);
       if (!jobs) return;
@@ -142,19 +143,4 @@ export class HashPool {
 
 function stopped(): HashError {
   return new HashError('EWORKER', 'the scan stopped before this file was hashed');
-}
-
-// Workers inherit the main thread's flags, but one started under `node --input-type=module -e`
-// refuses to run a file; the eval code itself is never run in a worker. Only then are the
-// flags passed explicitly: an explicit list may not hold V8 flags (--expose-gc,
-// --max-old-space-size), which inheriting them accepts.
-export function workerExecArgv(): string[] | undefined {
-  if (!process.execArgv.some((arg) => arg === '--input-type' || arg.startsWith('--input-type='))) return undefined;
-  const args: string[] = [];
-  for (let i = 0; i < process.execArgv.length; i++) {
-    const arg = process.execArgv[i]!;
-    if (arg === '--input-type') i++;
-    else if (!arg.startsWith('--input-type=')) args.push(arg);
-  }
-  return args;
 }

@@ -9,7 +9,8 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { displayPath, encodeFsName, pathSortKey } from '../paths.ts';
-import { HashError, HashPool, workerExecArgv } from './hash-pool.ts';
+import { workerStartOptions } from '../objects/worker-options.ts';
+import { HashError, HashPool } from './hash-pool.ts';
 import { EntryCode, FIELDS, type WalkError, type WalkMessage, type WalkStart } from './walk-messages.ts';
 
 export { DEFAULT_IGNORES } from './ignore.ts';
@@ -372,7 +373,7 @@ class WalkThread {
 
   constructor(start: WalkStart) {
     this.#root = start.root;
-    this.#worker = new Worker(new URL('./walk-worker.ts', import.meta.url), { workerData: start, execArgv: workerExecArgv() });
+    this.#worker = new Worker(new URL('./walk-worker.ts', import.meta.url), { ...workerStartOptions(), workerData: start });
     this.#worker.on('message', (message: WalkMessage) => {
       this.#messages.push(message);
       this.#notify();
