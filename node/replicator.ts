@@ -3,16 +3,15 @@
 // placements and carries out the difference, and keeps each relative's copy of the
 // catalog log up to date. It runs after every backup, when a relative connects,
 // and on a timer; a relative that is offline is simply tried again next time.
-import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, rmSync } from 'node:fs';
-import { MerkleBuilder } from '../storage/merkle.ts';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
-import type { ObjectSource, Tier } from '../storage/tier/tier.ts';
+import { PermanentTierError, type Tier } from '../storage/tier/tier.ts';
 import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
+import { RemoteObjectError } from '../protocol/object.ts';
 import type { Libp2p } from '@libp2p/interface';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
@@ -135,14 +134,13 @@ export class Replicator {
       for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
       const held = new Set(atPeers.filter((p) => trusted.has(p.target)).map((p) => p.target));
       const present = new Set(atPeers.map((p) => p.target));
-      // The ciphertext's SHA-256, which hosts check before an object becomes visible, is computed once for all relatives.
-      let source: HashedObjectSource | undefined;
+      let sources: HashedObjectSource[] | undefined;
       for (const member of online) {
         if (held.size >= desired) break;
         if (present.has(member.peerId)) continue;
         try {
-          source ??= await this.sourceFor(object, online);
-          await this.tierFor(member).put(object.id, source);
+          sources ??= this.sourcesFor(object, online);
+          await this.putFrom(this.tierFor(member), object.id, sources);
           held.add(member.peerId);
           records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
           report.placed.push({ id: object.id, peer: member.name });
@@ -209,29 +207,42 @@ export class Replicator {
   }
 
   /**
-   * An object's ciphertext from the cheapest healthy copy: the outbox, a directory
-   * target, then another relative. It is read once to hash it (hosts check the
-   * SHA-256) and to recompute its Merkle root: a copy that does not match the root
-   * in the catalog is not spread further.
+   * Where an object's ciphertext can be read, cheapest first: the outbox, a
+   * directory target, another relative. Nothing is read here: each source carries
+   * the catalog's Merkle root, which the receiving host checks before the object
+   * becomes visible, so a damaged copy is refused there and never spread.
    */
-  private async sourceFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): Promise<HashedObjectSource> {
-    const candidates: ObjectSource[] = [];
+  private sourcesFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): HashedObjectSource[] {
+    const root = { size: object.size, merkleRoot: object.merkleRoot, leafSize: object.leafSize };
+    const sources: HashedObjectSource[] = [];
     const outbox = join(this.o.outboxDir, object.id);
-    if (existsSync(outbox)) candidates.push({ size: object.size, open: (offset) => createReadStream(outbox, { start: offset, highWaterMark: 1 << 20 }) });
+    if (existsSync(outbox)) sources.push({ ...root, open: (offset) => createReadStream(outbox, { start: offset, highWaterMark: 1 << 20 }) });
     const holders: Tier[] = [
       ...this.o.localTiers().filter((t) => object.placements.some((p) => p.target === t.name)),
       ...online.filter((m) => object.placements.some((p) => p.target === m.peerId)).map((m) => this.tierFor(m)),
     ];
     for (const tier of holders) {
-      candidates.push({ size: object.size, open: (offset) => deferredReadable(() => tier.get(object.id, { offset, length: object.size - offset })) });
+      sources.push({ ...root, open: (offset) => deferredReadable(() => tier.get(object.id, { offset, length: object.size - offset })) });
     }
+    return sources;
+  }
+
+  /**
+   * Put from the first source that works: one that cannot be read, or whose bytes
+   * the host refuses, gives way to the next. A source refused for its bytes is
+   * dropped from `sources`, so other relatives are not sent it too.
+   */
+  private async putFrom(tier: PeerTier, id: string, sources: HashedObjectSource[]): Promise<void> {
     const problems: string[] = [];
-    for (const source of candidates) {
+    for (const source of [...sources]) {
       try {
-        const { sha256, merkleRoot } = await hashCiphertext(source, object.leafSize);
-        if (merkleRoot !== object.merkleRoot) throw new Error('copy does not match its Merkle root');
-        return { ...source, sha256 };
+        await tier.put(id, source);
+        return;
       } catch (err) {
+        const refusal = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause.code : undefined;
+        // The host's other refusals (quota, a bad request) would repeat with any copy.
+        if (refusal !== undefined && refusal !== 'EHASH') throw err;
+        if (refusal === 'EHASH') sources.splice(sources.indexOf(source), 1);
         problems.push((err as Error).message);
       }
     }
@@ -249,18 +260,4 @@ export class Replicator {
   private dropOutbox(id: string): void {
     rmSync(join(this.o.outboxDir, id), { force: true });
   }
-}
-
-
-async function hashCiphertext(source: ObjectSource, leafSize: number): Promise<{ sha256: string; merkleRoot: string }> {
-  const sha = createHash('sha256');
-  const merkle = new MerkleBuilder(leafSize);
-  let size = 0;
-  for await (const chunk of source.open(0)) {
-    sha.update(chunk as Buffer);
-    merkle.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  if (size !== source.size) throw new Error(`copy has ${size} bytes, expected ${source.size}`);
-  return { sha256: sha.digest('hex'), merkleRoot: merkle.digest() };
 }

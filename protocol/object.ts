@@ -2,7 +2,6 @@
 // (the host) and reads them back. One request per stream; the handler and the
 // client side sit together, as in js-libp2p's ping service. Wire format and
 // limits: docs/object-protocol.md.
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Connection, PeerId, Startable, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface';
 import {
@@ -14,7 +13,19 @@ import {
   sendJson,
   StreamReader,
 } from './messages.ts';
-import { HostStoreError, isValidObjectId, isValidSha256, type HostedObjectInfo, type HostStore, type OwnerUsage, type Upload } from '../storage/hoststore/host-store.ts';
+import {
+  HostStoreError,
+  isValidLeafSize,
+  isValidMerkleRoot,
+  isValidObjectId,
+  type DeclaredObject,
+  type HostedObjectInfo,
+  type HostStore,
+  type OwnerUsage,
+  type Upload,
+} from '../storage/hoststore/host-store.ts';
+import { MAX_INDEXED_LEAF_SIZE } from '../storage/hoststore/merkle-index-file.ts';
+import { MerkleBuilder } from '../storage/merkle.ts';
 import type { ByteRange, ObjectSource } from '../storage/tier/tier.ts';
 
 export const PROTOCOL = '/hearth/object/1';
@@ -28,7 +39,7 @@ export const MAX_INBOUND_STREAMS = 16;
 export const MAX_OUTBOUND_STREAMS = 16;
 
 export type ObjectRequest =
-  | { op: 'put'; id: string; size: number; sha256: string }
+  | { op: 'put'; id: string; size: number; merkleRoot: string; leafSize: number }
   | { op: 'get'; id: string; offset?: number; length?: number }
   | { op: 'stat'; id: string }
   | { op: 'list' }
@@ -135,7 +146,7 @@ export class ObjectService implements Startable {
     const store = this.#store;
     switch (request.op) {
       case 'put':
-        return this.#receive(await store.beginPut(owner, request.id, request.size, request.sha256), stream, reader);
+        return this.#receive(await store.beginPut(owner, request.id, request), stream, reader);
       case 'get': {
         const read = await store.read(owner, request.id, request);
         await sendJson(stream, { size: read.size, offset: read.offset, length: read.length }, MAX_RESPONSE_SIZE);
@@ -201,8 +212,9 @@ export function parseRequest(message: Record<string, unknown>): ObjectRequest {
   };
   switch (op) {
     case 'put': {
-      if (!isValidSha256(message.sha256)) throw new MalformedMessageError('put request field sha256 must be 64 lowercase hex digits');
-      return { op, id: id(), size: count('size', false) as number, sha256: message.sha256 };
+      if (!isValidMerkleRoot(message.merkleRoot)) throw new MalformedMessageError('put request field merkleRoot must be 64 lowercase hex digits');
+      if (!isValidLeafSize(message.leafSize)) throw new MalformedMessageError(`put request field leafSize must be an integer from 1 to ${MAX_INDEXED_LEAF_SIZE}`);
+      return { op, id: id(), size: count('size', false) as number, merkleRoot: message.merkleRoot, leafSize: message.leafSize };
     }
     case 'get':
       return { op, id: id(), offset: count('offset', true), length: count('length', true) };
@@ -227,6 +239,9 @@ export interface ObjectClientInit {
   peerId: PeerId;
   idleTimeout?: number;
 }
+
+/** The Merkle root a put declares, with the leaf size it was computed with. */
+export type MerkleRootOf = Omit<DeclaredObject, 'size'>;
 
 export interface PutResult {
   /** Bytes the host already had, so the transfer started there. */
@@ -264,10 +279,12 @@ export class ObjectClient {
   /**
    * Store an object. The host answers with the bytes it already holds from an
    * earlier attempt, and only the rest is read from source.open(offset) and sent.
-   * `sha256` is that of the whole object's bytes.
+   * `root` is the Merkle root of the whole object's bytes, which the host checks
+   * before the object becomes visible (EHASH when they differ).
    */
-  async put(id: string, source: ObjectSource, sha256: string, signal?: AbortSignal): Promise<PutResult> {
-    return this.#withCall({ op: 'put', id, size: source.size, sha256 }, signal, async ({ stream, reader }) => {
+  async put(id: string, source: ObjectSource, root: MerkleRootOf, signal?: AbortSignal): Promise<PutResult> {
+    const request: ObjectRequest = { op: 'put', id, size: source.size, merkleRoot: root.merkleRoot, leafSize: root.leafSize };
+    return this.#withCall(request, signal, async ({ stream, reader }) => {
       const { offset } = await readReply(reader);
       if (!Number.isSafeInteger(offset) || (offset as number) < 0 || (offset as number) > source.size) {
         throw new ProtocolViolationError(`host answered put with offset ${String(offset)} for an object of ${source.size} bytes`);
@@ -410,15 +427,13 @@ function parseObjectInfo(value: unknown): HostedObjectInfo {
   return result;
 }
 
-/** SHA-256 of a source's whole contents, for owners that do not already know it. */
-export async function hashObjectSource(source: ObjectSource, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  let length = 0;
+/** Merkle root (hex) of a source's whole contents, for owners that do not already know it. */
+export async function merkleRootOfSource(source: ObjectSource, leafSize: number, signal?: AbortSignal): Promise<string> {
+  const merkle = new MerkleBuilder(leafSize);
   for await (const chunk of source.open(0)) {
     signal?.throwIfAborted();
-    hash.update(chunk as Buffer);
-    length += (chunk as Buffer).byteLength;
+    merkle.update(chunk as Buffer);
   }
-  if (length !== source.size) throw new Error(`object source has ${length} bytes but declared ${source.size}`);
-  return hash.digest('hex');
+  if (merkle.size !== source.size) throw new Error(`object source has ${merkle.size} bytes but declared ${source.size}`);
+  return merkle.digest();
 }

@@ -68,11 +68,13 @@ export async function startAuditHost(seedByte: number, members: () => PeerId[], 
   };
 }
 
-/** Store objects at a host through /hearth/object/1, as replication does. */
+/** Store objects at a host through /hearth/object/1, as replication does: declaring the roots the encoder computed. */
 export async function putObjects(owner: Libp2p, host: Libp2p, objects: readonly EncodedTestObject[]): Promise<void> {
   await introduce(owner, host);
   const tier = new PeerTier({ name: 'host', peerId: host.peerId, node: owner });
-  for (const o of objects) await tier.put(o.id, { size: o.size, open: (offset) => createReadStream(o.path, { start: offset }) });
+  for (const o of objects) {
+    await tier.put(o.id, { size: o.size, merkleRoot: o.merkleRoot, leafSize: o.leafSize, open: (offset) => createReadStream(o.path, { start: offset }) });
+  }
 }
 
 export function auditObject(o: AuditObject): AuditObject {

@@ -50,7 +50,7 @@ beforeAll(async () => {
   const pristineIndex = new MerkleIndexStore({ store: pristineStore });
   for (const o of objects) {
     const bytes = await readFile(o.path);
-    const upload = await pristineStore.beginPut(ownerId, o.id, bytes.length, createHash('sha256').update(bytes).digest('hex'));
+    const upload = await pristineStore.beginPut(ownerId, o.id, { size: bytes.length, merkleRoot: o.merkleRoot, leafSize: o.leafSize });
     await upload.write([bytes]);
     await upload.finish();
   }

@@ -1,11 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open as openFile, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DELETE_DELAY, HostStore, HostStoreError, type Upload } from '../storage/hoststore/host-store.ts';
+import { readKeptHash } from '../storage/hoststore/kept-hash.ts';
+import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
+import { merkleLeafCount, verifyMerkleProof } from '../storage/merkle.ts';
+import { declaredFor } from './object-protocol.fixture.ts';
 
 const OWNER = '12D3KooWOwnerAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 const OTHER = '12D3KooWOtherBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB';
@@ -21,9 +25,31 @@ async function writeAll(upload: Upload, data: Buffer, piece = 64 * 1024): Promis
 }
 
 async function put(store: HostStore, owner: string, id: string, data: Buffer): Promise<void> {
-  const upload = await store.beginPut(owner, id, data.byteLength, sha256(data));
+  const upload = await store.beginPut(owner, id, declaredFor(data));
   await writeAll(upload, data.subarray(upload.offset));
   await upload.finish();
+}
+
+/**
+ * The object's index is the one its upload wrote (opening it builds nothing), its
+ * root is the owner's, and proofs from it verify; the scrub's hash is the bytes'.
+ */
+async function expectIndexedAndHashed(store: HostStore, id: string, data: Buffer): Promise<void> {
+  const index = new MerkleIndexStore({ store });
+  const declared = declaredFor(data);
+  const object = await index.open(OWNER, id, declared.leafSize);
+  try {
+    expect(index.counters).toMatchObject({ builds: 0, buildBytesRead: 0 });
+    expect(object.root).toBe(declared.merkleRoot);
+    const leafCount = merkleLeafCount(data.byteLength, declared.leafSize);
+    const indices = [0, Math.floor(leafCount / 2), leafCount - 1];
+    for (const proof of await object.prove(indices)) {
+      expect(verifyMerkleProof(declared.merkleRoot, proof.index, leafCount, proof.leaf, proof.path)).toBe(true);
+    }
+  } finally {
+    await object.close();
+  }
+  expect(await readKeptHash(home, OWNER, id)).toEqual({ sha256: sha256(data), size: data.byteLength });
 }
 
 async function errorOf(promise: Promise<unknown>): Promise<HostStoreError> {
@@ -35,8 +61,9 @@ async function errorOf(promise: Promise<unknown>): Promise<HostStoreError> {
   return err as HostStoreError;
 }
 
+let home: string;
+
 describe('HostStore', () => {
-  let home: string;
   let now: number;
   let quotas: Map<string, number>;
   let store: HostStore;
@@ -53,13 +80,13 @@ describe('HostStore', () => {
     await rm(home, { recursive: true, force: true });
   });
 
-  it('publishes an object only after its hash checks out, under objects/<2 chars>/<id>', async () => {
+  it('publishes an object only after its Merkle root checks out, under objects/<2 chars>/<id>, with its index and hash', async () => {
     const data = randomBytes(300_000);
-    const upload = await store.beginPut(OWNER, 'c0ffee', data.byteLength, sha256(data));
+    const upload = await store.beginPut(OWNER, 'c0ffee', declaredFor(data));
     expect(upload.offset).toBe(0);
     const partial = join(home, 'hosted', OWNER, 'partial', 'c0ffee');
     await writeAll(upload, data.subarray(0, 100_000));
-    expect(JSON.parse(await readFile(`${partial}.json`, 'utf8'))).toEqual({ size: data.byteLength, sha256: sha256(data) });
+    expect(JSON.parse(await readFile(`${partial}.json`, 'utf8'))).toEqual(declaredFor(data));
     await expect(store.stat(OWNER, 'c0ffee')).rejects.toMatchObject({ code: 'ENOOBJECT' });
     await writeAll(upload, data.subarray(100_000));
     await upload.finish();
@@ -72,41 +99,82 @@ describe('HostStore', () => {
     expect(await buffer(read.stream)).toEqual(data.subarray(10, 30));
     // Owners are kept apart.
     await expect(store.stat(OTHER, 'c0ffee')).rejects.toMatchObject({ code: 'ENOOBJECT' });
+    await expectIndexedAndHashed(store, 'c0ffee', data);
   });
 
-  it('discards an upload whose bytes do not match the declared hash', async () => {
+  it('discards an upload whose bytes do not match the declared Merkle root; nothing becomes visible', async () => {
     const data = randomBytes(50_000);
-    const upload = await store.beginPut(OWNER, 'bad1', data.byteLength, sha256(Buffer.from('something else')));
-    await writeAll(upload, data);
+    const declared = declaredFor(data);
+    // The same bytes but one: only the leaf holding it differs.
+    const other = Buffer.from(data);
+    other[40_000]! ^= 1;
+    const upload = await store.beginPut(OWNER, 'bad1', declared);
+    await writeAll(upload, other);
     const err = await errorOf(upload.finish());
     expect(err.code).toBe('EHASH');
-    expect(err.message).toMatch(/^object bad1: the received bytes hash to [0-9a-f]{64} but the owner declared [0-9a-f]{64}; the upload was discarded, send it again$/);
+    expect(err.message).toBe(`object bad1: the received bytes have Merkle root ${declaredFor(other).merkleRoot} (2048-byte leaves) but the owner declared ${declared.merkleRoot}; the upload was discarded, send it again`);
     expect(await readdir(join(home, 'hosted', OWNER, 'partial'))).toEqual([]);
+    await expect(store.stat(OWNER, 'bad1')).rejects.toMatchObject({ code: 'ENOOBJECT' });
+    for (const dir of ['objects', 'merkle', 'hashes']) expect(existsSync(join(home, 'hosted', OWNER, dir))).toBe(false);
     expect(await store.usage(OWNER)).toEqual({ used: 0, quota: Infinity, pendingDeletionBytes: 0 });
   });
 
-  it('resumes from the bytes kept by an abandoned upload, also after a restart', async () => {
+  it('refuses a put declaring a leaf size it cannot index', async () => {
+    const data = randomBytes(10);
+    for (const leafSize of [0, 1.5, 64 * 1024 + 1]) {
+      const err = await errorOf(store.beginPut(OWNER, 'leaf1', { ...declaredFor(data), leafSize }));
+      expect(err.code).toBe('EINVAL');
+      expect(err.message).toBe(`object leafSize must be an integer from 1 to 65536, got ${leafSize}`);
+    }
+    expect(existsSync(join(home, 'hosted'))).toBe(false);
+  });
+
+  it('resumes from the bytes kept by an abandoned upload, also after a restart; verifies and indexes the whole object', async () => {
+    // Several index blocks (64 KiB each), and a resume point inside one of them and inside a leaf.
     const data = randomBytes(1_000_000);
-    const first = await store.beginPut(OWNER, 'aa01', data.byteLength, sha256(data));
+    const first = await store.beginPut(OWNER, 'aa01', declaredFor(data));
     await writeAll(first, data.subarray(0, 412_345));
     await first.abandon();
 
     store = open();
-    const second = await store.beginPut(OWNER, 'aa01', data.byteLength, sha256(data));
+    const second = await store.beginPut(OWNER, 'aa01', declaredFor(data));
     expect(second.offset).toBe(412_345);
     await writeAll(second, data.subarray(412_345));
     await second.finish();
     expect(await buffer((await store.read(OWNER, 'aa01')).stream)).toEqual(data);
+    await expectIndexedAndHashed(store, 'aa01', data);
+  });
+
+  it('re-reads the kept bytes on resume: damage to them is caught by the root check', async () => {
+    const data = randomBytes(300_000);
+    const first = await store.beginPut(OWNER, 'aa03', declaredFor(data));
+    await writeAll(first, data.subarray(0, 200_000));
+    await first.abandon();
+    const partial = await openFile(join(home, 'hosted', OWNER, 'partial', 'aa03'), 'r+');
+    await partial.write(Buffer.from([data[1000]! ^ 1]), 0, 1, 1000);
+    await partial.close();
+
+    const second = await store.beginPut(OWNER, 'aa03', declaredFor(data));
+    expect(second.offset).toBe(200_000);
+    await writeAll(second, data.subarray(200_000));
+    expect((await errorOf(second.finish())).code).toBe('EHASH');
+    await expect(store.stat(OWNER, 'aa03')).rejects.toMatchObject({ code: 'ENOOBJECT' });
+    // Discarded: the next attempt starts over and succeeds.
+    const third = await store.beginPut(OWNER, 'aa03', declaredFor(data));
+    expect(third.offset).toBe(0);
+    await writeAll(third, data);
+    await third.finish();
+    await expectIndexedAndHashed(store, 'aa03', data);
   });
 
   it('restarts from zero when the owner declares a different object for a kept partial', async () => {
     const data = randomBytes(100_000);
-    const first = await store.beginPut(OWNER, 'aa02', data.byteLength, sha256(data));
+    const first = await store.beginPut(OWNER, 'aa02', declaredFor(data));
     await writeAll(first, data.subarray(0, 40_000));
     await first.abandon();
 
     const other = randomBytes(90_000);
-    const second = await store.beginPut(OWNER, 'aa02', other.byteLength, sha256(other));
+    const second = await store.beginPut(OWNER, 'aa02', declaredFor(other));
     expect(second.offset).toBe(0);
     await writeAll(second, other);
     await second.finish();
@@ -115,19 +183,20 @@ describe('HostStore', () => {
 
   it('refuses a put over quota before writing anything, counting unfinished uploads and replacements', async () => {
     quotas.set(OWNER, 1000);
-    const err = await errorOf(store.beginPut(OWNER, 'q1', 1001, sha256(Buffer.alloc(0))));
+    const err = await errorOf(store.beginPut(OWNER, 'q1', { ...declaredFor(Buffer.alloc(0)), size: 1001 }));
     expect(err.code).toBe('EQUOTA');
     expect(err.message).toBe(`object q1 needs 1001 bytes but ${OWNER} has 1000 of its 1000-byte quota left; ask the host for more or free space first`);
     expect(existsSync(join(home, 'hosted'))).toBe(false);
 
     await put(store, OWNER, 'q1', randomBytes(600));
     // An unfinished upload reserves its whole declared size.
-    const running = await store.beginPut(OWNER, 'q2', 300, sha256(randomBytes(300)));
+    const q2 = declaredFor(randomBytes(300));
+    const running = await store.beginPut(OWNER, 'q2', q2);
     expect((await store.usage(OWNER)).used).toBe(900);
-    expect((await errorOf(store.beginPut(OWNER, 'q3', 101, sha256(Buffer.alloc(0))))).code).toBe('EQUOTA');
+    expect((await errorOf(store.beginPut(OWNER, 'q3', { ...declaredFor(Buffer.alloc(0)), size: 101 }))).code).toBe('EQUOTA');
     await running.abandon();
     // Resuming the same upload does not count it twice; replacing q1 counts only the difference.
-    await (await store.beginPut(OWNER, 'q2', 300, sha256(randomBytes(300)))).abandon();
+    await (await store.beginPut(OWNER, 'q2', q2)).abandon();
     await put(store, OWNER, 'q1', randomBytes(700));
     expect((await store.usage(OWNER)).used).toBe(1000);
     // Another owner has its own quota.
@@ -162,7 +231,7 @@ describe('HostStore', () => {
     expect(await buffer((await store.read(OWNER, 'd1')).stream)).toEqual(a);
 
     // The identical object put again: no bytes flow and the deletion is cancelled.
-    const again = await store.beginPut(OWNER, 'd2', b.byteLength, sha256(b));
+    const again = await store.beginPut(OWNER, 'd2', declaredFor(b));
     expect(again.alreadyStored).toBe(true);
     expect(again.offset).toBe(b.byteLength);
     await again.finish();
@@ -170,9 +239,12 @@ describe('HostStore', () => {
 
     now = firstRequest + 30 * DAY - 1;
     expect(await store.purgeExpired()).toEqual([]);
+    expect(existsSync(store.indexFile(OWNER, 'd1'))).toBe(true);
     now += 1;
     expect(await store.purgeExpired()).toEqual([{ owner: OWNER, name: 'd1', size: 2000 }]);
     expect(existsSync(join(home, 'hosted', OWNER, 'objects', 'd1', 'd1'))).toBe(false);
+    expect(existsSync(store.indexFile(OWNER, 'd1'))).toBe(false);
+    expect(await readKeptHash(home, OWNER, 'd1')).toBeUndefined();
     expect(await readdir(join(home, 'hosted', OWNER, 'deletions'))).toEqual([]);
     expect(await store.usage(OWNER)).toEqual({ used: 3000, quota: Infinity, pendingDeletionBytes: 0 });
   });
@@ -182,7 +254,7 @@ describe('HostStore', () => {
     const after = randomBytes(4000);
     await put(store, OWNER, 'e1', before);
     await store.delete(OWNER, 'e1');
-    const upload = await store.beginPut(OWNER, 'e1', after.byteLength, sha256(after));
+    const upload = await store.beginPut(OWNER, 'e1', declaredFor(after));
     expect(upload.alreadyStored).toBe(false);
     await writeAll(upload, after.subarray(0, 1000));
     // Readers still see the old bytes until the new ones are verified.
@@ -190,13 +262,14 @@ describe('HostStore', () => {
     await writeAll(upload, after.subarray(1000));
     await upload.finish();
     expect(await buffer((await store.read(OWNER, 'e1')).stream)).toEqual(after);
+    await expectIndexedAndHashed(store, 'e1', after);
     expect(await store.pendingDeletions(OWNER)).toEqual([]);
     expect((await store.usage(OWNER)).used).toBe(4000);
   });
 
   it('lets a newer put of the same object take over from a running one', async () => {
     const data = randomBytes(200_000);
-    const first = await store.beginPut(OWNER, 'f1', data.byteLength, sha256(data));
+    const first = await store.beginPut(OWNER, 'f1', declaredFor(data));
     await writeAll(first, data.subarray(0, 70_000));
     let aborted: unknown;
     // The protocol handler ends the superseded upload when its signal fires.
@@ -204,7 +277,7 @@ describe('HostStore', () => {
       aborted = first.signal.reason;
       void first.abandon();
     });
-    const second = await store.beginPut(OWNER, 'f1', data.byteLength, sha256(data));
+    const second = await store.beginPut(OWNER, 'f1', declaredFor(data));
     expect((aborted as HostStoreError).code).toBe('ESUPERSEDED');
     await expect(first.write([data.subarray(70_000, 80_000)])).rejects.toThrow();
     expect(second.offset).toBe(70_000);
@@ -227,7 +300,7 @@ describe('HostStore', () => {
     ]);
     expect(await store.owners()).toEqual([OWNER]);
     for (const id of ['../x', 'a/b', '.hidden', '', 'x'.repeat(129)]) {
-      expect((await errorOf(store.beginPut(OWNER, id, 1, sha256(Buffer.alloc(1))))).code).toBe('EINVAL');
+      expect((await errorOf(store.beginPut(OWNER, id, declaredFor(Buffer.alloc(1))))).code).toBe('EINVAL');
     }
     expect((await errorOf(store.stat('../../etc', 'aa'))).code).toBe('EINVAL');
     expect((await stat(join(home, 'hosted'))).isDirectory()).toBe(true);

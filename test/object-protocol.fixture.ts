@@ -17,7 +17,8 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import type { PeerId, Stream } from '@libp2p/interface';
 import { ObjectService } from '../protocol/object.ts';
 import { StreamReader, sendJson } from '../protocol/messages.ts';
-import { HostStore, type HostStoreOptions, type Upload } from '../storage/hoststore/host-store.ts';
+import { HostStore, type DeclaredObject, type HostStoreOptions, type Upload } from '../storage/hoststore/host-store.ts';
+import { MERKLE_LEAF_SIZE, MerkleBuilder } from '../storage/merkle.ts';
 import type { ObjectSource } from '../storage/tier/tier.ts';
 
 /** A bare stream that receives and hashes bytes: the baseline the object protocol is measured against. */
@@ -55,8 +56,8 @@ class SlowHostStore extends HostStore {
     this.#bytesPerSecond = bytesPerSecond;
   }
 
-  override async beginPut(owner: string, id: string, size: number, sha256: string): Promise<Upload> {
-    const upload = await super.beginPut(owner, id, size, sha256);
+  override async beginPut(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
+    const upload = await super.beginPut(owner, id, declared);
     const write = upload.write.bind(upload);
     upload.write = async (chunks) => {
       const length = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
@@ -65,6 +66,13 @@ class SlowHostStore extends HostStore {
     };
     return upload;
   }
+}
+
+/** What an owner declares when it puts `data`: its size and Merkle root. */
+export function declaredFor(data: Uint8Array, leafSize = MERKLE_LEAF_SIZE): DeclaredObject {
+  const merkle = new MerkleBuilder(leafSize);
+  merkle.update(data);
+  return { size: data.byteLength, merkleRoot: merkle.digest(), leafSize };
 }
 
 export async function startHost(seedByte: number, members: () => PeerId[], storeOptions: HostStoreOptions, writeBytesPerSecond?: number): Promise<TestHost> {

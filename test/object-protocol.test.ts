@@ -11,9 +11,11 @@ import type { Stream } from '@libp2p/interface';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeJsonFrame, MessageTooLargeError, StreamReader } from '../protocol/messages.ts';
 import { PROTOCOL } from '../protocol/object.ts';
+import { readKeptHash } from '../storage/hoststore/kept-hash.ts';
+import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
 import { ObjectNotFoundError, PermanentTierError } from '../storage/tier/tier.ts';
-import { introduce, startHost, startNode, type TestHost } from './object-protocol.fixture.ts';
+import { declaredFor, introduce, startHost, startNode, type TestHost } from './object-protocol.fixture.ts';
 
 const MiB = 1024 * 1024;
 const DAY = 24 * 60 * 60 * 1000;
@@ -23,12 +25,12 @@ function sha256(data: Uint8Array): string {
 }
 
 /** An in-memory object source that records what each open() call read. */
-function memorySource(data: Buffer, options: { chunk?: number; sha256?: string } = {}): HashedObjectSource & { reads: { offset: number; bytes: number }[] } {
+function memorySource(data: Buffer, options: { chunk?: number; merkleRoot?: string } = {}): HashedObjectSource & { reads: { offset: number; bytes: number }[] } {
   const chunk = options.chunk ?? 256 * 1024;
   const reads: { offset: number; bytes: number }[] = [];
   return {
     size: data.byteLength,
-    sha256: options.sha256,
+    merkleRoot: options.merkleRoot,
     reads,
     open(offset: number): Readable {
       const read = { offset, bytes: 0 };
@@ -94,7 +96,7 @@ describe('/hearth/object/1 through PeerTier', () => {
     const small = randomBytes(1000);
     const empty = Buffer.alloc(0);
     await tier.put('aa11', memorySource(big));
-    await tier.put('bb22', memorySource(small, { sha256: sha256(small) }));
+    await tier.put('bb22', memorySource(small, { merkleRoot: declaredFor(small).merkleRoot }));
     await tier.put('cc33', memorySource(empty));
 
     expect(sha256(await buffer(await tier.get('aa11')))).toBe(sha256(big));
@@ -126,7 +128,7 @@ describe('/hearth/object/1 through PeerTier', () => {
     const err = await tier.put('ee55', source).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentTierError);
     expect((err as Error).message).toMatch(/quota/);
-    // Only the hashing pass read the source; open(offset) for sending never ran.
+    // Only the pass computing the Merkle root read the source; open(offset) for sending never ran.
     expect(source.reads).toEqual([{ offset: 0, bytes: data.byteLength }]);
     expect(existsSync(join(home, 'hosted'))).toBe(false);
 
@@ -145,26 +147,37 @@ describe('/hearth/object/1 through PeerTier', () => {
     await tier.put('aa11', memorySource(randomBytes(1000)));
   });
 
-  it('rejects an object whose bytes do not match the declared hash; nothing becomes visible', async () => {
+  it('refuses an object whose bytes do not match the declared Merkle root; nothing becomes visible', async () => {
     const data = randomBytes(3 * MiB);
-    const err = await tier.put('ab12', memorySource(data, { sha256: sha256(randomBytes(8)) })).catch((e: unknown) => e);
+    // A copy damaged in one byte, declared with the good copy's root.
+    const damaged = Buffer.from(data);
+    damaged[2 * MiB + 5]! ^= 0x10;
+    const err = await tier.put('ab12', memorySource(damaged, { merkleRoot: declaredFor(data).merkleRoot })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentTierError);
-    expect((err as Error).message).toMatch(/hash to [0-9a-f]{64} but the owner declared/);
+    expect((err as Error).cause).toMatchObject({ code: 'EHASH' });
+    expect((err as Error).message).toBe(`peer grandma: object ab12: the received bytes have Merkle root ${declaredFor(damaged).merkleRoot} (2048-byte leaves) but the owner declared ${declaredFor(data).merkleRoot}; the upload was discarded, send it again`);
     await expect(tier.stat('ab12')).rejects.toBeInstanceOf(ObjectNotFoundError);
     expect(await collect(tier.list())).toEqual([]);
-    expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
+    const ownerDir = join(home, 'hosted', owner.peerId.toString());
+    expect(await readdir(join(ownerDir, 'partial'))).toEqual([]);
+    for (const dir of ['objects', 'merkle', 'hashes']) expect(existsSync(join(ownerDir, dir))).toBe(false);
     expect((await tier.usage()).used).toBe(0);
+
+    // The good copy is accepted.
+    await tier.put('ab12', memorySource(data, { merkleRoot: declaredFor(data).merkleRoot }));
+    expect(sha256(await buffer(await tier.get('ab12')))).toBe(sha256(data));
   });
 
-  it('resumes a put whose connection dropped midway, byte-exact', async () => {
+  it('resumes a put whose connection dropped midway, byte-exact, verified and indexed as a whole', async () => {
     const data = randomBytes(24 * MiB + 777);
     const hash = sha256(data);
+    const { merkleRoot, leafSize } = declaredFor(data);
     const dropAfter = 10 * MiB;
-    const first = memorySource(data, { sha256: hash, chunk: 64 * 1024 });
+    const first = memorySource(data, { merkleRoot, chunk: 64 * 1024 });
     let hungUp: Promise<void> | undefined;
     const dropping: HashedObjectSource = {
       size: first.size,
-      sha256: hash,
+      merkleRoot,
       open(offset) {
         const inner = first.open(offset);
         let sent = 0;
@@ -185,7 +198,7 @@ describe('/hearth/object/1 through PeerTier', () => {
     await hungUp;
     await expect(tier.stat('abcd')).rejects.toBeInstanceOf(ObjectNotFoundError);
 
-    const second = memorySource(data, { sha256: hash });
+    const second = memorySource(data, { merkleRoot });
     await tier.put('abcd', second);
     expect(second.reads).toHaveLength(1);
     const resumedAt = second.reads[0].offset;
@@ -194,15 +207,25 @@ describe('/hearth/object/1 through PeerTier', () => {
     expect(second.reads[0].bytes).toBeLessThan(data.byteLength);
     expect(sha256(await buffer(await tier.get('abcd')))).toBe(hash);
     expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
+
+    // The host's index and scrub hash cover the kept prefix as well as the rest.
+    const ownerId = owner.peerId.toString();
+    expect(await readKeptHash(home, ownerId, 'abcd')).toEqual({ sha256: hash, size: data.byteLength });
+    const index = new MerkleIndexStore({ store: host.store });
+    const indexed = await index.open(ownerId, 'abcd', leafSize);
+    expect(indexed.root).toBe(merkleRoot);
+    await indexed.close();
+    expect(index.counters).toMatchObject({ builds: 0, buildBytesRead: 0 });
   });
 
   it('lets a new put take over from one whose owner went quiet, resuming from its bytes', async () => {
     const data = randomBytes(8 * MiB);
     const hash = sha256(data);
     const quiet = Promise.withResolvers<void>();
+    const { merkleRoot } = declaredFor(data);
     const stalling: HashedObjectSource = {
       size: data.byteLength,
-      sha256: hash,
+      merkleRoot,
       open: (offset) =>
         Readable.from(
           (async function* () {
@@ -218,7 +241,7 @@ describe('/hearth/object/1 through PeerTier', () => {
     for (let i = 0; i < 1000 && (await fileSize(partial)) < 2 * MiB; i++) await sleep(10);
     expect(await fileSize(partial)).toBe(2 * MiB);
 
-    const second = memorySource(data, { sha256: hash });
+    const second = memorySource(data, { merkleRoot });
     await tier.put('5a5a', second);
     expect(second.reads).toEqual([{ offset: 2 * MiB, bytes: 6 * MiB }]);
     quiet.resolve();
@@ -235,7 +258,18 @@ describe('/hearth/object/1 through PeerTier', () => {
     oversized.send(encodeFrame(Buffer.alloc(1 * MiB)).subarray(0, 3));
     expect(await oversizedClosed).toBeInstanceOf(Error);
 
-    for (const payload of [Buffer.from('{not json'), Buffer.from('[1,2]'), Buffer.from(JSON.stringify({ op: 'get', id: '../../etc' })), Buffer.from(JSON.stringify({ op: 'put', id: 'aa', size: -1, sha256: 'x' }))]) {
+    const root = declaredFor(Buffer.alloc(1)).merkleRoot;
+    const malformed = [
+      '{not json',
+      '[1,2]',
+      JSON.stringify({ op: 'get', id: '../../etc' }),
+      JSON.stringify({ op: 'put', id: 'aa', size: -1, merkleRoot: root, leafSize: 2048 }),
+      // A put declaring only a SHA-256, as before Merkle roots: the host cannot check or index it.
+      JSON.stringify({ op: 'put', id: 'aa', size: 1, sha256: root }),
+      JSON.stringify({ op: 'put', id: 'aa', size: 1, merkleRoot: root, leafSize: 0 }),
+      JSON.stringify({ op: 'put', id: 'aa', size: 1, merkleRoot: root.toUpperCase(), leafSize: 2048 }),
+    ];
+    for (const payload of malformed.map((text) => Buffer.from(text))) {
       const stream = await owner.dialProtocol(host.node.peerId, PROTOCOL);
       const done = closed(stream);
       stream.send(encodeFrame(payload));

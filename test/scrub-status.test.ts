@@ -9,7 +9,8 @@ import { createHearthHost } from '../node/host.ts';
 import { FamilyRoster } from '../node/family.ts';
 import { pairService } from '../protocol/pair.ts';
 import { freeBytesAt, MAX_DAMAGED_IN_STATUS, statusService } from '../protocol/status.ts';
-import { hashObjectSource, ObjectClient, objectService } from '../protocol/object.ts';
+import { merkleRootOfSource, ObjectClient, objectService } from '../protocol/object.ts';
+import { MERKLE_LEAF_SIZE } from '../storage/merkle.ts';
 import { HostStore } from '../storage/hoststore/host-store.ts';
 import { damagedFor, scrubHostStore } from '../storage/hoststore/scrub.ts';
 import { cleanup, newSeed, pairHomes, startHome, TEST_VERSION, type TestHome } from './host-fixture.ts';
@@ -88,7 +89,7 @@ describe('scrub damage in /hearth/status/1', () => {
   async function putFrom(owner: TestHome, id: string, size: number, seed: number): Promise<void> {
     const source = generatedSource(size, seed);
     const client = new ObjectClient({ node: owner.node, peerId: host.node.peerId });
-    await client.put(id, source, await hashObjectSource(source));
+    await client.put(id, source, { merkleRoot: await merkleRootOfSource(source, MERKLE_LEAF_SIZE), leafSize: MERKLE_LEAF_SIZE });
   }
 
   it("tells the owner which of its objects the host's scrub found damaged, and only the owner", async () => {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostStore } from '../storage/hoststore/host-store.ts';
 import { keptHashPath, readKeptHash } from '../storage/hoststore/kept-hash.ts';
 import { damagedFor, scrubHostStore, scrubStateFor, scrubStatePath, type ScrubClock } from '../storage/hoststore/scrub.ts';
+import { declaredFor } from './object-protocol.fixture.ts';
 
 const OWNER = '12D3KooWOwnerAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 const OTHER = '12D3KooWOtherBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB';
@@ -17,7 +18,7 @@ function sha256(data: Uint8Array): string {
 }
 
 async function put(store: HostStore, owner: string, id: string, data: Buffer): Promise<void> {
-  const upload = await store.beginPut(owner, id, data.byteLength, sha256(data));
+  const upload = await store.beginPut(owner, id, declaredFor(data));
   if (!upload.alreadyStored) await upload.write([data.subarray(upload.offset)]);
   await upload.finish();
 }

@@ -1,25 +1,27 @@
 // The objects relatives keep at this home. Layout under <home>/hosted/<ownerPeerId>/:
 //   objects/<first 2 chars of id>/<id>   finished, verified objects
 //   partial/<id>                          bytes received so far (kept for resume)
-//   partial/<id>.json                     {size, sha256} the owner declared for them
+//   partial/<id>.json                     {size, merkleRoot, leafSize} the owner declared for them
+//   merkle/<first 2 chars of id>/<id>     the object's Merkle index (merkle-index-file.ts)
 //   deletions/<id>                        {requestedAt}: delete asked, purge pending
-// An upload becomes visible only by a rename after its SHA-256 matched the
-// owner's declaration and its bytes were fsynced. Deletes are delayed so a
-// compromised home cannot wipe the family's copies of its data at once.
-// Each published object's verified SHA-256 is kept under hashes/ (kept-hash.ts)
-// for the scrub (scrub.ts).
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+// An upload becomes visible only by a rename after the Merkle root of its bytes
+// matched the owner's declaration and they were fsynced. The bytes are hashed as
+// they arrive, into that root, the Merkle index audits prove from (so the object
+// is not read again to index it) and the SHA-256 the scrub checks (kept under
+// hashes/, kept-hash.ts). Deletes are delayed so a compromised home cannot wipe
+// the family's copies of its data at once.
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { forgetHash, keepHash } from './kept-hash.ts';
+import { identityOf, MAX_INDEXED_LEAF_SIZE, writeIndexFile } from './merkle-index-file.ts';
+import { UploadHashJob, type UploadDigests } from './upload-hasher.ts';
 
 export const DEFAULT_DELETE_DELAY = 30 * 24 * 60 * 60 * 1000;
 
 const OWNER_PATTERN = /^[A-Za-z0-9]{1,128}$/;
 const OBJECT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 const READ_CHUNK = 1024 * 1024;
 // Sync the partial every this many bytes, in the background: Linux starts writing
 // dirty pages back only at 10% of RAM, so otherwise a large upload leaves
@@ -41,8 +43,22 @@ export function isValidObjectId(id: unknown): id is string {
   return typeof id === 'string' && OBJECT_ID_PATTERN.test(id);
 }
 
-export function isValidSha256(hex: unknown): hex is string {
-  return typeof hex === 'string' && SHA256_PATTERN.test(hex);
+/** A Merkle root as the owner declares it: 64 lowercase hex digits. */
+export function isValidMerkleRoot(hex: unknown): hex is string {
+  return typeof hex === 'string' && DIGEST_PATTERN.test(hex);
+}
+
+/** Leaf sizes a put may declare: those the host can index for audits. */
+export function isValidLeafSize(leafSize: unknown): leafSize is number {
+  return Number.isSafeInteger(leafSize) && (leafSize as number) >= 1 && (leafSize as number) <= MAX_INDEXED_LEAF_SIZE;
+}
+
+/** What an owner declares about an object it puts; the host checks the bytes against it. */
+export interface DeclaredObject {
+  size: number;
+  /** RFC 6962 root (hex) of the object's bytes cut in leafSize-byte leaves (storage/merkle.ts). */
+  merkleRoot: string;
+  leafSize: number;
 }
 
 export interface HostStoreOptions {
@@ -90,10 +106,7 @@ export interface PurgedObject {
   size: number;
 }
 
-interface PartialMeta {
-  size: number;
-  sha256: string;
-}
+type PartialMeta = DeclaredObject;
 
 interface OwnerAccount {
   objectBytes: number;
@@ -129,30 +142,34 @@ export class HostStore {
    * written when the declared size does not fit the owner's quota. A newer put of
    * the same object supersedes one still running (its connection may be dead).
    */
-  async beginPut(owner: string, id: string, size: number, sha256: string): Promise<Upload> {
+  async beginPut(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
     this.#checkNames(owner, id);
+    const { size, merkleRoot, leafSize } = declared;
     if (!Number.isSafeInteger(size) || size < 0) throw new HostStoreError('EINVAL', `object size must be a non-negative integer, got ${size}`);
-    if (!isValidSha256(sha256)) throw new HostStoreError('EINVAL', 'object sha256 must be 64 lowercase hex digits');
+    if (!isValidMerkleRoot(merkleRoot)) throw new HostStoreError('EINVAL', 'object merkleRoot must be 64 lowercase hex digits');
+    if (!isValidLeafSize(leafSize)) throw new HostStoreError('EINVAL', `object leafSize must be an integer from 1 to ${MAX_INDEXED_LEAF_SIZE}, got ${leafSize}`);
     // Its own lock: a superseded upload may need the object lock to finish.
     return this.#exclusive(`put:${owner}`, id, async () => {
       await this.#settleActive(owner, id);
-      return this.#startUpload(owner, id, size, sha256);
+      return this.#startUpload(owner, id, { size, merkleRoot, leafSize });
     });
   }
 
-  async #startUpload(owner: string, id: string, size: number, sha256: string): Promise<Upload> {
+  async #startUpload(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
+    const { size, merkleRoot, leafSize } = declared;
     const account = await this.#account(owner);
     const objectPath = this.#objectPath(owner, id);
     const existingSize = await fileSize(objectPath);
-    if (existingSize === size && (await hashFile(objectPath, size)) === sha256) {
-      return this.#register(owner, id, size, sha256, size, undefined);
+    // Read, not taken from the object's index: a copy damaged on this disk since must be replaced.
+    if (existingSize === size && (await merkleRootOfFile(objectPath, size, leafSize)) === merkleRoot) {
+      return this.#register(owner, id, declared, size, undefined);
     }
 
     const partialPath = this.#partialPath(owner, id);
     let offset = 0;
     const meta = await readJsonFile<PartialMeta>(`${partialPath}.json`);
     const partialSize = await fileSize(partialPath);
-    if (meta?.size === size && meta.sha256 === sha256 && partialSize !== undefined && partialSize <= size) {
+    if (meta?.size === size && meta.merkleRoot === merkleRoot && meta.leafSize === leafSize && partialSize !== undefined && partialSize <= size) {
       offset = partialSize;
     } else if (meta !== undefined || partialSize !== undefined) {
       await this.#discardPartial(owner, id);
@@ -166,9 +183,9 @@ export class HostStore {
     account.reserved.set(id, size);
 
     await mkdir(join(this.#ownerDir(owner), 'partial'), { recursive: true });
-    if (offset === 0) await writeFile(`${partialPath}.json`, JSON.stringify({ size, sha256 } satisfies PartialMeta));
+    if (offset === 0) await writeFile(`${partialPath}.json`, JSON.stringify({ size, merkleRoot, leafSize } satisfies PartialMeta));
     const handle = await open(partialPath, offset === 0 ? 'w' : 'a');
-    return this.#register(owner, id, size, sha256, offset, handle);
+    return this.#register(owner, id, declared, offset, handle);
   }
 
   /** Read a whole object or a byte range of it (clamped to the object's end). */
@@ -268,6 +285,7 @@ export class HostStore {
           if (size !== undefined) {
             await rm(objectPath, { force: true });
             await forgetHash(this.home, owner, name);
+            await rm(this.#indexPath(owner, name), { force: true });
             (await this.#account(owner)).objectBytes -= size;
             purged.push({ owner, name, size });
           }
@@ -299,16 +317,22 @@ export class HostStore {
     return this.#objectPath(owner, id);
   }
 
+  /** Where the object's Merkle index lives (merkle-index-file.ts); it may not exist. */
+  indexFile(owner: string, id: string): string {
+    this.#checkNames(owner, id);
+    return this.#indexPath(owner, id);
+  }
+
   /** Owners that have anything stored here. */
   async owners(): Promise<string[]> {
     return (await readdirIfExists(this.#root)).filter((name) => OWNER_PATTERN.test(name)).sort();
   }
 
-  #register(owner: string, id: string, size: number, sha256: string, offset: number, handle: FileHandle | undefined): Upload {
+  #register(owner: string, id: string, declared: DeclaredObject, offset: number, handle: FileHandle | undefined): Upload {
     const key = keyOf(owner, id);
     const partialPath = this.#partialPath(owner, id);
-    const upload: Upload = new Upload({ owner, id, size, sha256, offset, handle, partialPath }, {
-      publish: () => this.#publish(owner, id, size, sha256, partialPath),
+    const upload: Upload = new Upload({ owner, id, declared, offset, handle, partialPath }, {
+      publish: (received) => this.#publish(owner, id, declared.size, partialPath, received),
       keep: () => this.#exclusive(owner, id, () => rm(this.#markerPath(owner, id), { force: true })),
       discard: () => this.#exclusive(owner, id, () => this.#discardPartial(owner, id)),
       release: () => {
@@ -319,18 +343,24 @@ export class HostStore {
     return upload;
   }
 
-  /** Make verified, synced bytes visible; a put of the object cancels its pending deletion. */
-  async #publish(owner: string, id: string, size: number, sha256: string, partialPath: string): Promise<void> {
+  /**
+   * Make verified, synced bytes visible, with the index and hash computed while
+   * they arrived; a put of the object cancels its pending deletion.
+   */
+  async #publish(owner: string, id: string, size: number, partialPath: string, received: UploadDigests): Promise<void> {
     await this.#exclusive(owner, id, async () => {
       const objectPath = this.#objectPath(owner, id);
       const replaced = (await fileSize(objectPath)) ?? 0;
       const shardDir = join(this.#ownerDir(owner), 'objects', id.slice(0, 2));
       await mkdir(shardDir, { recursive: true });
+      // Keyed to the partial's inode and mtime, which the rename keeps; until then
+      // it matches no object file, so nothing uses it early.
+      await writeIndexFile(this.#indexPath(owner, id), received.index);
       // Never an old hash beside new bytes: a scrub would call them damaged.
       await forgetHash(this.home, owner, id);
       await rename(partialPath, objectPath);
       await syncDirectory(shardDir);
-      await keepHash(this.home, owner, id, { sha256, size }, 'replace');
+      await keepHash(this.home, owner, id, { sha256: received.sha256, size }, 'replace');
       await rm(`${partialPath}.json`, { force: true });
       await rm(this.#markerPath(owner, id), { force: true });
       const account = await this.#account(owner);
@@ -430,13 +460,16 @@ export class HostStore {
   #markerPath(owner: string, id: string): string {
     return join(this.#ownerDir(owner), 'deletions', id);
   }
+
+  #indexPath(owner: string, id: string): string {
+    return join(this.#ownerDir(owner), 'merkle', id.slice(0, 2), id);
+  }
 }
 
 interface UploadInit {
   owner: string;
   id: string;
-  size: number;
-  sha256: string;
+  declared: DeclaredObject;
   offset: number;
   /** The partial file opened for appending; absent when the object is already stored. */
   handle: FileHandle | undefined;
@@ -444,7 +477,7 @@ interface UploadInit {
 }
 
 interface UploadHooks {
-  publish(): Promise<void>;
+  publish(received: UploadDigests): Promise<void>;
   keep(): Promise<void>;
   discard(): Promise<void>;
   release(): void;
@@ -459,7 +492,8 @@ export class Upload {
   readonly owner: string;
   readonly id: string;
   readonly size: number;
-  readonly sha256: string;
+  readonly merkleRoot: string;
+  readonly leafSize: number;
   /** Bytes the host already had when this put started; the owner sends the rest. */
   readonly offset: number;
   readonly controller = new AbortController();
@@ -467,8 +501,8 @@ export class Upload {
   readonly settled: Promise<void>;
   readonly #handle: FileHandle | undefined;
   readonly #hooks: UploadHooks;
-  readonly #hash: Hash = createHash('sha256');
-  readonly #prefixHashed: Promise<void>;
+  /** Hashes the partial file as it grows, from byte 0: a kept prefix is hashed again, as node:crypto cannot save a hash's state. */
+  readonly #hashing: UploadHashJob | undefined;
   readonly #settle: () => void;
   #received = 0;
   #unsynced = 0;
@@ -478,17 +512,19 @@ export class Upload {
   constructor(init: UploadInit, hooks: UploadHooks) {
     this.owner = init.owner;
     this.id = init.id;
-    this.size = init.size;
-    this.sha256 = init.sha256;
+    this.size = init.declared.size;
+    this.merkleRoot = init.declared.merkleRoot;
+    this.leafSize = init.declared.leafSize;
     this.offset = init.offset;
     this.#handle = init.handle;
     this.#hooks = hooks;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.settled = promise;
     this.#settle = resolve;
-    // Hash the bytes kept from an earlier attempt while the owner starts sending.
-    this.#prefixHashed = init.handle ? hashFileInto(this.#hash, init.partialPath, init.offset) : Promise.resolve();
-    this.#prefixHashed.catch(() => {});
+    if (init.handle) {
+      this.#hashing = new UploadHashJob(init.partialPath, this.size, this.leafSize);
+      this.#hashing.written(init.offset);
+    }
   }
 
   /** True when the host already holds this exact object and no bytes need to flow. */
@@ -502,10 +538,9 @@ export class Upload {
     let length = 0;
     for (const chunk of chunks) length += chunk.byteLength;
     if (this.offset + this.#received + length > this.size) throw new HostStoreError('EINVAL', `upload of ${this.id} received more than its declared ${this.size} bytes`);
-    await this.#prefixHashed;
     await this.#handle.writev(chunks);
-    for (const chunk of chunks) this.#hash.update(chunk);
     this.#received += length;
+    this.#hashing!.written(this.offset + this.#received);
     this.#unsynced += length;
     if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
       this.#unsynced = 0;
@@ -524,19 +559,20 @@ export class Upload {
         await this.#hooks.keep();
         return;
       }
-      await this.#prefixHashed;
       const total = this.offset + this.#received;
       if (total !== this.size) throw new Error(`upload of ${this.id} finished after ${total} of ${this.size} bytes`);
       await this.#syncing?.catch(() => {});
       await this.#handle.datasync();
+      const identity = identityOf(await this.#handle.stat({ bigint: true }));
       await this.#handle.close();
-      const digest = this.#hash.digest('hex');
-      if (digest !== this.sha256) {
+      const received = await this.#hashing!.finish(identity);
+      if (received.root !== this.merkleRoot) {
         await this.#hooks.discard();
-        throw new HostStoreError('EHASH', `object ${this.id}: the received bytes hash to ${digest} but the owner declared ${this.sha256}; the upload was discarded, send it again`);
+        throw new HostStoreError('EHASH', `object ${this.id}: the received bytes have Merkle root ${received.root} (${this.leafSize}-byte leaves) but the owner declared ${this.merkleRoot}; the upload was discarded, send it again`);
       }
-      await this.#hooks.publish();
+      await this.#hooks.publish(received);
     } finally {
+      this.#hashing?.cancel();
       this.#hooks.release();
       this.#settle();
     }
@@ -547,6 +583,7 @@ export class Upload {
     if (this.#done) return;
     this.#done = true;
     try {
+      this.#hashing?.cancel();
       if (this.#handle) {
         await this.#syncing?.catch(() => {});
         await this.#handle.datasync().catch(() => {});
@@ -612,15 +649,12 @@ async function readJsonFile<T>(path: string): Promise<T | undefined> {
   }
 }
 
-async function hashFileInto(hash: Hash, path: string, length: number): Promise<void> {
-  if (length === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
-}
-
-async function hashFile(path: string, length: number): Promise<string> {
-  const hash = createHash('sha256');
-  await hashFileInto(hash, path, length);
-  return hash.digest('hex');
+/** In the hashing worker, like an upload whose bytes are all written. */
+async function merkleRootOfFile(path: string, size: number, leafSize: number): Promise<string> {
+  const identity = identityOf(await stat(path, { bigint: true }));
+  const job = new UploadHashJob(path, size, leafSize);
+  job.written(size);
+  return (await job.finish(identity)).root;
 }
 
 async function syncDirectory(dir: string): Promise<void> {

@@ -1,44 +1,45 @@
 // A host's Merkle index of each object it stores, so that proving one sampled leaf
 // for an audit reads one 64 KiB block of the object and two or three 4 KiB pages
 // of stored hashes, instead of the whole object (what merkleProofs alone needs).
-// Format, costs and why a cache the host wrote itself is safe: docs/audit.md.
+// The host store writes an object's index while its upload arrives; this store
+// builds the index of an object that has none (stored before indexing, or its
+// index lost or stale) and proves leaves with it. The file format and how it is
+// built: merkle-index-file.ts; costs and why a cache the host wrote itself is
+// safe: docs/audit.md.
 //
-// The tree (storage/merkle.ts) is RFC 6962's over fixed-size leaves, which is the
-// same as building it level by level: pair neighbours, promote an odd last node
-// unchanged. Any run of 2^k nodes starting at a multiple of 2^k is then a subtree,
-// and a shorter run at the end of a level reduces to the node above it the same
-// way. So the object is cut in blocks of 32 leaves (64 KiB), and the hashes above
-// the blocks are kept in groups of 128 (one 4 KiB page): the index stores tree
-// levels 0, 7, 14, ... above the blocks, each a list of the roots of the groups
-// below. A leaf's path is its path inside its block (hashed from the block's
-// bytes), then, for each stored level, its node's siblings inside its group (one
-// page read, 127 hashes). The top stored level has at most 128 hashes.
-//
-// Index file `<home>/hosted/<owner>/merkle/<first 2 chars of id>/<id>`:
-//   the stored levels, lowest first, 32 bytes per hash; every level but the top is
-//   zero-padded to a whole number of 4 KiB groups, so groups sit on page boundaries;
-//   then a 72-byte trailer:
-//   0  "HMI1"   4 leaf size (u32 BE)   8 leaves per block (u32 BE)   12 hashes per group (u32 BE)
-//   16 object size (u64 BE)   24 object inode (u64 BE)   32 object mtime in ns (u64 BE)   40 root (32 bytes)
-// The index is valid only for the object file with that size, inode and mtime;
-// anything else (a new upload is a new inode, an edit a new mtime) rebuilds it.
-import { hash } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+// A leaf's path is its path inside its block (hashed from the block's bytes),
+// then, for each stored level, its node's siblings inside its group (one page
+// read, 127 hashes). Anything but the object file the index was written for (a
+// new upload is a new inode, an edit a new mtime) rebuilds it.
+import { open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { assertLeafSize, MERKLE_LEAF_SIZE, MerkleBuilder, merkleLeafCount, merkleProofs, type MerkleProof } from '../merkle.ts';
-import { HostStoreError, type HostStore } from './host-store.ts';
+import { assertLeafSize, MERKLE_LEAF_SIZE, merkleLeafCount, merkleProofs, type MerkleProof } from '../merkle.ts';
+import { HostStoreError, isValidObjectId, type HostStore } from './host-store.ts';
+import {
+  blockCount,
+  EMPTY_ROOT,
+  GROUP_BYTES,
+  groupTree,
+  HASH_SIZE,
+  identityOf,
+  INDEX_BLOCK_LEAVES,
+  INDEX_GROUP_HASHES,
+  INDEX_MAGIC,
+  INDEX_TRAILER_SIZE,
+  indexLength,
+  MerkleIndexBuilder,
+  storedLevels,
+  writeIndexFile,
+  type ObjectIdentity,
+  type StoredLevel,
+} from './merkle-index-file.ts';
 
-/** 32 leaves of 2 KiB: a sample costs one 64 KiB read of the object. */
-export const INDEX_BLOCK_LEAVES = 32;
-/** Hashes per stored group: one 4 KiB page, seven tree levels. */
-export const INDEX_GROUP_HASHES = 128;
+export { INDEX_BLOCK_LEAVES, INDEX_GROUP_HASHES } from './merkle-index-file.ts';
 
-const MAGIC = Buffer.from('HMI1', 'latin1');
-const TRAILER_SIZE = 72;
-const HASH_SIZE = 32;
-const GROUP_BYTES = INDEX_GROUP_HASHES * HASH_SIZE;
 const BUILD_READ = 1024 * 1024;
-const EMPTY_ROOT = hash('sha256', Buffer.alloc(0), 'hex');
+/** writeIndexFile's temporary files: `<id>.tmp-<8 hex digits>`. */
+const TEMPORARY_NAME = /\.tmp-[0-9a-f]{8}$/;
+const TEMPORARY_MAX_AGE = 60 * 60 * 1000;
 
 /** Bytes this store has read from disk, for benchmarks and logs. */
 export interface MerkleIndexCounters {
@@ -54,18 +55,6 @@ export interface MerkleIndexCounters {
 
 export interface MerkleIndexStoreOptions {
   store: HostStore;
-}
-
-interface ObjectIdentity {
-  size: number;
-  ino: bigint;
-  mtimeNs: bigint;
-}
-
-/** Where each stored level sits in the index file. */
-interface StoredLevel {
-  count: number;
-  start: number;
 }
 
 export class MerkleIndexStore {
@@ -85,7 +74,7 @@ export class MerkleIndexStore {
   async open(owner: string, id: string, leafSize: number): Promise<IndexedObject> {
     assertLeafSize(leafSize);
     const objectPath = this.#store.objectFile(owner, id);
-    const indexPath = indexPathFor(objectPath, id);
+    const indexPath = this.#store.indexFile(owner, id);
     const object = await openObject(objectPath, owner, id);
     try {
       const identity = identityOf(await object.stat({ bigint: true }));
@@ -104,8 +93,9 @@ export class MerkleIndexStore {
 
   /**
    * Build every missing or stale index (for objects with `leafSize` leaves, the
-   * catalog's default) and remove indexes whose object is gone. For a background
-   * task after uploads, so that audits find the indexes ready.
+   * catalog's default) and remove indexes whose object is gone. Uploads write their
+   * index as they arrive, so this only finds objects stored before that, or whose
+   * index was lost; a background task, so that audits find the indexes ready.
    */
   async buildMissing(leafSize: number = MERKLE_LEAF_SIZE): Promise<{ objects: number; built: number; removed: number }> {
     const before = this.counters.builds;
@@ -129,19 +119,18 @@ export class MerkleIndexStore {
   async #removeOrphans(owner: string): Promise<number> {
     let removed = 0;
     // Any id gives the owner's directory; '00' is only a valid one.
-    const indexRoot = indexDirOf(this.#store.objectFile(owner, '00'));
+    const indexRoot = dirname(dirname(this.#store.indexFile(owner, '00')));
     for (const shard of await readdirIfExists(indexRoot)) {
       for (const name of await readdirIfExists(join(indexRoot, shard))) {
-        const id = name.endsWith('.tmp') ? name.slice(0, -'.tmp'.length) : name;
-        if (this.#building.has(join(indexRoot, shard, id))) continue;
-        let objectExists = false;
-        try {
-          objectExists = (await stat(this.#store.objectFile(owner, id))).isFile();
-        } catch {
-          objectExists = false;
+        const path = join(indexRoot, shard, name);
+        if (TEMPORARY_NAME.test(name)) {
+          // A build or an upload may be writing it right now; only a crash leaves one behind for long.
+          const info = await stat(path).catch(() => undefined);
+          if (!info || Date.now() - info.mtimeMs < TEMPORARY_MAX_AGE) continue;
+        } else if (isValidObjectId(name) && (await stat(this.#store.objectFile(owner, name)).then((info) => info.isFile(), () => false))) {
+          continue;
         }
-        if (objectExists && name === id) continue;
-        await rm(join(indexRoot, shard, name), { force: true });
+        await rm(path, { force: true });
         removed++;
       }
     }
@@ -159,17 +148,17 @@ export class MerkleIndexStore {
     try {
       const levels = storedLevels(blockCount(identity.size, leafSize));
       const length = indexLength(levels);
-      const trailer = Buffer.alloc(TRAILER_SIZE);
+      const trailer = Buffer.alloc(INDEX_TRAILER_SIZE);
       const valid = (await handle.stat()).size === length
-        && (await handle.read(trailer, 0, TRAILER_SIZE, length - TRAILER_SIZE)).bytesRead === TRAILER_SIZE
-        && trailer.subarray(0, 4).equals(MAGIC)
+        && (await handle.read(trailer, 0, INDEX_TRAILER_SIZE, length - INDEX_TRAILER_SIZE)).bytesRead === INDEX_TRAILER_SIZE
+        && trailer.subarray(0, 4).equals(INDEX_MAGIC)
         && trailer.readUInt32BE(4) === leafSize
         && trailer.readUInt32BE(8) === INDEX_BLOCK_LEAVES
         && trailer.readUInt32BE(12) === INDEX_GROUP_HASHES
         && trailer.readBigUInt64BE(16) === BigInt(identity.size)
         && trailer.readBigUInt64BE(24) === identity.ino
         && trailer.readBigUInt64BE(32) === identity.mtimeNs;
-      this.counters.indexBytesRead += TRAILER_SIZE;
+      this.counters.indexBytesRead += INDEX_TRAILER_SIZE;
       if (!valid) {
         await handle.close();
         return undefined;
@@ -194,58 +183,25 @@ export class MerkleIndexStore {
     const object = await openObject(objectPath, owner, id);
     try {
       const identity = identityOf(await object.stat({ bigint: true }));
-      const levels = storedLevels(blockCount(identity.size, leafSize));
-      // Memory: about 32 bytes per 64 KiB block (2 MiB for a 4 GiB volume).
-      const file = Buffer.alloc(indexLength(levels));
-
-      const blockBytes = INDEX_BLOCK_LEAVES * leafSize;
-      const chunk = Buffer.allocUnsafe(blockBytes * Math.max(1, Math.floor(BUILD_READ / blockBytes)));
-      let block = 0;
+      const builder = new MerkleIndexBuilder(identity.size, leafSize);
+      const chunk = Buffer.allocUnsafe(BUILD_READ);
       for (let position = 0; position < identity.size; ) {
         const length = Math.min(chunk.length, identity.size - position);
         await readExactly(object, chunk.subarray(0, length), position);
         this.counters.buildBytesRead += length;
-        for (let offset = 0; offset < length; offset += blockBytes) {
-          const builder = new MerkleBuilder(leafSize);
-          builder.update(chunk.subarray(offset, Math.min(offset + blockBytes, length)));
-          file.write(builder.digest(), block++ * HASH_SIZE, 'hex');
-        }
+        builder.update(chunk.subarray(0, length));
         position += length;
       }
-      for (let k = 1; k < levels.length; k++) {
-        const below = levels[k - 1]!;
-        for (let group = 0; group < levels[k]!.count; group++) {
-          const tree = groupTree(file.subarray(below.start + group * GROUP_BYTES, below.start + Math.min(below.count, (group + 1) * INDEX_GROUP_HASHES) * HASH_SIZE));
-          tree.at(-1)![0]!.copy(file, levels[k]!.start + group * HASH_SIZE);
-        }
-      }
-      const trailer = file.subarray(file.length - TRAILER_SIZE);
-      MAGIC.copy(trailer, 0);
-      trailer.writeUInt32BE(leafSize, 4);
-      trailer.writeUInt32BE(INDEX_BLOCK_LEAVES, 8);
-      trailer.writeUInt32BE(INDEX_GROUP_HASHES, 12);
-      trailer.writeBigUInt64BE(BigInt(identity.size), 16);
-      trailer.writeBigUInt64BE(identity.ino, 24);
-      trailer.writeBigUInt64BE(identity.mtimeNs, 32);
-      const top = levels.at(-1);
-      if (top) groupTree(file.subarray(top.start, top.start + top.count * HASH_SIZE)).at(-1)![0]!.copy(trailer, 40);
-
       const after = identityOf(await object.stat({ bigint: true }));
       if (after.size !== identity.size || after.mtimeNs !== identity.mtimeNs) {
         throw new HostStoreError('EINVAL', `object ${id} of ${owner} was modified while its Merkle index was built; try again`);
       }
-      await mkdir(dirname(indexPath), { recursive: true });
-      const temporary = `${indexPath}.tmp`;
-      const out = await open(temporary, 'w');
-      try {
-        await out.writeFile(file);
-        // A torn index after a crash would fail every audit of an intact object.
-        await out.datasync();
-      } finally {
-        await out.close();
-      }
-      await rename(temporary, indexPath);
-      this.counters.builds++;
+      // An upload that replaced the object meanwhile wrote its own index: keep that one.
+      const stillCurrent = async (): Promise<boolean> => {
+        const now = await stat(objectPath, { bigint: true }).catch(() => undefined);
+        return now !== undefined && sameIdentity(identityOf(now), identity);
+      };
+      if (await writeIndexFile(indexPath, builder.file(identity), stillCurrent)) this.counters.builds++;
     } finally {
       await object.close();
     }
@@ -270,7 +226,7 @@ export class IndexedObject {
   readonly size: number;
   readonly leafSize: number;
   readonly leafCount: number;
-  /** Root of the bytes this host holds (hex), as computed when the index was built. */
+  /** Root of the bytes this host holds (hex), as computed when the index was written (by the upload or a build). */
   readonly root: string;
   readonly #object: FileHandle;
   readonly #index: FileHandle;
@@ -349,54 +305,6 @@ export class IndexedObject {
   }
 }
 
-function blockCount(size: number, leafSize: number): number {
-  return Math.ceil(merkleLeafCount(size, leafSize) / INDEX_BLOCK_LEAVES);
-}
-
-/** Tree levels 0, 7, 14, ... above the blocks, up to the first with at most one group; groups of every lower level start on a 4 KiB boundary. */
-function storedLevels(blocks: number): StoredLevel[] {
-  const levels: StoredLevel[] = [];
-  let start = 0;
-  for (let count = blocks; count > 0; count = Math.ceil(count / INDEX_GROUP_HASHES)) {
-    levels.push({ count, start });
-    if (count <= INDEX_GROUP_HASHES) break;
-    start += Math.ceil(count / INDEX_GROUP_HASHES) * GROUP_BYTES;
-  }
-  return levels;
-}
-
-function indexLength(levels: readonly StoredLevel[]): number {
-  const top = levels.at(-1);
-  return (top ? top.start + top.count * HASH_SIZE : 0) + TRAILER_SIZE;
-}
-
-/**
- * The tree over one group (consecutive hashes of one tree level, starting at a
- * multiple of the group size), level by level up to its single top node:
- * RFC 6962 interior nodes, an odd last node promoted unchanged.
- */
-function groupTree(group: Buffer): Buffer[][] {
-  let level: Buffer[] = [];
-  for (let at = 0; at < group.length; at += HASH_SIZE) level.push(group.subarray(at, at + HASH_SIZE));
-  const levels = [level];
-  const input = Buffer.alloc(1 + 2 * HASH_SIZE, 1);
-  while (level.length > 1) {
-    const next: Buffer[] = [];
-    for (let i = 0; i < level.length; i += 2) {
-      if (i + 1 === level.length) {
-        next.push(level[i]!);
-      } else {
-        level[i]!.copy(input, 1);
-        level[i + 1]!.copy(input, 1 + HASH_SIZE);
-        next.push(hash('sha256', input, 'buffer'));
-      }
-    }
-    levels.push(next);
-    level = next;
-  }
-  return levels;
-}
-
 /** Siblings of node `local` on its way up a group's tree; none where the node was promoted. */
 function groupPath(tree: readonly Buffer[][], local: number): Buffer[] {
   const path: Buffer[] = [];
@@ -409,15 +317,6 @@ function groupPath(tree: readonly Buffer[][], local: number): Buffer[] {
   return path;
 }
 
-/** `<owner dir>/merkle`, beside `<owner dir>/objects`, for an object stored at `<owner dir>/objects/<shard>/<id>`. */
-function indexDirOf(objectPath: string): string {
-  return join(dirname(dirname(dirname(objectPath))), 'merkle');
-}
-
-function indexPathFor(objectPath: string, id: string): string {
-  return join(indexDirOf(objectPath), id.slice(0, 2), id);
-}
-
 async function openObject(path: string, owner: string, id: string): Promise<FileHandle> {
   try {
     return await open(path, 'r');
@@ -427,16 +326,16 @@ async function openObject(path: string, owner: string, id: string): Promise<File
   }
 }
 
-function identityOf(info: { size: bigint; ino: bigint; mtimeNs: bigint }): ObjectIdentity {
-  return { size: Number(info.size), ino: info.ino, mtimeNs: info.mtimeNs };
-}
-
 async function readExactly(handle: FileHandle, into: Buffer, position: number): Promise<void> {
   for (let done = 0; done < into.length; ) {
     const { bytesRead } = await handle.read(into, done, into.length - done, position + done);
     if (bytesRead === 0) throw new HostStoreError('ERANGE', `file ended ${into.length - done} bytes early at offset ${position + done}: it was truncated`);
     done += bytesRead;
   }
+}
+
+function sameIdentity(a: ObjectIdentity, b: ObjectIdentity): boolean {
+  return a.size === b.size && a.ino === b.ino && a.mtimeNs === b.mtimeNs;
 }
 
 async function readdirIfExists(dir: string): Promise<string[]> {

@@ -5,13 +5,20 @@
 // imports only storage/ itself, so there is no cycle). The libp2p node is handed in.
 import type { Readable } from 'node:stream';
 import type { PeerId } from '@libp2p/interface';
-import { hashObjectSource, ObjectClient, RemoteObjectError, type Dialer } from '../../protocol/object.ts';
+import { merkleRootOfSource, ObjectClient, RemoteObjectError, type Dialer } from '../../protocol/object.ts';
 import type { HostedObjectInfo, OwnerUsage } from '../hoststore/host-store.ts';
+import { MERKLE_LEAF_SIZE } from '../merkle.ts';
 import { ObjectNotFoundError, PermanentTierError, type ByteRange, type ObjectSource, type Tier } from './tier.ts';
 
-/** A source that already knows the SHA-256 of its bytes (e.g. computed while encrypting). */
+/**
+ * A source that already knows the Merkle root of its bytes (computed while
+ * encrypting, kept in the catalog), which the host checks them against.
+ */
 export interface HashedObjectSource extends ObjectSource {
-  sha256?: string;
+  /** RFC 6962 root (hex) over leafSize-byte leaves (storage/merkle.ts). */
+  merkleRoot?: string;
+  /** Default MERKLE_LEAF_SIZE (2048). */
+  leafSize?: number;
 }
 
 export interface PeerTierOptions {
@@ -43,12 +50,14 @@ export class PeerTier implements Tier {
   }
 
   /**
-   * Resumes from whatever the host kept of an earlier attempt. Without
-   * source.sha256 the source is read once more to hash it first.
+   * Resumes from whatever the host kept of an earlier attempt. The host refuses
+   * bytes that do not have source.merkleRoot as their root (PermanentTierError,
+   * EHASH); without it the source is read once more to compute it first.
    */
   async put(name: string, source: HashedObjectSource, signal?: AbortSignal): Promise<void> {
-    const sha256 = source.sha256 ?? (await hashObjectSource(source, signal));
-    await this.#call(name, () => this.#client.put(name, source, sha256, signal));
+    const leafSize = source.leafSize ?? MERKLE_LEAF_SIZE;
+    const merkleRoot = source.merkleRoot ?? (await merkleRootOfSource(source, leafSize, signal));
+    await this.#call(name, () => this.#client.put(name, source, { merkleRoot, leafSize }, signal));
   }
 
   async get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
