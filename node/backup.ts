@@ -21,7 +21,7 @@ import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import type { Catalog, CatalogPayload, ContentRange, FileRecord, ObjectPayload } from '../storage/catalog/catalog.ts';
-import { scanSource, DEFAULT_IGNORES, type ScannedFile } from '../storage/scanner/scanner.ts';
+import { scanSourceBatches, DEFAULT_IGNORES, type ScanEvent, type ScannedFile } from '../storage/scanner/scanner.ts';
 import { IsoVolumeWriter, type IsoFileEntry } from '../storage/iso/writer.ts';
 import { encodeFsName } from '../storage/paths.ts';
 import type { Config, SourceConfig } from './config.ts';
@@ -177,19 +177,19 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
     groupBytes = 0;
     if (files.length) await packFirstVolume(ctx, source, files, time, report);
   };
-  const events = scanSource({
+  const batches = scanSourceBatches({
     root: source.path,
     previous: ctx.catalog.latestBatches(source.name),
     ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
     hash: !first,
     hashConcurrency: Number(ctx.config.get('backup.workers')),
-    onProgress: (p) => ctx.progress.update({ phase: `scanning ${source.name}`, files: p.files, bytes: p.bytes }),
   });
-  for await (const ev of events) {
+  /** Counts and records one event; a promise only when it must wait (an append, a volume). */
+  const take = (ev: ScanEvent): Promise<void> | undefined => {
     if (ev.kind === 'error') {
       report.errors.push({ path: `${source.name}/${ev.path}`, error: ev.error });
       ctx.progress.log(`warning: ${source.name}/${ev.path}: ${ev.error} (will retry next run)`);
-      continue;
+      return undefined;
     }
     if (ev.kind === 'deleted') {
       report.files.deleted++;
@@ -202,16 +202,23 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
         report.bytesScanned += ev.entry.type === 'file' ? ev.entry.size : 0;
         report.files[ev.kind]++;
       }
-      if (ev.kind === 'unchanged') continue;
+      if (ev.kind === 'unchanged') return undefined;
       if (first && ev.entry.type === 'file') {
         group.push(ev.entry);
         groupBytes += ev.entry.size;
-        if (groupBytes >= volumeSize || group.length >= MAX_VOLUME_FILES) await packGroup();
-        continue;
+        return groupBytes >= volumeSize || group.length >= MAX_VOLUME_FILES ? packGroup() : undefined;
       }
       batch.push(fileRecord(source.name, ev.entry, ev.entry.hash, time));
     }
-    if (batch.length >= RECORD_BATCH) await flush();
+    return batch.length >= RECORD_BATCH ? flush() : undefined;
+  };
+  const phase = `scanning ${source.name}`;
+  for await (const events of batches) {
+    for (const ev of events) {
+      const waiting = take(ev);
+      if (waiting) await waiting;
+    }
+    ctx.progress.update({ phase, files: report.files.scanned, bytes: report.bytesScanned });
   }
   await flush();
   await packGroup();

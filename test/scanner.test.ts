@@ -169,7 +169,7 @@ describe('change detection', () => {
     expect(paths).toEqual([...paths].sort(comparePaths));
   });
 
-  it('reads the previous state as a stream, a few entries ahead of the walk', async () => {
+  it('reads the previous state as a stream, a batch of entries ahead of the walk at most', async () => {
     write('keep.txt', 'x');
     const previous: PreviousFile[] = [];
     for (let i = 0; i < 5000; i++) previous.push({ path: `gone/${String(i).padStart(5, '0')}`, type: 'file', size: 1, mtimeMs: 1, ctimeMs: 1, ino: i + 1, mode: 0o100644, hash: EMPTY_SHA256 });
@@ -188,7 +188,8 @@ describe('change detection', () => {
       expect(event.kind).toBe(eventPath(event) === 'keep.txt' ? 'new' : 'deleted');
     }
     expect(emitted).toBe(5001);
-    expect(maxAhead).toBeLessThanOrEqual(2);
+    // Events travel in batches of at most 512, so the previous state is never read far ahead.
+    expect(maxAhead).toBeLessThanOrEqual(514);
   });
 });
 

@@ -76,7 +76,7 @@ export interface ScanOptions {
   ignore?: readonly string[];
   /** Worker threads hashing at once; default: the number of cores. */
   hashConcurrency?: number;
-  /** Called after every event; the caller throttles its display. */
+  /** Called after every event with the running totals (one object, updated in place); the caller throttles its display. */
   onProgress?: (progress: ScanProgress) => void;
   /** Called with a file's path just before it is read for hashing. */
   onHashStart?: (path: string) => void | Promise<void>;
@@ -92,6 +92,8 @@ export interface ScanOptions {
 // worker busy with small files while one large file finishes; each slot is a path
 // and a promise, not file data.
 const REORDER_WINDOW = 1024;
+/** Events per batch at most, beyond a walk batch's own (BATCH_ENTRIES). */
+const EVENT_BATCH = 512;
 const SLASH = Buffer.from('/');
 
 /**
@@ -101,27 +103,52 @@ const SLASH = Buffer.from('/');
  * order, or an abort throws.
  */
 export async function* scanSource(options: ScanOptions): AsyncGenerator<ScanEvent> {
+  for await (const batch of scanSourceBatches(options)) {
+    for (const event of batch) {
+      options.signal?.throwIfAborted();
+      yield event;
+    }
+  }
+}
+
+/**
+ * scanSource() a batch at a time: the same events in the same order, as arrays of
+ * at most EVENT_BATCH. A no-change scan of a large library is mostly bookkeeping per
+ * path, and an await per event was a good part of it.
+ */
+export async function* scanSourceBatches(options: ScanOptions): AsyncGenerator<ScanEvent[]> {
   const pool = new HashPool(options.hashConcurrency ?? availableParallelism());
   const walk = new Walk(options, pool);
   const progress: ScanProgress = { files: 0, bytes: 0, hashedBytes: 0 };
   const window: Array<ScanEvent | PendingEvent> = [];
-  const settle = async (item: ScanEvent | PendingEvent): Promise<ScanEvent> => {
+  const settled = (event: ScanEvent): ScanEvent => {
     options.signal?.throwIfAborted();
-    const event = item instanceof PendingEvent ? (item.event ?? (await item.done)) : item;
     if (event.kind !== 'deleted' && event.kind !== 'error' && event.entry.type !== 'dir') {
       progress.files++;
       if (event.entry.type === 'file') progress.bytes += event.entry.size;
     }
     progress.hashedBytes = walk.hashedBytes;
-    options.onProgress?.({ ...progress });
+    options.onProgress?.(progress);
     return event;
   };
+  const next = async (): Promise<ScanEvent> => {
+    const item = window.shift()!;
+    return settled(item instanceof PendingEvent ? (item.event ?? (await item.done)) : item);
+  };
   try {
-    for await (const item of walk.events()) {
-      window.push(item);
-      while (window.length >= REORDER_WINDOW || isReady(window[0])) yield await settle(window.shift()!);
+    for await (const items of walk.batches()) {
+      const out: ScanEvent[] = [];
+      for (const item of items) {
+        window.push(item);
+        while (window.length >= REORDER_WINDOW || isReady(window[0])) out.push(await next());
+      }
+      if (out.length > 0) yield out;
     }
-    while (window.length > 0) yield await settle(window.shift()!);
+    while (window.length > 0) {
+      const out: ScanEvent[] = [];
+      while (window.length > 0 && out.length < EVENT_BATCH) out.push(await next());
+      yield out;
+    }
   } finally {
     await Promise.all([pool.close(), walk.close()]);
   }
@@ -166,7 +193,8 @@ class Walk {
     await Promise.all([this.#previous.close(), this.#thread.close()]);
   }
 
-  async *events(): AsyncGenerator<ScanEvent | PendingEvent> {
+  /** The walk's events, a batch of the walk at a time; a file being hashed is a PendingEvent. */
+  async *batches(): AsyncGenerator<Array<ScanEvent | PendingEvent>> {
     const previous = this.#previous;
     const signal = this.#options.signal;
     const root = resolvePath(this.#options.root);
@@ -176,6 +204,7 @@ class Walk {
     let waiting = previous.advance();
     if (waiting) await waiting;
     for (let message = await this.#thread.next(); message.kind === 'batch'; message = await this.#thread.next()) {
+      let out: Array<ScanEvent | PendingEvent> = [];
       const { numbers, keys, keyEnds, paths, extras } = message;
       const keyBytes = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
       for (let i = 0, keyStart = 0; i < paths.length; keyStart = keyEnds[i++]!) {
@@ -183,7 +212,12 @@ class Walk {
         const key = keyBytes.subarray(keyStart, keyEnds[i]);
         const rel = paths[i]!;
         while (previous.isBefore(key)) {
-          yield { kind: 'deleted', path: previous.current!.path };
+          out.push({ kind: 'deleted', path: previous.current!.path });
+          // A folder deleted whole may be a long run of deletions: hand them on in batches.
+          if (out.length >= EVENT_BATCH) {
+            yield out;
+            out = [];
+          }
           waiting = previous.advance();
           if (waiting) await waiting;
         }
@@ -196,13 +230,13 @@ class Walk {
         const code = numbers[at] as EntryCode;
         if (code === EntryCode.unreadable || code === EntryCode.linkUnreadable) {
           const failure = extras[i] as WalkError;
-          yield errorEvent(rel, failure.doing, failure);
+          out.push(errorEvent(rel, failure.doing, failure));
           // A folder that cannot be read hides what is below it: unknown this run, not deleted.
           if (code === EntryCode.unreadable) await previous.skipBelow(key);
           continue;
         }
         if (code === EntryCode.gone) {
-          if (prev) yield { kind: 'deleted', path: prev.path };
+          if (prev) out.push({ kind: 'deleted', path: prev.path });
           continue;
         }
         const type = code === EntryCode.file ? 'file' : code === EntryCode.dir ? 'dir' : 'symlink';
@@ -224,16 +258,21 @@ class Walk {
         const kind = prev === undefined ? 'new' : 'changed';
         if (type === 'file') {
           const previousHash = unchanged ? prev.hash : undefined;
-          yield this.#fileEvent(kind, entry, () => absolutePath(rootBytes, key), previousHash);
+          out.push(this.#fileEvent(kind, entry, () => absolutePath(rootBytes, key), previousHash));
         } else {
-          yield { kind: unchanged ? 'unchanged' : kind, entry };
+          out.push({ kind: unchanged ? 'unchanged' : kind, entry });
         }
       }
+      yield out;
     }
     while (previous.current) {
-      yield { kind: 'deleted', path: previous.current.path };
-      waiting = previous.advance();
-      if (waiting) await waiting;
+      const out: ScanEvent[] = [];
+      while (previous.current && out.length < EVENT_BATCH) {
+        out.push({ kind: 'deleted', path: previous.current.path });
+        waiting = previous.advance();
+        if (waiting) await waiting;
+      }
+      yield out;
     }
   }
 
