@@ -13,7 +13,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { forgetHash, keepHash } from './kept-hash.ts';
+import { forgetHash, keepHash, syncDirectory } from './kept-hash.ts';
 import { identityOf, MAX_INDEXED_LEAF_SIZE, writeIndexFile } from './merkle-index-file.ts';
 import { UploadHashJob, type UploadDigests } from './upload-hasher.ts';
 
@@ -655,13 +655,4 @@ async function merkleRootOfFile(path: string, size: number, leafSize: number): P
   const job = new UploadHashJob(path, size, leafSize);
   job.written(size);
   return (await job.finish(identity)).root;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

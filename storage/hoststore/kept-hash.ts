@@ -96,7 +96,8 @@ async function writeTemp(path: string, data: string, sync: boolean): Promise<str
   return tmp;
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync a directory, so a rename or new entry in it survives a crash. */
+export async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();
