@@ -131,22 +131,27 @@ export async function* scanSourceBatches(options: ScanOptions): AsyncGenerator<S
     options.onProgress?.(progress);
     return event;
   };
-  const next = async (): Promise<ScanEvent> => {
+  // The oldest event of the window; a promise only for a file whose hash is still being computed.
+  const oldest = (): ScanEvent | Promise<ScanEvent> => {
     const item = window.shift()!;
-    return settled(item instanceof PendingEvent ? (item.event ?? (await item.done)) : item);
+    if (!(item instanceof PendingEvent)) return settled(item);
+    return item.event ? settled(item.event) : item.done.then(settled);
   };
   try {
     for await (const items of walk.batches()) {
       const out: ScanEvent[] = [];
       for (const item of items) {
         window.push(item);
-        while (window.length >= REORDER_WINDOW || isReady(window[0])) out.push(await next());
+        while (window.length >= REORDER_WINDOW || isReady(window[0])) {
+          const event = oldest();
+          out.push(event instanceof Promise ? await event : event);
+        }
       }
       if (out.length > 0) yield out;
     }
     while (window.length > 0) {
       const out: ScanEvent[] = [];
-      while (window.length > 0 && out.length < EVENT_BATCH) out.push(await next());
+      while (window.length > 0 && out.length < EVENT_BATCH) out.push(await oldest());
       yield out;
     }
   } finally {
