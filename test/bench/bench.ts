@@ -6,12 +6,13 @@
 //   small set:  100,000 x 4 KiB files
 // Data sets are cached in bench-data/ (git-ignored); HEARTH_BENCH_SMALL=1 uses a
 // tenth of each set for a quick look; HEARTH_BENCH_ONLY=photos,small (any of
-// tools, photos, small, restic) runs only those parts, to iterate on one figure.
+// tools, photos, small, restic, family) runs only those parts, to iterate on one figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { familyBench } from './family-bench.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dataDir = join(repo, 'bench-data');
@@ -165,6 +166,7 @@ async function main(): Promise<void> {
   const rp = part('photos') && part('restic') ? await resticBackup('photos', photoDir, work) : undefined;
   const hs = part('small') ? await hearthBackup('small', smallDir, work) : undefined;
   const rs = part('small') && part('restic') ? await resticBackup('small', smallDir, work) : undefined;
+  const fam = part('family') ? await familyBench(photoDir, work) : undefined;
 
   // A part that did not run leaves its cells empty.
   const cell = (value: number | undefined, digits = 1) => (value === undefined || !Number.isFinite(value) ? '' : fmt(value, digits));
@@ -182,6 +184,11 @@ async function main(): Promise<void> {
     ['peak RSS, photo backup (MB)', cell(hp?.first.peakRssMb, 0), cell(rp?.first.peakRssMb, 0), '', '<= 200'],
     ['peak RSS, small-set backup (MB)', cell(hs?.first.peakRssMb, 0), cell(rs?.first.peakRssMb, 0), '', '<= 200'],
     ['peak RSS, no-change small set (MB)', cell(hs?.second.peakRssMb, 0), cell(rs?.second.peakRssMb, 0), '', '<= 200'],
+    ['photo set to one relative (MB/s) vs bare libp2p stream', cell(fam?.transferMBps), cell(fam?.bareMBps), ratio(fam?.ratio), '>= 0.9x'],
+    ['peak RSS, owner / relative daemon (MB)', fam ? `${fmt(fam.ownerRssMb, 0)} / ${fmt(fam.hostRssMb, 0)}` : '', '', '', '<= 250'],
+    ['single-file restore from relative: bytes read / file size', fam ? `${fam.singleFileBytes} / ${fam.singleFileSize}` : '', '', '', '<= size + 256 KiB'],
+    ['audit of photo set at relative: traffic (KB), samples', fam ? `${fmt(fam.audit.bytesTransferred / 1e3, 0)}, ${fam.audit.samples}` : '', '', '', ''],
+    ['audit: relative bytes read (MB), wall time (s)', fam ? `${fmt(fam.audit.hostBytesRead / 1e6, 1)}, ${fmt(fam.audit.seconds, 2)}` : '', '', '', ''],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
