@@ -99,7 +99,7 @@ export class ObjectStore {
       linkSync(encoded.spoolFile, join(this.outboxDir, encoded.id));
     }
     for (const tier of this.tiers) {
-      await tier.put(encoded.id, { size: encoded.encryptedSize, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
+      await tier.put(encoded.id, { size: encoded.encryptedSize, file: encoded.spoolFile, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
     }
     return payloads;
