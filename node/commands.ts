@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
+import type { ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { callControl, connectControl } from './control.ts';
 import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
@@ -279,17 +280,11 @@ export interface LsEntry {
   backedUpAt: string;
 }
 
-export interface ObjectEntry {
-  id: string;
-  kind: 'blob' | 'volume';
-  name: string;
-  size: number;
-  plainSize: number;
-  merkleRoot: string;
-  leafSize: number;
+/** One object as `hearth objects` shows it: the catalog's summary, its file count and where it is. */
+export type ObjectEntry = Pick<ObjectSummary, 'id' | 'kind' | 'name' | 'size' | 'plainSize' | 'merkleRoot' | 'leafSize'> & {
   files: number;
-  placements: Array<{ tier: string; target: string; location: string }>;
-}
+  placements: Array<Pick<PlacementRecord, 'tier' | 'target' | 'location'>>;
+};
 
 /**
  * The embedded-defaults path for a first-time user: create the home if needed,
