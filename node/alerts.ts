@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from './atomic-file.ts';
+import { readStateFile, writeFileAtomicSync } from './atomic-file.ts';
 
 export type Problem =
   | { kind: 'audit-failed'; relative: string; objects: string[] }
@@ -262,23 +262,14 @@ export class AlertCenter {
   }
 
   private load(): AlertStateFile {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, problems: {} };
-      throw err;
-    }
-    try {
-      const parsed = JSON.parse(text) as AlertStateFile;
-      if (parsed.version === 1 && typeof parsed.problems === 'object' && parsed.problems !== null) return parsed;
-      throw new Error(`unknown version ${String(parsed.version)}`);
-    } catch (err) {
-      // Losing this file costs at most a repeated message, which beats a daemon that will not start.
-      this.log(`alert state ${this.file} is unreadable (${(err as Error).message}): starting afresh, open problems may be reported again`);
-      return { version: 1, problems: {} };
-    }
+    return readStateFile<AlertStateFile>(
+      this.file,
+      () => ({ version: 1, problems: {} }),
+      (parsed) => typeof parsed.problems === 'object' && parsed.problems !== null,
+      (reason) => this.log(`alert state ${this.file} is unreadable (${reason}): starting afresh, open problems may be reported again`),
+    );
   }
+
 
   /** A failed write is logged, not thrown: the state stays in memory and the next save retries. */
   private save(): void {

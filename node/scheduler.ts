@@ -3,9 +3,8 @@
 // schedule.json when each job last ran and, when it starts, runs once any job whose
 // time passed while it was down (like anacron). Time comes from an injectable clock,
 // so tests drive weeks of schedule without waiting.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from './atomic-file.ts';
+import { readStateFile, writeFileAtomicSync } from './atomic-file.ts';
 
 export type Schedule =
   | { kind: 'off' }
@@ -270,23 +269,14 @@ export class Scheduler {
   }
 
   private load(): ScheduleStateFile {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, jobs: {} };
-      throw err;
-    }
-    try {
-      const parsed = JSON.parse(text) as ScheduleStateFile;
-      if (parsed.version === 1 && typeof parsed.jobs === 'object' && parsed.jobs !== null) return parsed;
-      throw new Error(`unknown version ${String(parsed.version)}`);
-    } catch (err) {
-      // Without it the scheduler only forgets what to catch up; refusing to start would stop backups altogether.
-      this.log(`schedule state ${this.file} is unreadable (${(err as Error).message}): starting afresh, missed runs are not caught up`);
-      return { version: 1, jobs: {} };
-    }
+    return readStateFile<ScheduleStateFile>(
+      this.file,
+      () => ({ version: 1, jobs: {} }),
+      (parsed) => typeof parsed.jobs === 'object' && parsed.jobs !== null,
+      (reason) => this.log(`schedule state ${this.file} is unreadable (${reason}): starting afresh, missed runs are not caught up`),
+    );
   }
+
 
   /** A failed write is logged, not thrown: the timetable keeps running from memory and the next save retries. */
   private save(): void {
