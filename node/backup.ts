@@ -301,7 +301,7 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
     }
     try {
       const encoded = await ctx.store.encode(createReadStream(file));
-      if (encoded.plainSha256 !== item.hash || encoded.plainSize !== item.size) {
+      if (encoded.plainDigest !== item.hash || encoded.plainSize !== item.size) {
         ctx.store.discard(encoded);
         throw new Error('changed since it was scanned');
       }

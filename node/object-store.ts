@@ -1,6 +1,6 @@
 // Turning plaintext into a placed object: encrypt into the spool (so every place
 // receives the same ciphertext, and a retry or resume re-reads it instead of
-// re-encrypting), name it by HMAC of its plaintext hash, put it to every target,
+// re-encrypting), name it by HMAC of its plaintext digest, put it to every target,
 // and only then record object and placements in the catalog, in one batch. A crash
 // before that record leaves at worst an unreferenced file on a target, never a
 // catalog entry for bytes that are not there.
@@ -23,7 +23,7 @@ export interface ObjectContent {
 
 export interface EncodedObject {
   id: string;
-  plainSha256: string;
+  plainDigest: string;
   plainSize: number;
   encryptedSize: number;
   merkleRoot: string;
@@ -60,7 +60,7 @@ export class ObjectStore {
     const tmp = join(this.spoolDir, `.tmp-${randomBytes(6).toString('hex')}`);
     try {
       const result = await this.encoder.encode({ plaintext, output: createWriteStream(tmp), recipient: this.keys.x25519Public });
-      const id = objectId(this.keys.namingKey, result.plainSha256);
+      const id = objectId(this.keys.namingKey, result.plainDigest);
       const spoolFile = join(this.spoolDir, id);
       renameSync(tmp, spoolFile);
       return { id, spoolFile, ...result };

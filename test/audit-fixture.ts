@@ -35,7 +35,7 @@ export function pseudoRandomBytes(length: number, seed: string): Buffer {
 export async function encodeToFile(dir: string, plain: Buffer, pool?: ObjectEncoderPool, name = randomBytes(6).toString('hex')): Promise<EncodedTestObject> {
   const path = join(dir, `${name}.age`);
   const encoded = await encodeObject({ plaintext: Readable.from([plain]), recipient: ownerKeys.x25519Public, output: createWriteStream(path), pool });
-  return { id: objectId(ownerKeys.namingKey, encoded.plainSha256), size: encoded.encryptedSize, merkleRoot: encoded.merkleRoot, leafSize: encoded.leafSize, path, plain };
+  return { id: objectId(ownerKeys.namingKey, encoded.plainDigest), size: encoded.encryptedSize, merkleRoot: encoded.merkleRoot, leafSize: encoded.leafSize, path, plain };
 }
 
 export interface AuditHost {

@@ -510,6 +510,43 @@ describe('IsoVolumeWriter streaming', () => {
     }
   });
 
+  it('is named by a digest of its metadata and its files\' hashes, which any changed byte changes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-iso-digest-'));
+    try {
+      const contents = [randomBytes(5000), randomBytes(1), randomBytes(70_000)];
+      const entries: IsoFileEntry[] = contents.map((content, i) => {
+        const full = path.join(dir, `f${i}`);
+        fs.writeFileSync(full, content);
+        return { type: 'file', path: `d/f${i}`, size: content.length, mtimeMs: 0, mode: 0o644, file: full };
+      });
+      const imageDigest = async (): Promise<{ image: Buffer; digest: string; result: string }> => {
+        const writer = new IsoVolumeWriter(entries, { volumeId: 'digest', createdMs: 0 });
+        const stream = writer.stream();
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        return { image: Buffer.concat(chunks), digest: stream.digest(), result: (await writer.result).imageDigest };
+      };
+      const first = await imageDigest();
+      expect(first.result).toBe(first.digest);
+      // Recomputed from the image alone: the metadata (everything before the first
+      // file), then each file's SHA-256 in the order the files lie in the image.
+      const writer = new IsoVolumeWriter(entries, { volumeId: 'digest', createdMs: 0 });
+      const extents = entries.map((e) => writer.extent(e.path)!).sort((a, b) => a.offset - b.offset);
+      const expected = createHash('sha256').update('hearth iso image digest v1\n').update(first.image.subarray(0, extents[0]!.offset));
+      for (const { offset, length } of extents) expected.update(createHash('sha256').update(first.image.subarray(offset, offset + length)).digest());
+      expect(first.digest).toBe(expected.digest('hex'));
+
+      expect((await imageDigest()).digest).toBe(first.digest);
+      const changed = Buffer.from(contents[2]!);
+      changed[69_999]! ^= 1;
+      fs.writeFileSync(path.join(dir, 'f2'), changed);
+      expect((await imageDigest()).digest).not.toBe(first.digest);
+      expect(() => new IsoVolumeWriter(entries, { volumeId: 'digest' }).stream().digest()).toThrow(/only once the whole image was read/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('can be streamed only once', () => {
     const writer = new IsoVolumeWriter([], { volumeId: 'once' });
     writer.stream().destroy();

@@ -53,7 +53,7 @@ function ageDecrypt(path: string): Buffer {
 
 function expectMatchesIndependentComputation(plain: Buffer, file: Buffer, result: EncodedObject, leafSize = 2048): void {
   expect(result.plainSize).toBe(plain.length);
-  expect(result.plainSha256).toBe(createHash('sha256').update(plain).digest('hex'));
+  expect(result.plainDigest).toBe(createHash('sha256').update(plain).digest('hex'));
   expect(result.encryptedSize).toBe(file.length);
   expect(result.encryptedSize).toBe(ageEncryptedSize(plain.length));
   expect(result.leafSize).toBe(leafSize);
@@ -81,6 +81,32 @@ describe('encodeObject', () => {
     for (const leafSize of [4096, 1000]) {
       const { result, file } = await encodeToFile(plain, leafSize);
       expectMatchesIndependentComputation(plain, file, result, leafSize);
+    }
+  });
+
+  it('names plaintext that has a digest of its own by that digest, asked once all was filled', async () => {
+    for (const size of [1000, 3 * MiB + 5]) {
+      const plain = randomBytes(size);
+      let filled = 0;
+      const digest = createHash('sha256').update('own').digest('hex');
+      const source = {
+        fill(target: Uint8Array): number {
+          const n = Math.min(target.length, size - filled);
+          target.set(plain.subarray(filled, filled + n));
+          filled += n;
+          return n;
+        },
+        digest(): string {
+          if (filled < size) throw new Error('digest asked before the end');
+          return digest;
+        },
+      };
+      const path = join(dir, `object-${fileCounter++}.age`);
+      const result = await pool.encode({ plaintext: source, recipient, output: createWriteStream(path) });
+      expect(result.plainDigest).toBe(digest);
+      expect(result.plainSize).toBe(size);
+      expect(result.merkleRoot).toBe(referenceRoot(readFileSync(path), 2048));
+      expect(ageDecrypt(path).equals(plain)).toBe(true);
     }
   });
 
@@ -114,7 +140,7 @@ import { encodeObject } from ${JSON.stringify(encodeModule)};
 const output = new PassThrough();
 output.resume();
 const result = await encodeObject({ plaintext: Readable.from([Buffer.alloc(3 * 1024 * 1024, 7)]), recipient: Buffer.from(${JSON.stringify(recipient.toString('hex'))}, 'hex'), output });
-console.log(result.plainSha256);
+console.log(result.plainDigest);
 `,
     );
     const child = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });

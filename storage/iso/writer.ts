@@ -45,7 +45,19 @@ export interface IsoPackResult {
   mismatched: IsoMismatch[];
   /** Hex SHA-256 of each file's extent as written (zero padding included). */
   fileSha256: Map<string, string>;
+  /** The image's digest, hex: see IMAGE_DIGEST_DOMAIN. */
+  imageDigest: string;
 }
+
+/**
+ * An image is named by a digest that identifies it as surely as its SHA-256, for
+ * half the hashing: SHA-256 over this domain string, the metadata bytes (every
+ * sector before the first file), then each file's 32-byte SHA-256 in layout order.
+ * The metadata fixes every file's place and size, and zeros pad each extent, so
+ * equal digests mean equal images; hashing the image itself again after its files
+ * cost as much CPU as the Merkle tree.
+ */
+const IMAGE_DIGEST_DOMAIN = 'hearth iso image digest v1\n';
 
 interface Settle {
   resolve(result: IsoPackResult): void;
@@ -200,6 +212,11 @@ export class IsoImageStream extends Readable {
     return this.#reader.fill(target);
   }
 
+  /** Names the image in place of its SHA-256 (IMAGE_DIGEST_DOMAIN); known once the image was read. */
+  digest(): string {
+    return this.#reader.digest();
+  }
+
   override _read(): void {
     const chunk = Buffer.allocUnsafe(STREAM_CHUNK);
     this.#reader.fill(chunk).then(
@@ -223,6 +240,8 @@ class ImageReader {
   readonly #settle: Settle;
   readonly #mismatched: IsoMismatch[] = [];
   readonly #fileSha256 = new Map<string, string>();
+  readonly #imageHash = createHash('sha256').update(IMAGE_DIGEST_DOMAIN);
+  #imageDigest: string | undefined;
   #bytes: Buffer | undefined;
   #bytesAt = 0;
   #file: FileData | undefined;
@@ -250,6 +269,7 @@ class ImageReader {
           at += await this.#file.read(target, at);
           if (this.#file.done) {
             this.#fileSha256.set(this.#file.node.path, this.#file.sha256!);
+            this.#imageHash.update(Buffer.from(this.#file.sha256!, 'hex'));
             if (this.#file.problem) this.#mismatched.push({ path: this.#file.node.path, reason: this.#file.problem });
             this.#file = undefined;
           }
@@ -257,9 +277,11 @@ class ImageReader {
           const next = this.#parts.next();
           if (next.done) {
             this.#finished = true;
-            this.#settle.resolve({ mismatched: this.#mismatched, fileSha256: this.#fileSha256 });
+            this.#imageDigest = this.#imageHash.digest('hex');
+            this.#settle.resolve({ mismatched: this.#mismatched, fileSha256: this.#fileSha256, imageDigest: this.#imageDigest });
           } else if (Buffer.isBuffer(next.value)) {
             this.#bytes = next.value;
+            this.#imageHash.update(next.value);
             this.#bytesAt = 0;
           } else {
             this.#file = new FileData(next.value);
@@ -273,6 +295,12 @@ class ImageReader {
     this.#total += at;
     this.#onBytes?.(this.#total);
     return at;
+  }
+
+  /** The image digest (IMAGE_DIGEST_DOMAIN), once every byte was filled. */
+  digest(): string {
+    if (this.#imageDigest === undefined) throw new Error('the ISO image digest is known only once the whole image was read');
+    return this.#imageDigest;
   }
 
   /** Stops early: the result fails unless the image was complete. */

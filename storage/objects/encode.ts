@@ -1,5 +1,6 @@
 // Encoding an object: the plaintext is encrypted to an age file, hashed (SHA-256, for
-// its id) and the age file's bytes are hashed into the Merkle tree audits check.
+// its id, unless the source names itself more cheaply: an ISO image) and the age
+// file's bytes are hashed into the Merkle tree audits check.
 //
 // On two cores the work is split over a reusable pair of worker threads, each a
 // stage of a pipeline: main reads plaintext into 1 MiB batches -> seal worker
@@ -32,6 +33,12 @@ const INLINE_LIMIT = 256 * 1024;
 export interface PlaintextSource {
   /** Writes the next bytes into `target` from its start and returns how many: fewer than its length only at the end. */
   fill(target: Uint8Array): number | Promise<number>;
+  /**
+   * A digest that identifies the plaintext as surely as its SHA-256, hex, asked for
+   * once every byte was filled. A source that has one (an ISO image, from its
+   * files' hashes) spares the encoder a SHA-256 pass over the whole plaintext.
+   */
+  digest?(): string;
 }
 
 export interface EncodeOptions {
@@ -46,18 +53,24 @@ export interface EncodeOptions {
 
 export interface EncodedObject {
   plainSize: number;
-  /** SHA-256 of the plaintext, hex. */
-  plainSha256: string;
+  /** Names the object (objectId): the plaintext's SHA-256, or the source's own digest(), hex. */
+  plainDigest: string;
   encryptedSize: number;
   /** Root of the Merkle tree over the age file's bytes, hex. */
   merkleRoot: string;
   leafSize: number;
 }
 
-/** The object's public name: hex HMAC-SHA256(naming key, raw SHA-256 of the plaintext). */
-export function objectId(namingKey: Uint8Array, plainSha256Hex: string): string {
-  if (!/^[0-9a-f]{64}$/i.test(plainSha256Hex)) throw new Error(`plaintext SHA-256 must be 64 hex digits, got "${plainSha256Hex}"`);
-  return createHmac('sha256', namingKey).update(Buffer.from(plainSha256Hex, 'hex')).digest('hex');
+/** The object's public name: hex HMAC-SHA256(naming key, raw plaintext digest). */
+export function objectId(namingKey: Uint8Array, plainDigestHex: string): string {
+  if (!/^[0-9a-f]{64}$/i.test(plainDigestHex)) throw new Error(`plaintext digest must be 64 hex digits, got "${plainDigestHex}"`);
+  return createHmac('sha256', namingKey).update(Buffer.from(plainDigestHex, 'hex')).digest('hex');
+}
+
+/** The encoder's totals, named by the source's own digest when it has one. */
+function named(totals: SealedTotals, source: PlaintextSource): { plainSize: number; plainDigest: string } {
+  const plainDigest = totals.plainSha256 ?? source.digest!();
+  return { plainSize: totals.plainSize, plainDigest };
 }
 
 async function endOutput(output: Writable): Promise<void> {
@@ -65,15 +78,19 @@ async function endOutput(output: Writable): Promise<void> {
   await finished(output, { readable: false });
 }
 
-async function encodeInline(plain: Buffer, output: Writable, recipient: Uint8Array, leafSize: number): Promise<EncodedObject> {
+async function encodeInline(plain: Buffer, source: PlaintextSource, output: Writable, recipient: Uint8Array, leafSize: number): Promise<EncodedObject> {
   const merkle = new MerkleBuilder(leafSize);
   const pieces: Buffer[] = [];
-  const sealer = new ObjectSealer(recipient, (piece) => {
-    merkle.update(piece);
-    pieces.push(piece);
-  });
+  const sealer = new ObjectSealer(
+    recipient,
+    (piece) => {
+      merkle.update(piece);
+      pieces.push(piece);
+    },
+    { hash: !source.digest },
+  );
   sealer.push(plain);
-  const totals = sealer.finish();
+  const totals = named(sealer.finish(), source);
   output.write(Buffer.concat(pieces));
   await endOutput(output);
   return { ...totals, encryptedSize: merkle.size, merkleRoot: merkle.digest(), leafSize };
@@ -83,6 +100,7 @@ async function encodeInline(plain: Buffer, output: Writable, recipient: Uint8Arr
 class PooledJob {
   readonly done = Promise.withResolvers<EncodedObject>();
   readonly #output: Writable;
+  readonly #source: PlaintextSource;
   readonly #leafSize: number;
   /** Takes an output buffer back once the output has written it. */
   readonly #recycle: (buffer: ArrayBuffer) => void;
@@ -90,8 +108,9 @@ class PooledJob {
   #failure: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(output: Writable, leafSize: number, recycle: (buffer: ArrayBuffer) => void) {
+  constructor(output: Writable, source: PlaintextSource, leafSize: number, recycle: (buffer: ArrayBuffer) => void) {
     this.#output = output;
+    this.#source = source;
     this.#leafSize = leafSize;
     this.#recycle = recycle;
     // The failure also surfaces through acquireBatch() in the reading loop.
@@ -123,8 +142,8 @@ class PooledJob {
     try {
       this.#output.write(Buffer.from(output, 0, length));
       await endOutput(this.#output);
-      const { plainSize, plainSha256, encryptedSize, merkleRoot } = result;
-      this.done.resolve({ plainSize, plainSha256, encryptedSize, merkleRoot, leafSize: this.#leafSize });
+      const { encryptedSize, merkleRoot } = result;
+      this.done.resolve({ ...named(result, this.#source), encryptedSize, merkleRoot, leafSize: this.#leafSize });
     } catch (err) {
       this.fail(err as Error);
     }
@@ -172,7 +191,7 @@ export class ObjectEncoderPool {
       const first = this.#newBatch();
       const filled = await source.fill(first);
       if (filled <= INLINE_LIMIT) {
-        const encoded = await encodeInline(Buffer.from(first.buffer, 0, filled), options.output, options.recipient, leafSize);
+        const encoded = await encodeInline(Buffer.from(first.buffer, 0, filled), source, options.output, options.recipient, leafSize);
         this.#spareBatch(first.buffer as ArrayBuffer);
         return encoded;
       }
@@ -198,7 +217,7 @@ export class ObjectEncoderPool {
   async #encodePooled(first: Uint8Array, filled: number, source: PlaintextSource, options: EncodeOptions, leafSize: number): Promise<EncodedObject> {
     const stages = this.#startStages();
     const id = this.#nextJob++;
-    const job = new PooledJob(options.output, leafSize, (buffer) => {
+    const job = new PooledJob(options.output, source, leafSize, (buffer) => {
       if (this.#spareOutputs.length <= MAX_BATCHES_IN_FLIGHT) this.#spareOutputs.push(buffer);
     });
     const onOutputError = (err: Error): void => job.fail(err);
@@ -207,7 +226,7 @@ export class ObjectEncoderPool {
     if (this.#jobs.size === 1) this.#setRef(stages, true);
     const post = (request: SealRequest, transfer: ArrayBuffer[] = []): void => stages.seal.postMessage(request, transfer);
     try {
-      post({ kind: 'start', job: id, recipient: options.recipient, leafSize });
+      post({ kind: 'start', job: id, recipient: options.recipient, leafSize, hash: !source.digest });
       let batch = first;
       let length = filled;
       for (;;) {
@@ -327,7 +346,7 @@ let sharedPool: ObjectEncoderPool | undefined;
 
 /**
  * Encrypts `plaintext` to an age file on `output` and returns its sizes, plaintext
- * SHA-256 and Merkle root. Uses `pool`, or a process-wide pool whose idle workers
+ * digest (objectId) and Merkle root. Uses `pool`, or a process-wide pool whose idle workers
  * do not keep the process alive.
  */
 export function encodeObject(options: EncodeOptions & { pool?: ObjectEncoderPool }): Promise<EncodedObject> {

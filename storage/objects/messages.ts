@@ -25,7 +25,8 @@ export type ErrorEvent = { kind: 'error'; job: number; message: string };
 
 /** main -> seal worker */
 export type SealRequest =
-  | { kind: 'start'; job: number; recipient: Uint8Array; leafSize: number }
+  /** `hash`: whether to take the plaintext's SHA-256 (not when the source names itself). */
+  | { kind: 'start'; job: number; recipient: Uint8Array; leafSize: number; hash: boolean }
   /** `outputs`: written output buffers, back for reuse. */
   | { kind: 'data'; job: number; batch: ArrayBuffer; length: number; outputs: ArrayBuffer[] }
   | { kind: 'end'; job: number }

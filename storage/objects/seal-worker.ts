@@ -16,9 +16,9 @@ class SealJob {
   readonly #spares: ArrayBuffer[];
 
   /** `spares`: output buffers back from main, shared by every job of this worker. */
-  constructor(recipient: Uint8Array, spares: ArrayBuffer[]) {
+  constructor(recipient: Uint8Array, hash: boolean, spares: ArrayBuffer[]) {
     this.#spares = spares;
-    this.sealer = new ObjectSealer(recipient, (piece) => this.#append(piece));
+    this.sealer = new ObjectSealer(recipient, (piece) => this.#append(piece), { hash });
   }
 
   /** What the sealer emitted since the last call, in one buffer. */
@@ -65,7 +65,7 @@ function runSeal(input: MessagePort, output: MessagePort): void {
     const { job } = message;
     if (message.kind === 'start') {
       try {
-        jobs.set(job, new SealJob(message.recipient, spares));
+        jobs.set(job, new SealJob(message.recipient, message.hash, spares));
         output.postMessage({ kind: 'start', job, leafSize: message.leafSize } satisfies MerkleRequest);
       } catch (err) {
         output.postMessage({ kind: 'error', job, message: (err as Error).message } satisfies MerkleRequest);

@@ -48,7 +48,7 @@ async function makeSet(): Promise<AuditObject[]> {
     const path = join(dataDir, 'objects', `${i}.age`);
     const started = performance.now();
     const encoded = await pool.encode({ plaintext: plaintext(objectSize, i + 1), recipient: ownerKeys.x25519Public, output: createWriteStream(path) });
-    const id = objectId(ownerKeys.namingKey, encoded.plainSha256);
+    const id = objectId(ownerKeys.namingKey, encoded.plainDigest);
     objects.push({ id, size: encoded.encryptedSize, merkleRoot: encoded.merkleRoot, leafSize: encoded.leafSize });
     writeFileSync(join(dataDir, 'objects', `${i}.id`), id);
     process.stderr.write(`encoded object ${i + 1}/${count} (${(encoded.encryptedSize / MB).toFixed(0)} MB) in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
