@@ -2,10 +2,11 @@
 // found and named; a backup killed with SIGKILL leaves a catalog that verifies
 // and the next run completes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
+import { HomePaths } from '../node/home.ts';
 import { hearth, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
 
@@ -14,6 +15,54 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'hearth-recover-'));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const KILL_FILES = 48;
+const KILL_FILE_SIZE = 100_000;
+const FILES_PER_VOLUME = 4;
+
+/** How far a backup has got with its objects, as its spool shows it. */
+interface SpoolSteps {
+  /** Objects whose encoding began (a `.tmp-` file appeared). */
+  started: number;
+  /** Objects encoded (renamed to their id); each is placed and recorded next. */
+  encoded: number;
+  /** Objects placed and recorded (their spool copy discarded). */
+  recorded: number;
+}
+
+/**
+ * Run a backup and SIGKILL it at the first of its steps that `when` picks, so a kill
+ * lands at a point of the run on a machine of any speed. Resolves to the signal that
+ * ended it: null if the run ended before the kill.
+ */
+function backupKilledWhen(home: string, when: (steps: SpoolSteps) => boolean): Promise<NodeJS.Signals | null> {
+  const spool = new HomePaths(home).spool;
+  // The run would create it too late to be watched from its start.
+  mkdirSync(spool, { recursive: true });
+  // Counted by sightings: an object's temp file comes and goes, its id comes (encoded)
+  // and goes (discarded once recorded). A killed run's leftovers sit still, and a
+  // volume packed again under the same id is seen as a new one.
+  const sightings = new Map<string, number>();
+  const steps: SpoolSteps = { started: 0, encoded: 0, recorded: 0 };
+  const child = hearthSpawn(home, ['backup']);
+  // Watching starts in the same tick as the spawn, long before the child can reach the spool.
+  const watcher = watch(spool, (event, name) => {
+    if (event !== 'rename' || !name) return;
+    const seen = (sightings.get(name) ?? 0) + 1;
+    sightings.set(name, seen);
+    if (name.startsWith('.tmp-')) {
+      if (seen === 1) steps.started++;
+    } else if (seen === 1) steps.encoded++;
+    else steps.recorded++;
+    if (when(steps)) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => {
+    child.on('exit', (_code, signal) => {
+      watcher.close();
+      resolve(signal);
+    });
+  });
+}
 
 describe('recovery phrase', () => {
   it('init --recover in a new home yields the same PeerId and age key', () => {
@@ -83,30 +132,35 @@ describe('catalog integrity', () => {
   it('a backup killed with SIGKILL leaves a catalog that verifies, and the next run completes', async () => {
     const home = join(work, 'kill');
     const photos = join(work, 'kill-photos');
-    for (let i = 0; i < 300; i++) writeFile(photos, `batch/${String(i).padStart(3, '0')}.jpg`, 40_000 + i, 1000 + i);
+    // Equal files, FILES_PER_VOLUME to a volume whatever order the walk takes.
+    for (let i = 0; i < KILL_FILES; i++) writeFile(photos, `batch/${String(i).padStart(3, '0')}.jpg`, KILL_FILE_SIZE, 1000 + i);
     hearthOk(home, ['init', '--json']);
     hearthOk(home, ['source', 'add', photos]);
     hearthOk(home, ['target', 'add', 'dir', join(work, 'kill-disk')]);
-    hearthOk(home, ['config', 'set', 'volume.size', '4MiB']);
+    hearthOk(home, ['config', 'set', 'volume.size', String(KILL_FILE_SIZE * FILES_PER_VOLUME)]);
 
-    // Kill at several points of the run: while scanning, staging and packing.
-    let killed = 0;
-    for (const delayMs of [400, 900, 1600]) {
-      const child = hearthSpawn(home, ['backup', '--json']);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), delayMs);
-        child.on('exit', (_code, signal) => {
-          clearTimeout(t);
-          if (signal === 'SIGKILL') killed++;
-          resolve();
-        });
-      });
+    // Each killed run resumes the source's first backup, which packs volumes as the scan goes.
+    const signals: Array<NodeJS.Signals | null> = [];
+    const killed = async (when: (steps: SpoolSteps) => boolean) => {
+      signals.push(await backupKilledWhen(home, when));
       const verify = hearth(home, ['catalog', 'verify']);
       expect(verify.code, verify.stderr).toBe(0);
-    }
-    expect(killed).toBeGreaterThan(0);
+    };
+    // Early in the scan: its first volume is being encoded.
+    await killed((s) => s.started === 1);
+    // Mid-packing: between volumes, the run's second just recorded.
+    await killed((s) => s.recorded === 2);
+    // Near the end: the run's last volume but one encoded, not yet placed.
+    const recorded = hearthJson<Array<{ type: string }>>(home, ['ls']).filter((e) => e.type === 'file').length;
+    const volumesLeft = Math.ceil((KILL_FILES - recorded) / FILES_PER_VOLUME);
+    expect(volumesLeft).toBeGreaterThanOrEqual(3);
+    await killed((s) => s.encoded === volumesLeft - 1);
+    expect(signals).toEqual(['SIGKILL', 'SIGKILL', 'SIGKILL']);
+
     const done = hearthJson(home, ['backup']);
     expect(done.ok).toBe(true);
+    // The last kill left work for this run: it landed before the end.
+    expect(done.files.new).toBeGreaterThan(0);
     const out = join(work, 'kill-restore');
     hearthJson(home, ['restore', '--to', out]);
     const got = snapshotTree(join(out, 'kill-photos'));

@@ -1,0 +1,306 @@
+// The hearth command's program: parse, call node/, print. No logic of its own.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { defaultHomeDir } from '../node/home.ts';
+import * as ops from '../node/commands.ts';
+import { createProgress } from '../node/progress.ts';
+import { parseTime } from '../node/units.ts';
+import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { formatSize } from '../node/units.ts';
+
+const program = new Command();
+program
+  .name('hearth')
+  .description('Family backup node: encrypted backups to your other homes, ISO volumes, cold cloud copies')
+  .option('--home <dir>', 'state directory (env HEARTH_HOME; default ~/.local/share/hearth)')
+  .showHelpAfterError(false)
+  .exitOverride();
+
+const home = (): string => {
+  const dir = program.opts<{ home?: string }>().home;
+  return dir ?? defaultHomeDir();
+};
+
+const printJson = (doc: unknown): void => {
+  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+};
+
+function readPhrase(file: string | undefined): string {
+  if (file) return readFileSync(file, 'utf8');
+  if (process.stdin.isTTY) throw new Error('give the recovery phrase with --phrase-file FILE, or pipe it on stdin');
+  return readFileSync(0, 'utf8');
+}
+
+program
+  .command('init')
+  .description('create a new home and its 24-word recovery phrase (or rebuild one with --recover)')
+  .option('--recover', 'rebuild the identity from an existing recovery phrase')
+  .option('--phrase-file <file>', 'read the recovery phrase from a file (default: stdin)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { recover?: boolean; phraseFile?: string; json?: boolean }) => {
+    const result = await ops.initHome(home(), { phrase: o.recover ? readPhrase(o.phraseFile) : undefined });
+    if (o.json) return printJson(result);
+    console.log(`home:      ${result.home}`);
+    console.log(`peer id:   ${result.peerId}`);
+    console.log(`age key:   ${result.ageRecipient}`);
+    if (result.phrase) {
+      console.log('\nYour recovery phrase. Write it down and keep it safe: with it, and nothing else,');
+      console.log('you can get every file back after losing this machine.\n');
+      console.log(`  ${result.phrase}\n`);
+    } else console.log('identity recovered from the phrase');
+  });
+
+const source = program.command('source').description('folders to back up');
+source
+  .command('add <path>')
+  .option('--name <name>', 'short name (default: the folder name)')
+  .action((path: string, o: { name?: string }) => {
+    const s = ops.addSource(home(), path, o.name);
+    console.log(`added source ${s.name}: ${s.path}`);
+  });
+source.command('ls').option('--json', 'print one JSON document').action((o: { json?: boolean }) => {
+  const list = ops.listEntries(home(), 'sources');
+  if (o.json) printJson(list);
+  else printTable(list.map((s) => [s.name, s.path]), ['NAME', 'PATH']);
+});
+source.command('rm <name>').action((name: string) => {
+  ops.removeEntry(home(), 'sources', name);
+  console.log(`removed source ${name} (its backed-up versions stay in the catalog)`);
+});
+
+const target = program.command('target').description('places backups go');
+target
+  .command('add <kind> <path>')
+  .description('add a target; kind: dir (a local folder, USB disk or NAS mount)')
+  .option('--name <name>', 'short name (default: the folder name)')
+  .action((kind: string, path: string, o: { name?: string }) => {
+    if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": this version supports "dir"`);
+    const t = ops.addDirTarget(home(), path, o.name);
+    console.log(`added target ${t.name}: ${t.path}`);
+  });
+target.command('ls').option('--json', 'print one JSON document').action((o: { json?: boolean }) => {
+  const list = ops.listEntries(home(), 'targets') as Array<{ name: string; kind: string; path: string }>;
+  if (o.json) printJson(list);
+  else printTable(list.map((t) => [t.name, t.kind, t.path]), ['NAME', 'KIND', 'PATH']);
+});
+target.command('rm <name>').action((name: string) => {
+  ops.removeEntry(home(), 'targets', name);
+  console.log(`removed target ${name}`);
+});
+
+const config = program.command('config').description('settings (volume.size, ignore, ...)');
+config.command('get <key>').action((key: string) => console.log(ops.getSetting(home(), key)));
+config.command('set <key> <value>').action((key: string, value: string) => {
+  ops.setSetting(home(), key, value);
+  console.log(`${key} = ${value}`);
+});
+
+program
+  .command('backup')
+  .description('scan sources, store new and changed files, pack full volumes')
+  .option('--pack', 'pack everything staged into a volume now')
+  .option('--json', 'print one JSON document; progress as JSON lines on stderr')
+  .action(async (o: { pack?: boolean; json?: boolean }) => {
+    const report = await ops.backup(home(), { pack: Boolean(o.pack), progress: createProgress({ json: Boolean(o.json) }) });
+    if (o.json) printJson(report);
+    else printBackup(report);
+    if (!report.ok) process.exitCode = 3;
+  });
+
+program
+  .command('status')
+  .description('what this home backs up, where, and how much')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const s = await ops.status(home());
+    if (o.json) printJson(s);
+    else printStatus(s);
+  });
+
+program
+  .command('ls [path]')
+  .description('list backed-up files (source/folder/...), as of now or --at TIME')
+  .option('--at <time>', 'a date (2026-05-01), date-time, or age (3d)')
+  .option('--json', 'print one JSON document')
+  .action(async (path: string | undefined, o: { at?: string; json?: boolean }) => {
+    const list = await ops.listFiles(home(), { path, at: o.at ? parseTime(o.at) : undefined });
+    if (o.json) printJson(list);
+    else printLs(list);
+  });
+
+program
+  .command('objects')
+  .description('encrypted objects (blobs and volumes) and where each is placed')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const list = await ops.listObjects(home());
+    if (o.json) printJson(list);
+    else printObjects(list);
+  });
+
+program
+  .command('restore [paths...]')
+  .description('restore the whole library, a folder or a file (source/folder/...)')
+  .requiredOption('--to <dir>', 'folder to restore into')
+  .option('--at <time>', 'as of a date (2026-05-01), date-time, or age (3d)')
+  .option('--overwrite', 'replace files that already exist in the destination')
+  .option('--from <place>', 'read only from this target, or from a relative: peer:NAME')
+  .option('--json', 'print one JSON document; progress as JSON lines on stderr')
+  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; from?: string; json?: boolean }) => {
+    const report = await ops.restore(home(), {
+      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), from: o.from, progress: createProgress({ json: Boolean(o.json) }),
+    });
+    if (o.json) printJson(report);
+    else printRestore(report);
+    if (report.failed.length) process.exitCode = 3;
+  });
+
+const key = program.command('key').description('keys derived from the recovery phrase');
+key
+  .command('export-age')
+  .description('print the age identity (AGE-SECRET-KEY-1...) that decrypts every object')
+  .action(() => console.log(ops.exportAgeKey(home())));
+
+const catalog = program.command('catalog').description('the signed, encrypted log of backups');
+catalog.command('verify').description('check every record: signature, hash chain, decryption').option('--json').action(async (o: { json?: boolean }) => {
+  const r = await ops.verifyCatalog(home());
+  if (o.json) printJson(r);
+  else if (r.ok) console.log(`catalog ok: ${r.records} records verified`);
+  if (!r.ok) {
+    if (!o.json) console.error(`hearth: catalog damaged at record ${r.error!.seq}: ${r.error!.reason}`);
+    process.exitCode = 4;
+  }
+});
+catalog.command('rebuild').description('rebuild the local indexes from the log').action(async () => {
+  const r = await ops.rebuildCatalog(home());
+  console.log(`indexes rebuilt from ${r.records} records`);
+});
+
+program
+  .command('daemon')
+  .description('run this home: the family network, replication, and the control socket for other commands')
+  .option('--listen <multiaddr...>', 'addresses to listen on (default /ip4/0.0.0.0/tcp/4001)')
+  .action(async (o: { listen?: string[] }) => {
+    const { runDaemon } = await import('../node/daemon.ts');
+    await runDaemon(home(), { listen: o.listen });
+  });
+
+program
+  .command('invite')
+  .description('print a one-time code another home uses to join this family')
+  .option('--name <name>', 'what this home will call the one who joins')
+  .option('--quota <size>', 'space this home grants them (default host.quota)')
+  .option('--expires <duration>', 'how long the code works (default 24h)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { name?: string; quota?: string; expires?: string; json?: boolean }) => {
+    const { code } = await ops.invite(home(), o);
+    if (o.json) printJson({ code });
+    else {
+      console.log('Give this code to the home that joins (it works once):');
+      console.log(code);
+    }
+  });
+
+program
+  .command('join <code>')
+  .description('join the family of the home that printed the code')
+  .option('--name <name>', 'what this home will call the inviter (default: its own name)')
+  .option('--quota <size>', 'space this home grants the inviter (default host.quota)')
+  .option('--json', 'print one JSON document')
+  .action(async (code: string, o: { name?: string; quota?: string; json?: boolean }) => {
+    const r = await ops.join(home(), code, { name: o.name, quota: o.quota, progress: createProgress({ json: Boolean(o.json) }) });
+    if (o.json) printJson(r);
+    else {
+      console.log(`${r.relinked ? 're-linked with' : 'joined'} ${r.name} (${r.peerId})`);
+      const rec = r.recoveredCatalog as { records: number } | undefined;
+      if (rec) console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
+    }
+  });
+
+const peersCmd = program.command('peers').description('the relatives this home is paired with');
+peersCmd.option('--json', 'print one JSON document').action(async (o: { json?: boolean }) => {
+  const list = await ops.peers(home());
+  if (o.json) printJson(list);
+  else printPeers(list);
+});
+peersCmd.command('rm <name>').description('unpair a relative (its copies are re-placed elsewhere)').action(async (name: string) => {
+  const r = await ops.removePeer(home(), name);
+  console.log(`removed ${r.removed} (${r.peerId})`);
+});
+
+program
+  .command('verify')
+  .description('audit relatives now: each proves it still holds this home\'s objects')
+  .option('--peer <name>', 'audit only this relative')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { peer?: string; json?: boolean }) => {
+    const reports = await ops.verify(home(), o.peer, createProgress({ json: Boolean(o.json) }));
+    if (reports.some((r) => !r.passed)) process.exitCode = 3;
+    if (o.json) return printJson(reports);
+    printVerify(reports);
+  });
+
+program
+  .command('scrub')
+  .description('re-hash every object this home keeps for relatives; damage is reported to their owners')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = (await ops.scrub(home(), createProgress({ json: Boolean(o.json) }))) as { objects: number; bytes: number; owners: Array<{ owner: string; damaged: Array<{ id: string; reason: string }> }> };
+    const damaged = r.owners.flatMap((w) => w.damaged.map((d) => ({ ...d, owner: w.owner })));
+    if (damaged.length) process.exitCode = 3;
+    if (o.json) return printJson(r);
+    console.log(`scrubbed ${r.objects} objects (${formatSize(r.bytes)}): ${damaged.length ? `${damaged.length} damaged` : 'all intact'}`);
+    for (const d of damaged) console.log(`damaged: ${d.id} of ${d.owner} (${d.reason})`);
+  });
+
+program
+  .command('drift')
+  .description('per source: local files against the latest backup, and what changed or vanished since')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = await ops.drift(home());
+    if (o.json) printJson(r);
+    else printDrift(r);
+  });
+
+const alert = program.command('alert').description('email and webhook alerts (alerts.* settings)');
+alert.command('test').description('send a test message through every configured channel').option('--json').action(async (o: { json?: boolean }) => {
+  const results = await ops.alertTest(home());
+  if (o.json) printJson(results);
+  else for (const r of results) console.log(`${r.channel}: ${r.ok ? 'sent' : 'FAILED'}: ${r.detail}`);
+  if (results.some((r) => !r.ok)) process.exitCode = 3;
+});
+
+program
+  .command('replicate')
+  .description('send objects and the catalog to relatives now (the daemon also does this on its own)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = (await ops.replicate(home(), createProgress({ json: Boolean(o.json) }))) as { placed: unknown[]; retired: number; pending: number; failed: Array<{ peer: string; error: string }> };
+    if (o.json) return printJson(r);
+    console.log(`placed ${r.placed.length} objects at relatives, retired ${r.retired} blobs; ${r.pending} objects still below policy`);
+    for (const f of r.failed) console.log(`failed: ${f.peer}: ${f.error}`);
+  });
+
+program
+  .command('quickstart')
+  .description('set up a home on defaults (if needed) and run a backup: ~/Pictures to ~/hearth-backup')
+  .option('--source <dir>', 'folder to back up (default $HEARTH_SOURCE or ~/Pictures)')
+  .option('--target <dir>', 'backup folder (default $HEARTH_TARGET or ~/hearth-backup)')
+  .action(async (o: { source?: string; target?: string }) => {
+    const report = await ops.quickstart(home(), { source: o.source, target: o.target, progress: createProgress({ json: false }), say: (l) => console.log(l) });
+    printBackup(report);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    const message = (err as Error).message ?? String(err);
+    process.stderr.write(`hearth: error: ${message.split('\n')[0]}\n`);
+    if (process.env.HEARTH_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  }
+}
