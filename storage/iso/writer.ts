@@ -18,6 +18,7 @@ import {
   S_IFDIR, S_IFLNK, S_IFREG, erEntry, nmEntries, pxEntry, slEntries, spEntry, tfEntry,
   type ContinuationArea,
 } from './rockridge.ts';
+import { FileReadAhead } from './read-ahead.ts';
 import { buildTree, type FileNode, type IsoEntry, type SymlinkNode, type Tree, type TreeNode } from './tree.ts';
 
 export { ISO_SYMLINK_TARGET_MAX } from './tree.ts';
@@ -161,7 +162,8 @@ export class IsoVolumeWriter {
   stream(options: { onBytes?: (total: number) => void } = {}): IsoImageStream {
     if (this.#streamed) throw new Error('IsoVolumeWriter.stream() was already called; create a new writer to write the image again');
     this.#streamed = true;
-    return new IsoImageStream(new ImageReader(this.#parts(), this.#settle, options.onBytes));
+    const readAhead = new FileReadAhead(this.#tree.files.map((file) => ({ path: file.entry.file, size: file.size })));
+    return new IsoImageStream(new ImageReader(this.#parts(), this.#settle, readAhead, options.onBytes));
   }
 
   /** The image in order: metadata bytes, then each file's data (read when reached). */
@@ -246,12 +248,15 @@ class ImageReader {
   #bytesAt = 0;
   #file: FileData | undefined;
   #finished = false;
+  readonly #readAhead: FileReadAhead;
+  #fileIndex = 0;
   readonly #onBytes: ((total: number) => void) | undefined;
   #total = 0;
 
-  constructor(parts: Iterator<Buffer | FileNode>, settle: Settle, onBytes: ((total: number) => void) | undefined) {
+  constructor(parts: Iterator<Buffer | FileNode>, settle: Settle, readAhead: FileReadAhead, onBytes: ((total: number) => void) | undefined) {
     this.#parts = parts;
     this.#settle = settle;
+    this.#readAhead = readAhead;
     this.#onBytes = onBytes;
   }
 
@@ -277,6 +282,7 @@ class ImageReader {
           const next = this.#parts.next();
           if (next.done) {
             this.#finished = true;
+            this.#readAhead.close();
             this.#imageDigest = this.#imageHash.digest('hex');
             this.#settle.resolve({ mismatched: this.#mismatched, fileSha256: this.#fileSha256, imageDigest: this.#imageDigest });
           } else if (Buffer.isBuffer(next.value)) {
@@ -285,6 +291,7 @@ class ImageReader {
             this.#bytesAt = 0;
           } else {
             this.#file = new FileData(next.value);
+            this.#readAhead.reached(this.#fileIndex++);
           }
         }
       }
@@ -305,6 +312,7 @@ class ImageReader {
 
   /** Stops early: the result fails unless the image was complete. */
   close(err?: Error): void {
+    this.#readAhead.close();
     this.#file?.close();
     this.#file = undefined;
     if (!this.#finished) this.#settle.reject(err ?? new Error('the ISO image stream was closed before the image was complete; write the volume again'));
