@@ -19,7 +19,7 @@ import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
-import { ObjectStore } from './object-store.ts';
+import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import type { SourceConfig, TargetConfig } from './config.ts';
 
@@ -161,6 +161,7 @@ export const SESSION_OPS: Record<string, Op> = {
     if (tiers.length === 0 && !ctx.family && (await FamilyRoster.open(s.paths.dir)).members().length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
     // With relatives, objects wait in the outbox until the daemon has sent them.
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
+    if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool);
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress }, { pack: args.pack });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });

@@ -4,7 +4,7 @@
 // and only then record object and placements in the catalog, in one batch. A crash
 // before that record leaves at worst an unreferenced file on a target, never a
 // catalog entry for bytes that are not there.
-import { createReadStream, createWriteStream, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -29,6 +29,26 @@ export interface EncodedObject {
   merkleRoot: string;
   leafSize: number;
   spoolFile: string;
+}
+
+/**
+ * Removes what a killed process left in the spool: a half-written `.tmp-` file, or
+ * an object encoded but not yet recorded or not yet dropped (up to a whole volume
+ * each). Nothing reads a spool file across runs, so these are only waste. Files
+ * written since `startedMs` (this process's start) are left alone, so an encode
+ * still running here (the daemon's) is never touched. Returns how many were removed.
+ */
+export function sweepSpoolLeftovers(spoolDir: string, startedMs: number = performance.timeOrigin): number {
+  let removed = 0;
+  for (const entry of readdirSync(spoolDir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(spoolDir, entry.name);
+    if ((lstatSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < startedMs) {
+      rmSync(path, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 export class ObjectStore {

@@ -1,12 +1,13 @@
 // The recovery phrase rebuilds the same identity; a damaged catalog record is
 // found and named; a backup killed with SIGKILL leaves a catalog that verifies
-// and the next run completes.
+// and the next run completes, sweeping what the killed runs left in the spool.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { HomePaths } from '../node/home.ts';
+import { sweepSpoolLeftovers } from '../node/object-store.ts';
 import { hearth, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
 
@@ -40,16 +41,18 @@ function backupKilledWhen(home: string, when: (steps: SpoolSteps) => boolean): P
   // The run would create it too late to be watched from its start.
   mkdirSync(spool, { recursive: true });
   // Counted by sightings: an object's temp file comes and goes, its id comes (encoded)
-  // and goes (discarded once recorded). A killed run's leftovers sit still, and a
-  // volume packed again under the same id is seen as a new one.
+  // and goes (discarded once recorded). A killed run's leftovers are swept first, a
+  // sighting of their own; a volume packed again under a swept id is a new one.
+  const leftovers = new Set(readdirSync(spool));
   const sightings = new Map<string, number>();
   const steps: SpoolSteps = { started: 0, encoded: 0, recorded: 0 };
   const child = hearthSpawn(home, ['backup']);
   // Watching starts in the same tick as the spawn, long before the child can reach the spool.
   const watcher = watch(spool, (event, name) => {
     if (event !== 'rename' || !name) return;
-    const seen = (sightings.get(name) ?? 0) + 1;
+    const seen = (sightings.get(name) ?? (leftovers.has(name) ? -1 : 0)) + 1;
     sightings.set(name, seen);
+    if (seen === 0) return;
     if (name.startsWith('.tmp-')) {
       if (seen === 1) steps.started++;
     } else if (seen === 1) steps.encoded++;
@@ -129,6 +132,17 @@ describe('catalog integrity', () => {
     expect(r.stderr).toContain(`record ${victimSeq}`);
   });
 
+  it('a sweep of the spool removes what earlier processes left, never a file written since this one started', () => {
+    const spool = join(work, 'sweep-spool');
+    mkdirSync(join(spool, 'outbox'), { recursive: true });
+    for (const name of ['.tmp-0a1b2c', 'f'.repeat(64), 'outbox/kept', 'fresh']) writeFileSync(join(spool, name), 'x');
+    const before = new Date(performance.timeOrigin - 60_000);
+    for (const name of ['.tmp-0a1b2c', 'f'.repeat(64), 'outbox/kept']) utimesSync(join(spool, name), before, before);
+    expect(sweepSpoolLeftovers(spool)).toBe(2);
+    expect(readdirSync(spool).sort()).toEqual(['fresh', 'outbox']);
+    expect(readdirSync(join(spool, 'outbox'))).toEqual(['kept']);
+  });
+
   it('a backup killed with SIGKILL leaves a catalog that verifies, and the next run completes', async () => {
     const home = join(work, 'kill');
     const photos = join(work, 'kill-photos');
@@ -161,6 +175,8 @@ describe('catalog integrity', () => {
     expect(done.ok).toBe(true);
     // The last kill left work for this run: it landed before the end.
     expect(done.files.new).toBeGreaterThan(0);
+    // What the killed runs left in the spool went with the run that completed.
+    expect(readdirSync(new HomePaths(home).spool, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name)).toEqual([]);
     const out = join(work, 'kill-restore');
     hearthJson(home, ['restore', '--to', out]);
     const got = snapshotTree(join(out, 'kill-photos'));

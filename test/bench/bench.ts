@@ -17,7 +17,7 @@ import { familyBench } from './family-bench.ts';
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dataDir = join(repo, 'bench-data');
 const scale = process.env.HEARTH_BENCH_SMALL ? 0.1 : 1;
-const HEARTH = join(repo, 'cli', 'hearth.ts');
+const HEARTH = join(repo, 'cli', 'hearth.mjs');
 const only = process.env.HEARTH_BENCH_ONLY?.split(',').map((p) => p.trim());
 const part = (name: string) => !only || only.includes(name);
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const HEARTH = join(repo, 'cli', 'hearth.ts');
+const HEARTH = join(repo, 'cli', 'hearth.mjs');
 
 function hearth(home: string, args: string[]): any {
   const r = spawnSync(process.execPath, [HEARTH, '--home', home, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });

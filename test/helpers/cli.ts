@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const HEARTH = fileURLToPath(new URL('../../cli/hearth.ts', import.meta.url));
+export const HEARTH = fileURLToPath(new URL('../../cli/hearth.mjs', import.meta.url));
 
 export interface CliResult {
   code: number;
