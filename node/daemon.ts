@@ -24,6 +24,7 @@ import { auditService, type AuditService } from '../protocol/audit.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
+import { shrinkYoungGeneration } from './young-generation.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
 import type { SourceDrift } from './drift.ts';
@@ -368,6 +369,7 @@ export class Daemon {
 /** Run until SIGTERM/SIGINT. */
 export async function runDaemon(dir: string, options: DaemonOptions = {}): Promise<void> {
   const daemon = await Daemon.start(dir, options);
+  shrinkYoungGeneration();
   process.stdout.write(JSON.stringify({ peerId: daemon.session.peerId, addrs: daemon.addresses() }) + '\n');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -37,6 +37,8 @@ export const LIST_BATCH = 1000;
 // An owner runs a few transfers to each relative at once; more is misbehaviour.
 export const MAX_INBOUND_STREAMS = 16;
 export const MAX_OUTBOUND_STREAMS = 16;
+/** How much of an object's source a put reads at a time. */
+export const SOURCE_CHUNK = 1024 * 1024;
 
 export type ObjectRequest =
   | { op: 'put'; id: string; size: number; merkleRoot: string; leafSize: number }

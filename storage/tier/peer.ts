@@ -5,7 +5,7 @@
 // imports only storage/ itself, so there is no cycle). The libp2p node is handed in.
 import type { Readable } from 'node:stream';
 import type { PeerId } from '@libp2p/interface';
-import { merkleRootOfSource, ObjectClient, RemoteObjectError, type Dialer } from '../../protocol/object.ts';
+import { merkleRootOfSource, ObjectClient, RemoteObjectError, type Dialer, type PutResult } from '../../protocol/object.ts';
 import type { HostedObjectInfo, OwnerUsage } from '../hoststore/host-store.ts';
 import { MERKLE_LEAF_SIZE } from '../merkle.ts';
 import { ObjectNotFoundError, PermanentTierError, type ByteRange, type ObjectSource, type Tier } from './tier.ts';
@@ -55,9 +55,14 @@ export class PeerTier implements Tier {
    * EHASH); without it the source is read once more to compute it first.
    */
   async put(name: string, source: HashedObjectSource, signal?: AbortSignal): Promise<void> {
+    await this.send(name, source, signal);
+  }
+
+  /** put(), telling how many bytes crossed the wire (fewer on a resume). */
+  async send(name: string, source: HashedObjectSource, signal?: AbortSignal): Promise<PutResult> {
     const leafSize = source.leafSize ?? MERKLE_LEAF_SIZE;
     const merkleRoot = source.merkleRoot ?? (await merkleRootOfSource(source, leafSize, signal));
-    await this.#call(name, () => this.#client.put(name, source, { merkleRoot, leafSize }, signal));
+    return this.#call(name, () => this.#client.put(name, source, { merkleRoot, leafSize }, signal));
   }
 
   async get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
