@@ -24,7 +24,7 @@ import { auditService, type AuditService } from '../protocol/audit.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
-import { shrinkYoungGeneration } from './young-generation.ts';
+import { tuneHeapForTransfers } from './heap-tuning.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
 import type { SourceDrift } from './drift.ts';
@@ -369,7 +369,7 @@ export class Daemon {
 /** Run until SIGTERM/SIGINT. */
 export async function runDaemon(dir: string, options: DaemonOptions = {}): Promise<void> {
   const daemon = await Daemon.start(dir, options);
-  shrinkYoungGeneration();
+  tuneHeapForTransfers();
   process.stdout.write(JSON.stringify({ peerId: daemon.session.peerId, addrs: daemon.addresses() }) + '\n');
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -1,10 +1,11 @@
 // The reference for Hearth's transfers: bytes over one bare libp2p stream between
 // two processes that run the same libp2p host as a home (node/host.ts: TCP, Noise,
-// Yamux, identify, ping, the family DHT) on 127.0.0.1. The sender reads the files it
-// is given in the chunks a put reads its source in (or generates BYTES) and sends
-// them as a put does (sendBytes: wait for an empty write queue when the stream is
-// full; as fast here as waiting for 'drain'); the receiver hashes them with
-// SHA-256, the least a host does with bytes it keeps. Time runs from opening the stream to the
+// Yamux, identify, ping, the family DHT), with the heap tuned as a daemon's
+// (node/heap-tuning.ts), on 127.0.0.1. The sender reads the files it is given in
+// the chunks a put reads its source in (or generates BYTES) and sends them as a put
+// does (sendBytes: wait for an empty write queue when the stream is full; as fast
+// here as waiting for 'drain'); the receiver hashes them with SHA-256, the least a
+// host does with bytes it keeps. Time runs from opening the stream to the
 // receiver's answer that it has them all.
 // Prints one JSON line: {"bytes", "seconds", "senderCpuSeconds", "receiverCpuSeconds"}.
 // Run: node test/bench/bare-stream.ts FILE...   or   node test/bench/bare-stream.ts BYTES
@@ -18,12 +19,17 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Stream } from '@libp2p/interface';
 import { createHearthHost, type FamilyGate } from '../../node/host.ts';
+import { tuneHeapForTransfers } from '../../node/heap-tuning.ts';
 import { sendBytes } from '../../protocol/messages.ts';
 import { SOURCE_CHUNK } from '../../protocol/object.ts';
 
 const PROTOCOL = '/hearth-bench/bare/1';
 const everyone: FamilyGate = { isMember: () => true, admitsStranger: () => true };
-const host = () => createHearthHost({ seed: randomBytes(32), listen: ['/ip4/127.0.0.1/tcp/0'], gate: everyone });
+async function host(): Promise<Awaited<ReturnType<typeof createHearthHost>>> {
+  const node = await createHearthHost({ seed: randomBytes(32), listen: ['/ip4/127.0.0.1/tcp/0'], gate: everyone });
+  tuneHeapForTransfers();
+  return node;
+}
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(since);
@@ -82,11 +88,13 @@ function sources(args: string[]): { size: number; open(): AsyncIterable<Uint8Arr
 
 async function send(args: string[]): Promise<void> {
   const source = sources(args);
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--receive'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receive'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const node = await host();
   try {
-    const first = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
-    const { addr, peerId } = JSON.parse(first.value as string) as { addr: string; peerId: string };
+    let announced = '';
+    // Node flags passed on (--trace-gc) may print lines of their own first.
+    for await (const line of createInterface({ input: child.stdout! })) if ((announced = line).startsWith('{')) break;
+    const { addr, peerId } = JSON.parse(announced) as { addr: string; peerId: string };
     const receiver = peerIdFromString(peerId);
     await node.peerStore.merge(receiver, { multiaddrs: [multiaddr(addr)] });
     await node.dial(receiver);

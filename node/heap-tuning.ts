@@ -1,0 +1,38 @@
+// V8 heap settings for a process that moves gigabytes through libp2p: the daemon,
+// and the bare-stream reference it is benchmarked against (test/bench). Measured
+// on 260 MB puts between two daemons on this 2-core machine (medians of 3):
+//   as V8 sizes the heap:            peak RSS 240-270 MB each, CPU 1.0 s owner / 1.5 s host
+//   young generation shrunk:         peak RSS 180-210 MB, CPU 1.3 s / 2.0 s
+//   shrunk, old generation x2.5:     peak RSS 195-225 MB, CPU 0.65 s / 1.4 s
+// - V8 doubles its young generation (up to 2 x 16 MB) whenever much of it survives
+//   a scavenge, and never gives it back. While a process loads its modules nearly
+//   everything survives, so the daemon had the largest young generation before it
+//   did any work.
+// - With a heap of ~20 MB, V8 grows the old generation's limit by a factor of
+//   about 1.5 after each full collection, leaving ~10 MB of slack; incremental
+//   marking starts whenever the slack is below what the young generation could
+//   promote, so a receiving daemon ran a full mark-compact every ~50 ms (39 during
+//   a 260 MB put). A fixed factor of 2.5 leaves room for the buffers in flight.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const OLD_GENERATION_GROWING_PERCENT = 150;
+
+interface GcOptions {
+  type: 'major' | 'minor';
+  execution: 'sync' | 'async';
+  /** 'last-resort' collects with V8's memory-reducing flag, the one that shrinks the young generation. */
+  flavor: 'regular' | 'last-resort';
+}
+
+/** Once the process has loaded what it runs: shrink the young generation, keep it at that size, and set the old generation's growth. */
+export function tuneHeapForTransfers(): void {
+  setFlagsFromString('--semi-space-growth-factor=1');
+  setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`);
+  // Node has no call that collects garbage; a context created while --expose-gc is
+  // set has the gc() function, which stays usable once the flag is off again.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (options: GcOptions) => void;
+  setFlagsFromString('--no-expose-gc');
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
