@@ -14,8 +14,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { forgetHash, keepHash, syncDirectory } from './kept-hash.ts';
-import { identityOf, MAX_INDEXED_LEAF_SIZE, writeIndexFile } from './merkle-index-file.ts';
-import { UploadHashJob, type UploadDigests } from './upload-hasher.ts';
+import { MAX_INDEXED_LEAF_SIZE, writeIndexFile } from './merkle-index-file.ts';
+import { hashStoredFile, UploadWriter, type UploadDigests } from './upload-writer.ts';
 
 export const DEFAULT_DELETE_DELAY = 30 * 24 * 60 * 60 * 1000;
 
@@ -23,10 +23,6 @@ const OWNER_PATTERN = /^[A-Za-z0-9]{1,128}$/;
 const OBJECT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 const READ_CHUNK = 1024 * 1024;
-// Sync the partial every this many bytes, in the background: Linux starts writing
-// dirty pages back only at 10% of RAM, so otherwise a large upload leaves
-// gigabytes for the final fsync and the owner waits seconds for its answer.
-const SYNC_EVERY = 64 * 1024 * 1024;
 
 export type HostStoreErrorCode = 'EQUOTA' | 'EHASH' | 'ENOOBJECT' | 'ERANGE' | 'ESUPERSEDED' | 'EINVAL';
 
@@ -183,9 +179,11 @@ export class HostStore {
     account.reserved.set(id, size);
 
     await mkdir(join(this.#ownerDir(owner), 'partial'), { recursive: true });
-    if (offset === 0) await writeFile(`${partialPath}.json`, JSON.stringify({ size, merkleRoot, leafSize } satisfies PartialMeta));
-    const handle = await open(partialPath, offset === 0 ? 'w' : 'a');
-    return this.#register(owner, id, declared, offset, handle);
+    if (offset === 0) {
+      await writeFile(`${partialPath}.json`, JSON.stringify({ size, merkleRoot, leafSize } satisfies PartialMeta));
+      await writeFile(partialPath, '');
+    }
+    return this.#register(owner, id, declared, offset, new UploadWriter(partialPath, size, leafSize, offset));
   }
 
   /** Read a whole object or a byte range of it (clamped to the object's end). */
@@ -328,10 +326,10 @@ export class HostStore {
     return (await readdirIfExists(this.#root)).filter((name) => OWNER_PATTERN.test(name)).sort();
   }
 
-  #register(owner: string, id: string, declared: DeclaredObject, offset: number, handle: FileHandle | undefined): Upload {
+  #register(owner: string, id: string, declared: DeclaredObject, offset: number, writer: UploadWriter | undefined): Upload {
     const key = keyOf(owner, id);
     const partialPath = this.#partialPath(owner, id);
-    const upload: Upload = new Upload({ owner, id, declared, offset, handle, partialPath }, {
+    const upload: Upload = new Upload({ owner, id, declared, offset, writer }, {
       publish: (received) => this.#publish(owner, id, declared.size, partialPath, received),
       keep: () => this.#exclusive(owner, id, () => rm(this.#markerPath(owner, id), { force: true })),
       discard: () => this.#exclusive(owner, id, () => this.#discardPartial(owner, id)),
@@ -471,9 +469,8 @@ interface UploadInit {
   id: string;
   declared: DeclaredObject;
   offset: number;
-  /** The partial file opened for appending; absent when the object is already stored. */
-  handle: FileHandle | undefined;
-  partialPath: string;
+  /** Writes and hashes the partial file; absent when the object is already stored. */
+  writer: UploadWriter | undefined;
 }
 
 interface UploadHooks {
@@ -499,14 +496,11 @@ export class Upload {
   readonly controller = new AbortController();
   readonly signal = this.controller.signal;
   readonly settled: Promise<void>;
-  readonly #handle: FileHandle | undefined;
+  /** Hashes from byte 0: a kept prefix is read back, as node:crypto cannot save a hash's state. */
+  readonly #writer: UploadWriter | undefined;
   readonly #hooks: UploadHooks;
-  /** Hashes the partial file as it grows, from byte 0: a kept prefix is hashed again, as node:crypto cannot save a hash's state. */
-  readonly #hashing: UploadHashJob | undefined;
   readonly #settle: () => void;
   #received = 0;
-  #unsynced = 0;
-  #syncing: Promise<void> | undefined;
   #done = false;
 
   constructor(init: UploadInit, hooks: UploadHooks) {
@@ -516,63 +510,48 @@ export class Upload {
     this.merkleRoot = init.declared.merkleRoot;
     this.leafSize = init.declared.leafSize;
     this.offset = init.offset;
-    this.#handle = init.handle;
+    this.#writer = init.writer;
     this.#hooks = hooks;
     const { promise, resolve } = Promise.withResolvers<void>();
     this.settled = promise;
     this.#settle = resolve;
-    if (init.handle) {
-      this.#hashing = new UploadHashJob(init.partialPath, this.size, this.leafSize);
-      this.#hashing.written(init.offset);
-    }
   }
 
   /** True when the host already holds this exact object and no bytes need to flow. */
   get alreadyStored(): boolean {
-    return this.#handle === undefined;
+    return this.#writer === undefined;
   }
 
+  /** Resolves once the bytes are handed to the writer, which holds a few MiB: not when they are on disk. */
   async write(chunks: Uint8Array[]): Promise<void> {
-    if (!this.#handle || this.#done) throw new Error(`upload of ${this.id} is not accepting data`);
+    if (!this.#writer || this.#done) throw new Error(`upload of ${this.id} is not accepting data`);
     this.signal.throwIfAborted();
     let length = 0;
     for (const chunk of chunks) length += chunk.byteLength;
     if (this.offset + this.#received + length > this.size) throw new HostStoreError('EINVAL', `upload of ${this.id} received more than its declared ${this.size} bytes`);
-    await this.#handle.writev(chunks);
+    await this.#writer.write(chunks);
     this.#received += length;
-    this.#hashing!.written(this.offset + this.#received);
-    this.#unsynced += length;
-    if (this.#unsynced >= SYNC_EVERY && !this.#syncing) {
-      this.#unsynced = 0;
-      const handle = this.#handle;
-      this.#syncing = handle.datasync().finally(() => (this.#syncing = undefined));
-      // finish() and abandon() sync again and see any error then.
-      this.#syncing.catch(() => {});
-    }
   }
 
   /** Verify, sync and publish. Throws EHASH (and discards the partial) on a mismatch. */
   async finish(): Promise<void> {
     this.#done = true;
     try {
-      if (!this.#handle) {
+      if (!this.#writer) {
         await this.#hooks.keep();
         return;
       }
       const total = this.offset + this.#received;
       if (total !== this.size) throw new Error(`upload of ${this.id} finished after ${total} of ${this.size} bytes`);
-      await this.#syncing?.catch(() => {});
-      await this.#handle.datasync();
-      const identity = identityOf(await this.#handle.stat({ bigint: true }));
-      await this.#handle.close();
-      const received = await this.#hashing!.finish(identity);
+      const received = await this.#writer.finish();
       if (received.root !== this.merkleRoot) {
         await this.#hooks.discard();
         throw new HostStoreError('EHASH', `object ${this.id}: the received bytes have Merkle root ${received.root} (${this.leafSize}-byte leaves) but the owner declared ${this.merkleRoot}; the upload was discarded, send it again`);
       }
       await this.#hooks.publish(received);
     } finally {
-      this.#hashing?.cancel();
+      // Keeps what arrived when finish() failed before the writer's own finish.
+      await this.#writer?.abandon().catch(() => {});
       this.#hooks.release();
       this.#settle();
     }
@@ -583,12 +562,7 @@ export class Upload {
     if (this.#done) return;
     this.#done = true;
     try {
-      this.#hashing?.cancel();
-      if (this.#handle) {
-        await this.#syncing?.catch(() => {});
-        await this.#handle.datasync().catch(() => {});
-        await this.#handle.close().catch(() => {});
-      }
+      await this.#writer?.abandon().catch(() => {});
     } finally {
       this.#hooks.release();
       this.#settle();
@@ -649,10 +623,6 @@ async function readJsonFile<T>(path: string): Promise<T | undefined> {
   }
 }
 
-/** In the hashing worker, like an upload whose bytes are all written. */
 async function merkleRootOfFile(path: string, size: number, leafSize: number): Promise<string> {
-  const identity = identityOf(await stat(path, { bigint: true }));
-  const job = new UploadHashJob(path, size, leafSize);
-  job.written(size);
-  return (await job.finish(identity)).root;
+  return (await hashStoredFile(path, size, leafSize)).root;
 }
