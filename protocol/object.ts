@@ -39,6 +39,12 @@ export const MAX_INBOUND_STREAMS = 16;
 export const MAX_OUTBOUND_STREAMS = 16;
 /** How much of an object's source a put reads at a time. */
 export const SOURCE_CHUNK = 1024 * 1024;
+/**
+ * Bytes a host lets wait for its upload writer before pausing the stream: bytes
+ * kept waiting are promoted by V8 and cost full collections (see STREAM_WINDOW in
+ * node/host.ts); the writer holds 4 MiB of its own.
+ */
+const RECEIVE_HIGH_WATER_MARK = 1024 * 1024;
 
 export type ObjectRequest =
   | { op: 'put'; id: string; size: number; merkleRoot: string; leafSize: number }
@@ -124,7 +130,7 @@ export class ObjectService implements Startable {
 
   async #handle(stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer;
-    const reader = new StreamReader(stream, { idleTimeout: this.#idleTimeout });
+    const reader = new StreamReader(stream, { idleTimeout: this.#idleTimeout, highWaterMark: RECEIVE_HIGH_WATER_MARK });
     try {
       if (!(await this.#isMember(peer))) throw new Error(`${peer} is not a family member`);
       const request = parseRequest(await reader.readJson(MAX_REQUEST_SIZE));
