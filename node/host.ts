@@ -28,6 +28,7 @@ import type { Registrar } from '@libp2p/interface-internal';
 import type { Identify } from '@libp2p/identify';
 import type { Ping } from '@libp2p/ping';
 import { PAIR_PROTOCOL } from '../protocol/pair.ts';
+import { noiseCrypto } from './noise-crypto.ts';
 
 export const HEARTH_PROTOCOL_PREFIX = '/hearth/';
 export const DHT_PROTOCOL = '/hearth/kad/1.0.0';
@@ -100,7 +101,7 @@ export async function createHearthHost<S extends ServiceMap = ServiceMap>(init: 
     privateKey,
     addresses: { listen: init.listen, ...(init.announce ? { announce: init.announce } : {}) },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW } })],
     connectionGater: {
       denyDialPeer: refused,
