@@ -13,7 +13,7 @@ import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import type { Catalog, CatalogPayload, ObjectRecord } from '../storage/catalog/catalog.ts';
-import { objectId, type ObjectEncoderPool } from '../storage/objects/encode.ts';
+import { objectId, type EncodeOptions, type ObjectEncoderPool } from '../storage/objects/encode.ts';
 
 export interface ObjectContent {
   hash: string;
@@ -75,11 +75,11 @@ export class ObjectStore {
     mkdirSync(this.spoolDir, { recursive: true });
   }
 
-  /** Encrypt plaintext into the spool under its final id. */
-  async encode(plaintext: Readable): Promise<EncodedObject> {
+  /** Encrypt plaintext into the spool under its final id; `inline` as in EncodeOptions. */
+  async encode(plaintext: Readable, options: Pick<EncodeOptions, 'inline'> = {}): Promise<EncodedObject> {
     const tmp = join(this.spoolDir, `.tmp-${randomBytes(6).toString('hex')}`);
     try {
-      const result = await this.encoder.encode({ plaintext, output: createWriteStream(tmp), recipient: this.keys.x25519Public });
+      const result = await this.encoder.encode({ plaintext, output: createWriteStream(tmp), recipient: this.keys.x25519Public, inline: options.inline });
       const id = objectId(this.keys.namingKey, result.plainDigest);
       const spoolFile = join(this.spoolDir, id);
       renameSync(tmp, spoolFile);

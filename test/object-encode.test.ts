@@ -237,6 +237,59 @@ console.log(result.plainDigest);
   });
 });
 
+describe('encoding inline, on the calling thread', () => {
+  const MiB = 1024 * 1024;
+
+  it('gives what the workers give, starting no thread, for any size', async () => {
+    const fresh = new ObjectEncoderPool();
+    const threads = new Set(threadIds());
+    const seen = new Set<string>();
+    const sampler = setInterval(() => threadIds().forEach((id) => seen.add(id)), 2);
+    try {
+      for (const size of [0, MiB, 3 * MiB + 5, 20 * MiB + 65536]) {
+        const plain = randomBytes(size);
+        const path = join(dir, `object-${fileCounter++}.age`);
+        const result = await fresh.encode({ plaintext: streamOf(plain), recipient, output: createWriteStream(path), inline: true });
+        const file = readFileSync(path);
+        expectMatchesIndependentComputation(plain, file, result);
+        expect(ageDecrypt(path).equals(plain)).toBe(true);
+      }
+    } finally {
+      clearInterval(sampler);
+      await fresh.close();
+    }
+    expect([...seen].filter((id) => !threads.has(id))).toEqual([]);
+  });
+
+  it('holds back reading while the output is slow, and rejects a failing output', async () => {
+    let pulled = 0;
+    let written = 0;
+    let maxLag = 0;
+    const piece = randomBytes(64 * 1024);
+    async function* input() {
+      for (let i = 0; i < 512; i++) {
+        pulled += piece.length;
+        yield piece;
+      }
+    }
+    const slowOutput = new Writable({
+      write(chunk: Buffer, _e, callback) {
+        written += chunk.length;
+        maxLag = Math.max(maxLag, pulled - written);
+        setTimeout(callback, 1);
+      },
+    });
+    const result = await pool.encode({ plaintext: Readable.from(input()), recipient, output: slowOutput, inline: true });
+    expect(result.plainSize).toBe(32 * MiB);
+    // One batch being sealed, the output's buffer and the input's read-ahead; without backpressure most of the 32 MiB.
+    expect(maxLag).toBeLessThan(4 * MiB);
+
+    let writes = 0;
+    const failingOutput = new Writable({ write: (_c, _e, cb) => setImmediate(() => (++writes > 5 ? cb(new Error('disk full')) : cb())) });
+    await expect(pool.encode({ plaintext: Readable.from([randomBytes(8 * MiB)]), recipient, output: failingOutput, inline: true })).rejects.toThrow('disk full');
+  });
+});
+
 describe('objectId', () => {
   it('is hex HMAC-SHA256 of the raw plaintext digest under the naming key', () => {
     const namingKey = randomBytes(32);

@@ -13,6 +13,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,6 +227,41 @@ describe('order', () => {
     write('x', '1');
     const entry = { type: 'file' as const, size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, mode: 0o100644, hash: EMPTY_SHA256 };
     await expect(scan([{ ...entry, path: 'a.b' }, { ...entry, path: 'a/b' }])).rejects.toThrow(/lists "a\/b" after "a\.b".*sorted by pathSortKey/);
+  });
+});
+
+describe('walk on the calling thread', () => {
+  it('gives the same events as the walk thread, across walk batches, and starts no thread', async () => {
+    // More entries than one walk batch (BATCH_ENTRIES = 512) holds, in nested folders.
+    for (let i = 0; i < 700; i++) write(`d${i % 3}/sub${i % 7}/f${i}`, String(i));
+    symlinkSync('d0', join(root, 'link'));
+    const first = await scan();
+    rmSync(join(root, 'd1'), { recursive: true });
+    write('d2/sub2/f2', 'changed');
+    write('new', 'new');
+    const previous = asPrevious(first);
+
+    const onThread = await scan(previous, { hash: false });
+    const threads: unknown[] = [];
+    const onCreate = (message: unknown) => threads.push(message);
+    diagnosticsChannel.subscribe('worker_threads', onCreate);
+    let inline: ScanEvent[];
+    try {
+      inline = await scan(previous, { hash: false, walkThread: false });
+    } finally {
+      diagnosticsChannel.unsubscribe('worker_threads', onCreate);
+    }
+    expect(threads).toEqual([]);
+    expect(inline).toEqual(onThread);
+    const counts = (events: ScanEvent[]) => Object.groupBy(events, (e) => e.kind);
+    expect(counts(inline).deleted).toHaveLength(233 + 7 + 1);
+    expect(counts(inline).changed?.map(eventPath)).toEqual(['d2/sub2/f2']);
+    expect(counts(inline).new?.map(eventPath)).toEqual(['new']);
+  });
+
+  it('throws when the source folder itself cannot be read', async () => {
+    const missing = join(root, 'not-mounted');
+    await expect(scan([], { walkThread: false, root: missing })).rejects.toThrow(/cannot read source folder .*not-mounted.*check that it exists and is mounted/);
   });
 });
 

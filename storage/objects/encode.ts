@@ -11,8 +11,10 @@
 // threads as transferred ArrayBuffers that go round (messages.ts), which keeps
 // allocation (and the page faults and GC it costs) low. At most MAX_BATCHES_IN_FLIGHT batches
 // are between reading and a completed write, so memory stays flat for any size.
-// Objects of at most INLINE_LIMIT bytes are encoded on the calling thread.
+// Objects of at most INLINE_LIMIT bytes, and any the caller asks for (inline), are
+// encoded on the calling thread.
 import { createHmac } from 'node:crypto';
+import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { MessageChannel, Worker } from 'node:worker_threads';
@@ -49,6 +51,12 @@ export interface EncodeOptions {
   /** Receives the age file; encoding ends it and waits until it has finished, or destroys it on failure. */
   output: Writable;
   leafSize?: number;
+  /**
+   * Encode on the calling thread whatever the size: for plaintext produced far more
+   * slowly than the workers would take it (an image of thousands of small files,
+   * read one by one), whose two threads would save little time and cost ~45 MB.
+   */
+  inline?: boolean;
 }
 
 export interface EncodedObject {
@@ -78,22 +86,41 @@ async function endOutput(output: Writable): Promise<void> {
   await finished(output, { readable: false });
 }
 
-async function encodeInline(plain: Buffer, source: PlaintextSource, output: Writable, recipient: Uint8Array, leafSize: number): Promise<EncodedObject> {
+/**
+ * Encodes on the calling thread, a batch at a time: `batch` holds the first `filled`
+ * bytes and is refilled until the plaintext ends. Each batch's age bytes go out in
+ * one corked write, and the next batch waits while the output is full.
+ */
+async function encodeInline(batch: Uint8Array, filled: number, source: PlaintextSource, output: Writable, recipient: Uint8Array, leafSize: number): Promise<EncodedObject> {
   const merkle = new MerkleBuilder(leafSize);
-  const pieces: Buffer[] = [];
-  const sealer = new ObjectSealer(
-    recipient,
-    (piece) => {
-      merkle.update(piece);
-      pieces.push(piece);
-    },
-    { hash: !source.digest },
-  );
-  sealer.push(plain);
-  const totals = named(sealer.finish(), source);
-  output.write(Buffer.concat(pieces));
-  await endOutput(output);
-  return { ...totals, encryptedSize: merkle.size, merkleRoot: merkle.digest(), leafSize };
+  // A write that fails while a batch is read is met at the next batch, or by endOutput().
+  const noted = (): void => {};
+  output.on('error', noted);
+  try {
+    output.cork();
+    const sealer = new ObjectSealer(
+      recipient,
+      (piece) => {
+        merkle.update(piece);
+        output.write(piece);
+      },
+      { hash: !source.digest },
+    );
+    for (let length = filled; ; length = await source.fill(batch)) {
+      sealer.push(batch.subarray(0, length));
+      if (length < batch.length) break;
+      output.uncork();
+      if (output.errored) throw output.errored;
+      if (output.writableNeedDrain) await once(output, 'drain');
+      output.cork();
+    }
+    const totals = named(sealer.finish(), source);
+    output.uncork();
+    await endOutput(output);
+    return { ...totals, encryptedSize: merkle.size, merkleRoot: merkle.digest(), leafSize };
+  } finally {
+    output.off('error', noted);
+  }
 }
 
 /** Main thread's side of one object in the pipeline: output writes and the batch budget. */
@@ -190,8 +217,8 @@ export class ObjectEncoderPool {
     try {
       const first = this.#newBatch();
       const filled = await source.fill(first);
-      if (filled <= INLINE_LIMIT) {
-        const encoded = await encodeInline(Buffer.from(first.buffer, 0, filled), source, options.output, options.recipient, leafSize);
+      if (filled <= INLINE_LIMIT || options.inline) {
+        const encoded = await encodeInline(first, filled, source, options.output, options.recipient, leafSize);
         this.#spareBatch(first.buffer as ArrayBuffer);
         return encoded;
       }

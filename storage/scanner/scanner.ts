@@ -1,8 +1,8 @@
 // The source scanner: a depth-first walk whose children are visited in raw byte
-// order (on its own thread, walk-worker.ts), merge-joined with the catalog's
-// previous state of the source (listed in the same pathSortKey order), so memory
-// holds the directory stack, a few batches of the walk and a bounded window of files
-// being hashed, never the whole library. Files whose metadata matches the previous
+// order (walk.ts, on a thread of its own unless told otherwise), merge-joined with
+// the catalog's previous state of the source (listed in the same pathSortKey
+// order), so memory holds the directory stack, a few batches of the walk and a
+// bounded window of files being hashed, never the whole library. Files whose metadata matches the previous
 // state are not read; new and changed files are hashed on a worker pool, and a
 // reorder window keeps events in path order.
 import { availableParallelism } from 'node:os';
@@ -12,6 +12,7 @@ import { displayPath, encodeFsName, pathSortKey } from '../paths.ts';
 import { workerStartOptions } from '../objects/worker-options.ts';
 import { HashError, HashPool } from './hash-pool.ts';
 import { EntryCode, FIELDS, type WalkError, type WalkMessage, type WalkStart } from './walk-messages.ts';
+import { walkBatches } from './walk.ts';
 
 export { DEFAULT_IGNORES } from './ignore.ts';
 
@@ -85,6 +86,15 @@ export interface ScanOptions {
    * `linkOf`), for reports that only compare metadata (node/drift.ts). Default true.
    */
   hash?: boolean;
+  /**
+   * Whether the walk (readdir, lstat) runs on a thread of its own, ahead of the
+   * scan; default true. A quick consumer (a no-change scan only compares metadata)
+   * then overlaps with it. One that takes far longer per entry (a first backup reads,
+   * encrypts and records every file) gains nothing from that, while the thread's
+   * isolate and the copying of each batch into the scanner's cost ~25 MB: false walks
+   * on the calling thread, a batch when the scan needs one.
+   */
+  walkThread?: boolean;
   signal?: AbortSignal;
 }
 
@@ -183,7 +193,7 @@ class Walk {
   readonly #options: ScanOptions;
   readonly #pool: HashPool;
   readonly #previous: PreviousCursor;
-  readonly #thread: WalkThread;
+  readonly #walk: WalkSource;
   readonly #links = new Map<string, LinkGroup>();
   hashedBytes = 0;
 
@@ -191,11 +201,12 @@ class Walk {
     this.#options = options;
     this.#pool = pool;
     this.#previous = new PreviousCursor(options.previous);
-    this.#thread = new WalkThread({ root: resolvePath(options.root), ignore: options.ignore ?? [] });
+    const start: WalkStart = { root: resolvePath(options.root), ignore: options.ignore ?? [] };
+    this.#walk = options.walkThread === false ? new InlineWalk(start) : new WalkThread(start);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#previous.close(), this.#thread.close()]);
+    await Promise.all([this.#previous.close(), this.#walk.close()]);
   }
 
   /** The walk's events, a batch of the walk at a time; a file being hashed is a PendingEvent. */
@@ -208,7 +219,7 @@ class Walk {
     // advance() returns a promise only when it has to wait for the next batch.
     let waiting = previous.advance();
     if (waiting) await waiting;
-    for (let message = await this.#thread.next(); message.kind === 'batch'; message = await this.#thread.next()) {
+    for (let message = await this.#walk.next(); message.kind === 'batch'; message = await this.#walk.next()) {
       let out: Array<ScanEvent | PendingEvent> = [];
       const { numbers, keys, keyEnds, paths, extras } = message;
       const keyBytes = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
@@ -407,8 +418,43 @@ function absolutePath(rootBytes: Buffer, key: Buffer): Buffer {
   return abs;
 }
 
+/** Where a scan's walk batches come from. */
+interface WalkSource {
+  /** The next batch, or 'done'; throws if the source folder cannot be read. */
+  next(): Promise<WalkMessage>;
+  close(): Promise<void>;
+}
+
+/** The message, unless it says the source folder cannot be read. */
+function checkedWalkMessage(root: string, message: WalkMessage): WalkMessage {
+  if (message.kind === 'fatal') {
+    throw new Error(`cannot read source folder ${displayPath(root)}: ${message.message}; check that it exists and is mounted`);
+  }
+  return message;
+}
+
+/** The walk on the scanner's own thread: each batch is walked when the scan asks for it. */
+class InlineWalk implements WalkSource {
+  readonly #root: string;
+  readonly #batches: Generator<WalkMessage, void, undefined>;
+
+  constructor(start: WalkStart) {
+    this.#root = start.root;
+    this.#batches = walkBatches(start);
+  }
+
+  async next(): Promise<WalkMessage> {
+    const next = this.#batches.next();
+    return next.done ? { kind: 'done' } : checkedWalkMessage(this.#root, next.value);
+  }
+
+  async close(): Promise<void> {
+    this.#batches.return();
+  }
+}
+
 /** The scanner's side of its walk thread: batches in order, each acknowledged so the walk may run on. */
-class WalkThread {
+class WalkThread implements WalkSource {
   readonly #root: string;
   readonly #worker: Worker;
   readonly #messages: WalkMessage[] = [];
@@ -432,10 +478,7 @@ class WalkThread {
       if (this.#failure) throw this.#failure;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-    const message = this.#messages.shift()!;
-    if (message.kind === 'fatal') {
-      throw new Error(`cannot read source folder ${displayPath(this.#root)}: ${message.message}; check that it exists and is mounted`);
-    }
+    const message = checkedWalkMessage(this.#root, this.#messages.shift()!);
     this.#worker.postMessage(0);
     return message;
   }

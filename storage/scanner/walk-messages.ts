@@ -1,5 +1,6 @@
-// Messages between the scanner and its walk thread (walk-worker.ts). A batch is a
-// few typed arrays and string lists, cheap to clone, rather than an object per entry.
+// Messages of the walk (walk.ts) to the scanner, sent across threads when the walk
+// has one (walk-worker.ts). A batch is a few typed arrays and string lists, cheap to
+// clone, rather than an object per entry.
 
 /** What an entry of a batch is. */
 export const EntryCode = {
