@@ -60,6 +60,31 @@ function expectMatchesIndependentComputation(plain: Buffer, file: Buffer, result
   expect(result.merkleRoot).toBe(referenceRoot(file, leafSize));
 }
 
+/**
+ * `pieces` x 64 KiB of plaintext and an output that takes 1 ms per write; maxLag() is
+ * the most bytes read but not yet written at any time, which backpressure bounds.
+ */
+function slowOutputOf(pieces: number): { plaintext: Readable; output: Writable; maxLag: () => number } {
+  let pulled = 0;
+  let written = 0;
+  let maxLag = 0;
+  const piece = randomBytes(64 * 1024);
+  async function* input() {
+    for (let i = 0; i < pieces; i++) {
+      pulled += piece.length;
+      yield piece;
+    }
+  }
+  const output = new Writable({
+    write(chunk: Buffer, _e, callback) {
+      written += chunk.length;
+      maxLag = Math.max(maxLag, pulled - written);
+      setTimeout(callback, 1);
+    },
+  });
+  return { plaintext: Readable.from(input()), output, maxLag: () => maxLag };
+}
+
 /** Ids of this process's threads (Linux): a new worker shows up as a new id. */
 function threadIds(): string[] {
   return readdirSync('/proc/self/task');
@@ -176,27 +201,11 @@ console.log(result.plainDigest);
   });
 
   it('holds back reading while the output is slow', async () => {
-    let pulled = 0;
-    let written = 0;
-    let maxLag = 0;
-    const piece = randomBytes(64 * 1024);
-    async function* input() {
-      for (let i = 0; i < 1024; i++) {
-        pulled += piece.length;
-        yield piece;
-      }
-    }
-    const slowOutput = new Writable({
-      write(chunk: Buffer, _e, callback) {
-        written += chunk.length;
-        maxLag = Math.max(maxLag, pulled - written);
-        setTimeout(callback, 1);
-      },
-    });
-    const result = await pool.encode({ plaintext: Readable.from(input()), recipient, output: slowOutput });
+    const slow = slowOutputOf(1024);
+    const result = await pool.encode({ plaintext: slow.plaintext, recipient, output: slow.output });
     expect(result.plainSize).toBe(64 * MiB);
     // 4 batches in flight, one being filled and the input's read-ahead; without backpressure most of the 64 MiB.
-    expect(maxLag).toBeLessThan(12 * MiB);
+    expect(slow.maxLag()).toBeLessThan(12 * MiB);
   });
 
   it('keeps memory flat for a 5 GiB input', async () => {
@@ -262,27 +271,11 @@ describe('encoding inline, on the calling thread', () => {
   });
 
   it('holds back reading while the output is slow, and rejects a failing output', async () => {
-    let pulled = 0;
-    let written = 0;
-    let maxLag = 0;
-    const piece = randomBytes(64 * 1024);
-    async function* input() {
-      for (let i = 0; i < 512; i++) {
-        pulled += piece.length;
-        yield piece;
-      }
-    }
-    const slowOutput = new Writable({
-      write(chunk: Buffer, _e, callback) {
-        written += chunk.length;
-        maxLag = Math.max(maxLag, pulled - written);
-        setTimeout(callback, 1);
-      },
-    });
-    const result = await pool.encode({ plaintext: Readable.from(input()), recipient, output: slowOutput, inline: true });
+    const slow = slowOutputOf(512);
+    const result = await pool.encode({ plaintext: slow.plaintext, recipient, output: slow.output, inline: true });
     expect(result.plainSize).toBe(32 * MiB);
     // One batch being sealed, the output's buffer and the input's read-ahead; without backpressure most of the 32 MiB.
-    expect(maxLag).toBeLessThan(4 * MiB);
+    expect(slow.maxLag()).toBeLessThan(4 * MiB);
 
     let writes = 0;
     const failingOutput = new Writable({ write: (_c, _e, cb) => setImmediate(() => (++writes > 5 ? cb(new Error('disk full')) : cb())) });
