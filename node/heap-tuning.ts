@@ -14,27 +14,15 @@
 //   promote, so a receiving daemon ran a full mark-compact every ~50 ms (39 during
 //   a 260 MB put). A fixed factor of 2.5 leaves room for the buffers in flight.
 import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from './collect-garbage.ts';
 
 const OLD_GENERATION_GROWING_PERCENT = 150;
-
-interface GcOptions {
-  type: 'major' | 'minor';
-  execution: 'sync' | 'async';
-  /** 'last-resort' collects with V8's memory-reducing flag, the one that shrinks the young generation. */
-  flavor: 'regular' | 'last-resort';
-}
 
 /** Once the process has loaded what it runs: shrink the young generation, keep it at that size, and set the old generation's growth. */
 export function tuneHeapForTransfers(): void {
   keepYoungGenerationSmall();
   setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`);
-  // Node has no call that collects garbage; a context created while --expose-gc is
-  // set has the gc() function, which stays usable once the flag is off again.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (options: GcOptions) => void;
-  setFlagsFromString('--no-expose-gc');
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  collectGarbage({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
