@@ -20,5 +20,8 @@ export function collectGarbage(options?: Partial<GcOptions>): void {
     gc = runInNewContext('gc') as (options?: Partial<GcOptions>) => void;
     setFlagsFromString('--no-expose-gc');
   }
-  gc(options);
+  // gc(undefined) is not gc(): V8 takes any argument as options, whose defaults are no full collection
+  // (the small-set backup peaked at 265 MB instead of 174 with it).
+  if (options) gc(options);
+  else gc();
 }
