@@ -19,7 +19,6 @@
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
 import type { Catalog, CatalogPayload, ContentRange, FileRecord, ObjectPayload } from '../storage/catalog/catalog.ts';
 import { scanSourceBatches, DEFAULT_IGNORES, type ScanEvent, type ScannedFile } from '../storage/scanner/scanner.ts';
 import { IsoVolumeWriter, type IsoFileEntry } from '../storage/iso/writer.ts';
@@ -27,7 +26,8 @@ import { encodeFsName } from '../storage/paths.ts';
 import type { Config, SourceConfig } from './config.ts';
 import type { ProgressSink } from './progress.ts';
 import type { EncodedObject, ObjectStore } from './object-store.ts';
-import { collectGarbage } from './collect-garbage.ts';
+import { collectGarbage } from '../storage/collect-garbage.ts';
+import { withYoungGenerationKeptSmall } from './heap-tuning.ts';
 import { volumeName } from './volume-name.ts';
 
 export interface BackupOptions {
@@ -76,25 +76,8 @@ const RECORD_BATCH = 2000;
  */
 const MAX_VOLUME_FILES = 5000;
 
-export async function runBackup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
-  youngGenerationGrows(false);
-  try {
-    return await backup(ctx, options);
-  } finally {
-    youngGenerationGrows(true);
-  }
-}
-
-/**
- * V8 doubles its young generation (up to 2 x 32 MB here) whenever much of it
- * survives a scavenge, as a run's scan batches, volume layouts and catalog appends
- * do; it never shrinks back, and with the old generation's slack it held a first
- * backup of 100,000 small files at ~400 MB. Kept at its first size, the same run
- * peaks ~100 MB lower in the same time. The flag is process-wide (a daemon runs other
- * work too), so the default comes back when the run ends.
- */
-function youngGenerationGrows(grows: boolean): void {
-  setFlagsFromString(`--semi-space-growth-factor=${grows ? 2 : 1}`);
+export function runBackup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
+  return withYoungGenerationKeptSmall(() => backup(ctx, options));
 }
 
 async function backup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {

@@ -24,7 +24,7 @@ import { auditService, type AuditService } from '../protocol/audit.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
-import { keepYoungGenerationSmall, tuneHeapForTransfers } from './heap-tuning.ts';
+import { tuneHeapForTransfers } from './heap-tuning.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
 import type { SourceDrift } from './drift.ts';
@@ -193,7 +193,6 @@ export class Daemon {
   }
 
   private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
-    keepYoungGenerationSmall();
     const report = await this.replicator.run(progress);
     await this.alertOnRelatives(report);
     return report;
@@ -227,7 +226,7 @@ export class Daemon {
       return this.networkOp(op, args, progress);
     };
     if (!EXCLUSIVE_OPS.has(op)) return work();
-    const run = this.queue.then(work, work).finally(keepYoungGenerationSmall);
+    const run = this.queue.then(work, work);
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -1,10 +1,9 @@
 // The seal stage of the encode pipeline (see encode.ts): hashes the plaintext and
 // encrypts it to age, one job per object, so one worker serves every object.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { MerkleRequest, SealRequest, StageData } from './messages.ts';
 import { ObjectSealer } from './sealer.ts';
+import { collectGarbage } from '../collect-garbage.ts';
 
 /** Room for one batch's age bytes: up to 17 sealed chunks, and the header on the first. */
 const OUTPUT_BYTES = 1024 * 1024 + 64 * 1024 + 4096;
@@ -50,16 +49,9 @@ class SealJob {
  */
 const SCAVENGE_BYTES = 8 * 1024 * 1024;
 
-function scavenger(): () => void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
-  return () => gc({ type: 'minor' });
-}
-
 function runSeal(input: MessagePort, output: MessagePort): void {
   const jobs = new Map<number, SealJob>();
   const spares: ArrayBuffer[] = [];
-  const scavenge = scavenger();
   let sealedSinceScavenge = 0;
   input.on('message', (message: SealRequest) => {
     const { job } = message;
@@ -83,7 +75,7 @@ function runSeal(input: MessagePort, output: MessagePort): void {
       const sealed = state.take();
       sealedSinceScavenge += message.length;
       if (sealedSinceScavenge >= SCAVENGE_BYTES) {
-        scavenge();
+        collectGarbage({ type: 'minor' });
         sealedSinceScavenge = 0;
       }
       const event: MerkleRequest = { kind: 'data', job, ...sealed, spare: message.batch };
