@@ -4,11 +4,12 @@
 // and only then record object and placements in the catalog, in one batch. A crash
 // before that record leaves at worst an unreferenced file on a target, never a
 // catalog entry for bytes that are not there.
-import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { deferredReadable } from './deferred-stream.ts';
+import { DirectWriteStream } from '../storage/direct-write.ts';
 import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
 import type { Tier } from '../storage/tier/tier.ts';
@@ -79,7 +80,7 @@ export class ObjectStore {
   async encode(plaintext: Readable, options: Pick<EncodeOptions, 'inline'> = {}): Promise<EncodedObject> {
     const tmp = join(this.spoolDir, `.tmp-${randomBytes(6).toString('hex')}`);
     try {
-      const result = await this.encoder.encode({ plaintext, output: createWriteStream(tmp), recipient: this.keys.x25519Public, inline: options.inline });
+      const result = await this.encoder.encode({ plaintext, output: new DirectWriteStream(tmp), recipient: this.keys.x25519Public, inline: options.inline });
       const id = objectId(this.keys.namingKey, result.plainDigest);
       const spoolFile = join(this.spoolDir, id);
       renameSync(tmp, spoolFile);

@@ -6,28 +6,21 @@
 // Writes bypass the page cache (O_DIRECT) where the file system allows it: bytes are
 // staged in page-aligned memory and whole 4 KiB blocks at aligned file offsets go
 // straight to the disk; a resume's unaligned first block and the object's last
-// partial block are written through the page cache. On this machine's VM, writing
-// 2.6 GB through the page cache cost the host 6.5 CPU-seconds (the kernel copying
-// into pages it first has to obtain), and direct writes of the same bytes 0.2.
+// partial block are written through the page cache (why: storage/direct-write.ts).
 // Nothing is lost: hashing reads the slabs, not the file.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { alignedBuffer, DIRECT_BLOCK, openDirect } from '../direct-write.ts';
 import { identityOf, MerkleIndexBuilder } from './merkle-index-file.ts';
 import { SLAB_BYTES, type WriterReply, type WriterRequest } from './upload-writer.ts';
 
-/** Alignment of direct writes (offsets, lengths, memory): the largest logical block size in use. */
-const DIRECT_BLOCK = 4096;
-const WASM_PAGE = 64 * 1024;
 /** Room for a slab behind the unaligned rest of the one before. */
-const STAGE_BYTES = Math.ceil((SLAB_BYTES + DIRECT_BLOCK) / WASM_PAGE) * WASM_PAGE;
+const STAGE_BYTES = SLAB_BYTES + DIRECT_BLOCK;
 // Through the page cache, sync every this many bytes in the background: Linux starts
 // writing dirty pages back only at 10% of RAM, so otherwise the final sync waits for
 // gigabytes.
 const SYNC_EVERY = 64 * 1024 * 1024;
-// A WebAssembly memory starts on a page boundary, unlike a Buffer from malloc. The
-// global is typed only in TypeScript's DOM library.
-const { Memory: WasmMemory } = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
 interface Job {
   size: number;
@@ -69,13 +62,10 @@ function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
     unsynced: 0,
   };
   jobs.set(request.job, job);
-  if (!request.hashOnly && constants.O_DIRECT !== undefined) {
-    try {
-      job.directFd = openSync(request.path, constants.O_WRONLY | constants.O_DIRECT);
-      job.stage = Buffer.from(new WasmMemory({ initial: STAGE_BYTES / WASM_PAGE, maximum: STAGE_BYTES / WASM_PAGE }).buffer);
-    } catch {
-      // A file system without direct I/O (tmpfs): the page cache it is.
-    }
+  if (!request.hashOnly) {
+    // A file system without direct I/O (tmpfs): the page cache it is.
+    job.directFd = openDirect(request.path);
+    if (job.directFd !== undefined) job.stage = alignedBuffer(STAGE_BYTES);
   }
   // What the file already holds is hashed from the file itself.
   while (job.hashed < request.offset) {

@@ -3,11 +3,12 @@
 // owner level lets several homes share one disk, the two-character shards keep
 // directories small.
 import { randomBytes } from 'node:crypto';
-import { constants, createWriteStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, link, mkdir, open as openFile, opendir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DirectWriteStream } from '../direct-write.ts';
 import { ObjectNotFoundError, PermanentTierError } from './tier.ts';
 import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
 
@@ -203,8 +204,8 @@ export class DirTier implements Tier {
 
 /** Streams the source into a new file at `path`, durably; returns the bytes written. */
 async function writeStream(source: ObjectSource, path: string, signal: AbortSignal | undefined): Promise<number> {
-  // flush: the stream fsyncs before it closes, so the rename that follows publishes durable bytes.
-  const out = createWriteStream(path, { flags: 'wx', flush: true });
+  // The stream syncs before it finishes, so the rename that follows publishes durable bytes.
+  const out = new DirectWriteStream(path, { flags: 'wx' });
   await pipeline(source.open(0), out, { signal });
   return out.bytesWritten;
 }

@@ -1,0 +1,71 @@
+// DirectWriteStream: whole 4 KiB blocks go to the disk directly, the last partial
+// block through the page cache; what it finishes is byte-exact and synced, on a disk
+// file system and on tmpfs (which may refuse direct I/O).
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectWriteStream } from '../storage/direct-write.ts';
+
+const MiB = 1024 * 1024;
+
+const places = [tmpdir(), ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])];
+
+describe.each(places)('DirectWriteStream in %s', (parent) => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(parent, 'hearth-direct-write-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Writes `data` in pieces whose sizes cycle through `pieces` and reads the file back. */
+  async function roundTrip(data: Buffer, pieces: number[]): Promise<Buffer> {
+    const path = join(dir, 'object');
+    const chunks: Buffer[] = [];
+    for (let at = 0, i = 0; at < data.length; i++) {
+      const length = Math.min(pieces[i % pieces.length]!, data.length - at);
+      chunks.push(data.subarray(at, at + length));
+      at += length;
+    }
+    const out = new DirectWriteStream(path);
+    await pipeline(Readable.from(chunks), out);
+    expect(out.bytesWritten).toBe(data.length);
+    return readFile(path);
+  }
+
+  it.each([0, 1, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 12345])('writes %i bytes exactly', async (size) => {
+    const data = randomBytes(size);
+    expect((await roundTrip(data, [65_552, 1, 1_048_576, 4096, 333_333])).equals(data)).toBe(true);
+  });
+
+  it('takes chunks larger than both stages', async () => {
+    const data = randomBytes(5 * MiB + 7);
+    expect((await roundTrip(data, [5 * MiB]))).toEqual(data);
+  });
+
+  it("with flags 'wx' refuses a file that exists, and leaves it as it was", async () => {
+    const path = join(dir, 'object');
+    await writeFile(path, 'kept');
+    expect(() => new DirectWriteStream(path, { flags: 'wx' })).toThrow(/EEXIST/);
+    expect(await readFile(path, 'utf8')).toBe('kept');
+  });
+
+  it('reports a failed write and closes the file', async () => {
+    const out = new DirectWriteStream(join(dir, 'object'));
+    const failed = pipeline(
+      (async function* () {
+        yield randomBytes(3 * MiB);
+        throw new Error('the source broke');
+      })(),
+      out,
+    );
+    await expect(failed).rejects.toThrow('the source broke');
+    expect(out.destroyed).toBe(true);
+  });
+});
