@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -77,8 +77,8 @@ describe('host scrub', () => {
   });
 
   it('keeps the verified hash of every published object', async () => {
-    expect(await readKeptHash(home, OWNER, 'bb02')).toEqual({ sha256: sha256(data.get('bb02')!), size: 3 * MiB + 17 });
-    expect(await readKeptHash(home, OTHER, 'ee05')).toEqual({ sha256: sha256(data.get('ee05')!), size: 100_000 });
+    expect(await readKeptHash(home, OWNER, 'bb02')).toEqual(declaredFor(data.get('bb02')!));
+    expect(await readKeptHash(home, OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
     // Listing objects is unaffected by the kept hashes.
     const listed = [];
     for await (const o of store.list(OWNER)) listed.push(o.name);
@@ -132,13 +132,15 @@ describe('host scrub', () => {
     expect(JSON.parse(await readFile(scrubStatePath(store, OWNER), 'utf8')).damaged.map((d: { id: string }) => d.id)).toEqual(['cc03']);
   });
 
-  it('adopts the hash of objects stored before hashes were kept, then judges them', async () => {
+  it('adopts the hash of objects stored before hashes were kept, or kept in an older form, then judges them', async () => {
     await rm(join(home, 'hosted', OWNER, 'hashes'), { recursive: true });
-    await rm(keptHashPath(home, OTHER, 'ee05'));
+    // The form kept before the Merkle root was: a whole-object SHA-256.
+    await writeFile(keptHashPath(home, OTHER, 'ee05'), JSON.stringify({ sha256: sha256(data.get('ee05')!), size: 100_000 }));
     const first = await scrubHostStore(store);
     expect(first.adopted).toBe(5);
     expect(first.owners.flatMap((o) => o.damaged)).toEqual([]);
-    expect(await readKeptHash(home, OWNER, 'cc03')).toEqual({ sha256: sha256(data.get('cc03')!), size: 150_000 });
+    expect(await readKeptHash(home, OWNER, 'cc03')).toEqual(declaredFor(data.get('cc03')!));
+    expect(await readKeptHash(home, OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
 
     await flipByte(store.objectFile(OWNER, 'cc03'), 7);
     const second = await scrubHostStore(store);

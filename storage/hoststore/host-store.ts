@@ -330,7 +330,7 @@ export class HostStore {
     const key = keyOf(owner, id);
     const partialPath = this.#partialPath(owner, id);
     const upload: Upload = new Upload({ owner, id, declared, offset, writer }, {
-      publish: (received) => this.#publish(owner, id, declared.size, partialPath, received),
+      publish: (received) => this.#publish(owner, id, declared, partialPath, received),
       keep: () => this.#exclusive(owner, id, () => rm(this.#markerPath(owner, id), { force: true })),
       discard: () => this.#exclusive(owner, id, () => this.#discardPartial(owner, id)),
       release: () => {
@@ -345,7 +345,7 @@ export class HostStore {
    * Make verified, synced bytes visible, with the index and hash computed while
    * they arrived; a put of the object cancels its pending deletion.
    */
-  async #publish(owner: string, id: string, size: number, partialPath: string, received: UploadDigests): Promise<void> {
+  async #publish(owner: string, id: string, { size, leafSize }: DeclaredObject, partialPath: string, received: UploadDigests): Promise<void> {
     await this.#exclusive(owner, id, async () => {
       const objectPath = this.#objectPath(owner, id);
       const replaced = (await fileSize(objectPath)) ?? 0;
@@ -358,7 +358,7 @@ export class HostStore {
       await forgetHash(this.home, owner, id);
       await rename(partialPath, objectPath);
       await syncDirectory(shardDir);
-      await keepHash(this.home, owner, id, { sha256: received.sha256, size }, 'replace');
+      await keepHash(this.home, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
       await rm(`${partialPath}.json`, { force: true });
       await rm(this.#markerPath(owner, id), { force: true });
       const account = await this.#account(owner);

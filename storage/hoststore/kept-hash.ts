@@ -1,6 +1,7 @@
 // What a put verified about each hosted object, kept beside the host store so a
-// later scrub can tell rot on this disk from the bytes the owner sent. Layout:
-//   <home>/hosted/<ownerPeerId>/hashes/<first 2 chars of id>/<id>   {"sha256":"…","size":N}
+// later scrub can tell rot on this disk from the bytes the owner sent: the Merkle
+// root the owner declared and the received bytes were checked against. Layout:
+//   <home>/hosted/<ownerPeerId>/hashes/<first 2 chars of id>/<id>   {"merkleRoot":"…","leafSize":L,"size":N}
 // A separate tree, not a sidecar in objects/, so listing objects stays a plain
 // directory walk. A lost or torn file only means the next scrub adopts the hash
 // of the bytes it finds (objects stored before hashes were kept are adopted too),
@@ -10,8 +11,9 @@ import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export interface KeptHash {
-  /** SHA-256 of the object's bytes, lowercase hex. */
-  sha256: string;
+  /** RFC 6962 root of the object's bytes cut in leafSize-byte leaves (storage/merkle.ts), lowercase hex. */
+  merkleRoot: string;
+  leafSize: number;
   size: number;
 }
 
@@ -19,7 +21,7 @@ export function keptHashPath(home: string, owner: string, id: string): string {
   return join(home, 'hosted', owner, 'hashes', id.slice(0, 2), id);
 }
 
-/** The kept hash, or undefined when none was kept or the file is torn. */
+/** The kept hash, or undefined when none was kept, the file is torn, or it is of an older form ({sha256,size}). */
 export async function readKeptHash(home: string, owner: string, id: string): Promise<KeptHash | undefined> {
   let text: string;
   try {
@@ -30,8 +32,9 @@ export async function readKeptHash(home: string, owner: string, id: string): Pro
   }
   try {
     const value = JSON.parse(text) as Partial<KeptHash>;
-    if (typeof value.sha256 === 'string' && /^[0-9a-f]{64}$/.test(value.sha256) && Number.isSafeInteger(value.size) && value.size! >= 0) {
-      return { sha256: value.sha256, size: value.size! };
+    const { merkleRoot, leafSize, size } = value;
+    if (typeof merkleRoot === 'string' && /^[0-9a-f]{64}$/.test(merkleRoot) && Number.isSafeInteger(leafSize) && leafSize! >= 1 && Number.isSafeInteger(size) && size! >= 0) {
+      return { merkleRoot, leafSize: leafSize!, size: size! };
     }
   } catch {
     // Torn by a crash: as if absent.
@@ -41,14 +44,20 @@ export async function readKeptHash(home: string, owner: string, id: string): Pro
 
 /**
  * Keep `hash` for the object. `replace` is for a put that just published the
- * object; `ifAbsent` is for a scrub adopting a hash, so it never overwrites what
- * a put wrote meanwhile. Returns whether the file was written.
+ * object; `ifAbsent` is for a scrub adopting a hash, so it never overwrites a kept
+ * hash a put wrote meanwhile (but does replace a torn or older-form file, which
+ * would otherwise be adopted again by every scrub). Returns whether the file was written.
  */
 export async function keepHash(home: string, owner: string, id: string, hash: KeptHash, mode: 'replace' | 'ifAbsent'): Promise<boolean> {
   const path = keptHashPath(home, owner, id);
   await mkdir(dirname(path), { recursive: true });
-  const data = JSON.stringify({ sha256: hash.sha256, size: hash.size } satisfies KeptHash);
-  return mode === 'replace' ? (await writeFileAtomic(path, data, { sync: false }), true) : createFileAtomic(path, data);
+  const data = JSON.stringify({ merkleRoot: hash.merkleRoot, leafSize: hash.leafSize, size: hash.size } satisfies KeptHash);
+  if (mode === 'ifAbsent') {
+    if (await createFileAtomic(path, data)) return true;
+    if ((await readKeptHash(home, owner, id)) !== undefined) return false;
+  }
+  await writeFileAtomic(path, data, { sync: false });
+  return true;
 }
 
 export async function forgetHash(home: string, owner: string, id: string): Promise<void> {

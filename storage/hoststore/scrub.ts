@@ -1,12 +1,12 @@
-// The host's scrub: re-read every object relatives keep here, hash it, and compare
-// with the hash its put verified (kept-hash.ts). What differs is damage on this
+// The host's scrub: re-read every object relatives keep here, hash it into its
+// Merkle root, and compare with the root its put verified (kept-hash.ts). What differs is damage on this
 // disk; it is recorded per owner in <home>/hosted/<owner>/scrub.json, which the
 // owner reads back through /hearth/status/1 and repairs by putting the object
 // again. Format and reasoning: docs/scrub-and-drift.md.
-import { createHash } from 'node:crypto';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MERKLE_LEAF_SIZE, MerkleBuilder } from '../merkle.ts';
 import type { HostStore } from './host-store.ts';
 import { keepHash, readKeptHash, writeFileAtomic, type KeptHash } from './kept-hash.ts';
 
@@ -183,7 +183,8 @@ async function checkObject(store: HostStore, owner: string, id: string, reader: 
   let read: HashedBytes;
   try {
     ino = (await handle.stat()).ino;
-    read = await reader.hash(handle, onBytes);
+    // An object with no kept root is adopted with the leaf size every owner uses.
+    read = await reader.hash(handle, kept?.leafSize ?? MERKLE_LEAF_SIZE, onBytes);
   } finally {
     await handle.close();
   }
@@ -198,21 +199,21 @@ async function checkObject(store: HostStore, owner: string, id: string, reader: 
   }
   if (kept === undefined) {
     if (await replaced()) return { kind: 'gone' };
-    await keepHash(store.home, owner, id, { sha256: read.sha256, size: read.bytes }, 'ifAbsent');
+    await keepHash(store.home, owner, id, { merkleRoot: read.merkleRoot, leafSize: read.leafSize, size: read.bytes }, 'ifAbsent');
     return { kind: 'adopted', bytes: read.bytes };
   }
-  if (read.sha256 === kept.sha256 && read.bytes === kept.size) return { kind: 'ok', bytes: read.bytes };
+  if (read.merkleRoot === kept.merkleRoot && read.bytes === kept.size) return { kind: 'ok', bytes: read.bytes };
   if (await replaced()) return { kind: 'gone' };
   return { kind: 'damaged', bytes: read.bytes, damage: { id, ino, ...describeDamage(kept, read) } };
 }
 
-function describeDamage(kept: KeptHash, read: { sha256: string; bytes: number }): { reason: DamageReason; detail: string } {
+function describeDamage(kept: KeptHash, read: { merkleRoot: string; bytes: number }): { reason: DamageReason; detail: string } {
   if (read.bytes < kept.size) return { reason: 'truncated', detail: `${read.bytes} of its ${kept.size} bytes are left` };
   if (read.bytes > kept.size) return { reason: 'grown', detail: `${read.bytes} bytes where ${kept.size} were stored` };
-  return { reason: 'corrupted', detail: `its bytes hash to ${read.sha256} but ${kept.sha256} was stored` };
+  return { reason: 'corrupted', detail: `its bytes have Merkle root ${read.merkleRoot} but ${kept.merkleRoot} was stored` };
 }
 
-type HashedBytes = { sha256: string; bytes: number } | { error: NodeJS.ErrnoException; bytes: number };
+type HashedBytes = { merkleRoot: string; leafSize: number; bytes: number } | { error: NodeJS.ErrnoException; bytes: number };
 
 /** Reads files in chunks into one reused buffer, never faster than the rate limit. */
 class ThrottledReader {
@@ -230,9 +231,9 @@ class ThrottledReader {
     this.#signal = signal;
   }
 
-  /** Hash the file to its end; a read error is returned, not thrown (the disk is what is being checked). */
-  async hash(handle: FileHandle, onBytes: (bytes: number) => void): Promise<HashedBytes> {
-    const hash = createHash('sha256');
+  /** The file's Merkle root, read to its end; a read error is returned, not thrown (the disk is what is being checked). */
+  async hash(handle: FileHandle, leafSize: number, onBytes: (bytes: number) => void): Promise<HashedBytes> {
+    const tree = new MerkleBuilder(leafSize);
     let bytes = 0;
     for (;;) {
       this.#signal?.throwIfAborted();
@@ -242,8 +243,8 @@ class ThrottledReader {
       } catch (err) {
         return { error: err as NodeJS.ErrnoException, bytes };
       }
-      if (bytesRead === 0) return { sha256: hash.digest('hex'), bytes };
-      hash.update(this.#buffer.subarray(0, bytesRead));
+      if (bytesRead === 0) return { merkleRoot: tree.digest(), leafSize, bytes };
+      tree.update(this.#buffer.subarray(0, bytesRead));
       bytes += bytesRead;
       onBytes(bytes);
       await this.#throttle(bytesRead);
@@ -293,7 +294,7 @@ async function saveInterrupted(store: HostStore, owner: string, found: DamagedOb
 }
 
 function sameHash(a: KeptHash | undefined, b: KeptHash | undefined): boolean {
-  return a?.sha256 === b?.sha256 && a?.size === b?.size;
+  return a?.merkleRoot === b?.merkleRoot && a?.leafSize === b?.leafSize && a?.size === b?.size;
 }
 
 async function statIfExists(path: string) {

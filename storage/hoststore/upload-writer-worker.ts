@@ -1,5 +1,5 @@
 // The host's receive side, off the thread that runs libp2p: each slab of an upload's
-// bytes (upload-writer.ts) is fed to the object's SHA-256 and Merkle index, written
+// bytes (upload-writer.ts) is fed to the object's Merkle index, written
 // to its partial file and handed back. A resumed upload's kept prefix is read back
 // from the file and hashed first. Jobs and messages: upload-writer.ts.
 //
@@ -8,7 +8,6 @@
 // straight to the disk; a resume's unaligned first block and the object's last
 // partial block are written through the page cache (why: storage/direct-write.ts).
 // Nothing is lost: hashing reads the slabs, not the file.
-import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { alignedBuffer, DIRECT_BLOCK, openDirect } from '../direct-write.ts';
@@ -24,7 +23,6 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 
 interface Job {
   size: number;
-  sha256: Hash;
   index: MerkleIndexBuilder;
   /** Bytes of the object hashed, from byte 0. */
   hashed: number;
@@ -51,7 +49,6 @@ function reply(message: WriterReply, transfer?: ArrayBuffer[]): void {
 function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
   const job: Job = {
     size: request.size,
-    sha256: createHash('sha256'),
     index: new MerkleIndexBuilder(request.size, request.leafSize),
     hashed: 0,
     written: request.offset,
@@ -76,7 +73,6 @@ function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
 }
 
 function hash(job: Job, bytes: Uint8Array): void {
-  job.sha256.update(bytes);
   job.index.update(bytes);
   job.hashed += bytes.byteLength;
 }
@@ -194,7 +190,7 @@ function handle(request: WriterRequest): void {
         if (job.hashed !== job.size) throw new Error(`the upload ended after ${job.hashed} of ${job.size} bytes`);
         flush(job);
         const index = job.index.file(identityOf(fstatSync(job.fd, { bigint: true })));
-        reply({ job: request.job, to: 'finish', sha256: job.sha256.digest('hex'), root: job.index.root(), index }, [index.buffer as ArrayBuffer]);
+        reply({ job: request.job, to: 'finish', root: job.index.root(), index }, [index.buffer as ArrayBuffer]);
       } finally {
         closeJob(request.job, job);
       }

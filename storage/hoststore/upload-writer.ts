@@ -26,14 +26,12 @@ export type WriterRequest =
 /** Each reply says which request it answers; a failed request is answered with its error. */
 export type WriterReply =
   | { job: number; to: 'data'; slab: ArrayBuffer }
-  | { job: number; to: 'finish'; sha256: string; root: string; index: Uint8Array }
+  | { job: number; to: 'finish'; root: string; index: Uint8Array }
   | { job: number; to: 'abandon' }
   | { job: number; to: WriterRequest['kind']; error: string; slab?: ArrayBuffer };
 
 /** What the host computed from an upload's bytes. */
 export interface UploadDigests {
-  /** SHA-256 (hex), kept for the scrub. */
-  sha256: string;
   /** Merkle root (hex) with the job's leaf size. */
   root: string;
   /** The Merkle index file for the object file as synced (its inode, size and mtime). */
@@ -172,8 +170,8 @@ class WorkerJob {
 }
 
 function digestsOf(reply: WriterReply): UploadDigests {
-  if (!('sha256' in reply)) throw new Error(`the upload worker answered finish with ${JSON.stringify(reply)}`);
-  return { sha256: reply.sha256, root: reply.root, index: Buffer.from(reply.index.buffer, reply.index.byteOffset, reply.index.byteLength) };
+  if (!('root' in reply)) throw new Error(`the upload worker answered finish with ${JSON.stringify(reply)}`);
+  return { root: reply.root, index: Buffer.from(reply.index.buffer, reply.index.byteOffset, reply.index.byteLength) };
 }
 
 /**
