@@ -27,7 +27,7 @@ import type { Config, SourceConfig } from './config.ts';
 import type { ProgressSink } from './progress.ts';
 import type { EncodedObject, ObjectStore } from './object-store.ts';
 import { collectGarbage } from '../storage/collect-garbage.ts';
-import { withYoungGenerationKeptSmall } from './heap-tuning.ts';
+import { holdYoungGenerationSmall, restoringYoungGeneration } from './heap-tuning.ts';
 import { volumeName } from './volume-name.ts';
 
 export interface BackupOptions {
@@ -77,7 +77,7 @@ const RECORD_BATCH = 2000;
 const MAX_VOLUME_FILES = 5000;
 
 export function runBackup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
-  return withYoungGenerationKeptSmall(() => backup(ctx, options));
+  return restoringYoungGeneration(() => backup(ctx, options));
 }
 
 async function backup(ctx: BackupContext, options: BackupOptions): Promise<BackupReport> {
@@ -91,6 +91,7 @@ async function backup(ctx: BackupContext, options: BackupOptions): Promise<Backu
   };
   if (config.data.sources.length === 0) throw new Error('no sources to back up: add one with "hearth source add PATH"');
   const initial = await initialSources(ctx);
+  if (initial.size > 0) holdYoungGenerationSmall();
   await catalog.append([{ k: 'run', run, phase: 'start', time: startedAt, stats: { initial: [...initial] } }]);
 
   // One source that cannot be read must not stop the others from being protected.
@@ -106,6 +107,7 @@ async function backup(ctx: BackupContext, options: BackupOptions): Promise<Backu
   const pending: PendingContent[] = [];
   for await (const item of catalog.unpacked()) pending.push(item);
   pending.push(...(await stagedOnly(catalog, new Set(pending.map((p) => p.hash)))));
+  if (pending.length > 0) holdYoungGenerationSmall();
   await storePending(ctx, pending, options, report);
 
   report.finishedAt = Date.now();
@@ -179,6 +181,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
       return undefined;
     }
     if (ev.kind === 'deleted') {
+      holdYoungGenerationSmall();
       report.files.deleted++;
       batch.push({ k: 'delete', source: source.name, path: ev.path, time });
     } else {
@@ -190,6 +193,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
         report.files[ev.kind]++;
       }
       if (ev.kind === 'unchanged') return undefined;
+      holdYoungGenerationSmall();
       if (first && ev.entry.type === 'file') {
         group.push(ev.entry);
         groupBytes += ev.entry.size;
