@@ -180,9 +180,10 @@ program
   .command('daemon')
   .description('run this home: the family network, replication, and the control socket for other commands')
   .option('--listen <multiaddr...>', 'addresses to listen on (default /ip4/0.0.0.0/tcp/4001)')
-  .action(async (o: { listen?: string[] }) => {
+  .option('--announce <multiaddr...>', 'addresses relatives should dial instead (a port forwarded on the router, a container host); invite codes carry these')
+  .action(async (o: { listen?: string[]; announce?: string[] }) => {
     const { runDaemon } = await import('../node/daemon.ts');
-    await runDaemon(home(), { listen: o.listen });
+    await runDaemon(home(), { listen: o.listen, announce: o.announce });
   });
 
 program

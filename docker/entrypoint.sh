@@ -21,6 +21,7 @@ if [ "$#" -gt 0 ]; then
   exec hearth "$@"
 fi
 
-# HEARTH_LISTEN holds space-separated multiaddrs: split on spaces, never glob.
+# HEARTH_LISTEN and HEARTH_ANNOUNCE hold space-separated multiaddrs: split on
+# spaces, never glob.
 set -f
-exec hearth daemon ${HEARTH_LISTEN:+--listen $HEARTH_LISTEN}
+exec hearth daemon ${HEARTH_LISTEN:+--listen $HEARTH_LISTEN} ${HEARTH_ANNOUNCE:+--announce $HEARTH_ANNOUNCE}

@@ -5,6 +5,7 @@
 // is abandoned safely (puts are atomic and resumable) and state is closed.
 import { hostname } from 'node:os';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
 import { HostStore } from '../storage/hoststore/host-store.ts';
 import { damagedFor } from '../storage/hoststore/scrub.ts';
 import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
@@ -41,6 +42,11 @@ interface DaemonServices extends Record<string, unknown> {
 
 export interface DaemonOptions {
   listen?: string[];
+  /**
+   * Addresses relatives should dial instead of the listening ones, and that invite
+   * codes carry: a port forwarded on the router, a container host's address.
+   */
+  announce?: string[];
   log?: (line: string) => void;
 }
 
@@ -105,6 +111,7 @@ export class Daemon {
       host = await createHearthHost<DaemonServices>({
         seed: session.keys.ed25519Seed,
         listen: options.listen?.length ? options.listen : DAEMON_LISTEN_DEFAULT,
+        ...(options.announce?.length ? { announce: options.announce } : {}),
         gate: roster,
         knownPeers: roster.members().map((m) => ({ peerId: m.peerId, addrs: m.addrs })),
         services: {
@@ -366,8 +373,21 @@ export class Daemon {
   }
 }
 
+/** Refuses what libp2p would otherwise throw on deep inside, or after it has started. */
+function checkAddresses(option: string, values: string[] | undefined): void {
+  for (const value of values ?? []) {
+    try {
+      multiaddr(value);
+    } catch (err) {
+      throw new Error(`${option} "${value}" is not a multiaddr (${(err as Error).message}); write it like /ip4/203.0.113.7/tcp/4001`);
+    }
+  }
+}
+
 /** Run until SIGTERM/SIGINT. */
 export async function runDaemon(dir: string, options: DaemonOptions = {}): Promise<void> {
+  checkAddresses('--listen', options.listen);
+  checkAddresses('--announce', options.announce);
   const daemon = await Daemon.start(dir, options);
   tuneHeapForTransfers();
   process.stdout.write(JSON.stringify({ peerId: daemon.session.peerId, addrs: daemon.addresses() }) + '\n');

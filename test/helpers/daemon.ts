@@ -12,8 +12,10 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(home: string): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [HEARTH, '--home', home, 'daemon', '--listen', '/ip4/127.0.0.1/tcp/0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `args`: more `hearth daemon` options; without a --listen of its own, any free port on 127.0.0.1. */
+export async function startDaemon(home: string, args: string[] = []): Promise<RunningDaemon> {
+  const listen = args.includes('--listen') ? [] : ['--listen', '/ip4/127.0.0.1/tcp/0'];
+  const child = spawn(process.execPath, [HEARTH, '--home', home, 'daemon', ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const lines = createInterface({ input: child.stdout! });
