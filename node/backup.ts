@@ -52,6 +52,19 @@ export interface BackupContext {
   catalog: Catalog;
   store: ObjectStore;
   progress: ProgressSink;
+  /** Aborted when the backup should stop at its next safe point (the daemon is stopping). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Between files and volumes, a backup asked to stop records what it finished
+ * (`flush`) and throws the signal's reason. The run is then left unended, as after
+ * a crash, and the next run continues from what was recorded.
+ */
+async function stopIfAsked(ctx: BackupContext, flush?: () => Promise<void>): Promise<void> {
+  if (!ctx.signal?.aborted) return;
+  await flush?.();
+  ctx.signal.throwIfAborted();
 }
 
 interface PendingContent {
@@ -99,6 +112,7 @@ async function backup(ctx: BackupContext, options: BackupOptions): Promise<Backu
     try {
       await scanIntoCatalog(ctx, source, startedAt, initial.has(source.name), report);
     } catch (err) {
+      if (ctx.signal?.aborted) throw err;
       report.errors.push({ path: source.name, error: (err as Error).message });
       ctx.progress.log(`error: ${(err as Error).message}`);
     }
@@ -159,6 +173,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
   let group: ScannedFile[] = [];
   let groupBytes = 0;
   const packGroup = async () => {
+    await stopIfAsked(ctx, flush);
     const files = group;
     group = [];
     groupBytes = 0;
@@ -205,6 +220,7 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
   };
   const phase = `scanning ${source.name}`;
   for await (const events of batches) {
+    await stopIfAsked(ctx, flush);
     for (const ev of events) {
       const waiting = take(ev);
       if (waiting) await waiting;
@@ -263,7 +279,10 @@ async function storePending(ctx: BackupContext, pending: PendingContent[], optio
   }
   // The remainder is staged first: it is the newest data and the cheapest to protect.
   await stageBlobs(ctx, current, report);
-  for (const group of groups) await packPendingVolume(ctx, group, report);
+  for (const group of groups) {
+    await stopIfAsked(ctx);
+    await packPendingVolume(ctx, group, report);
+  }
 }
 
 /** Staged blobs are recorded in batches: one catalog append (and fsync) per blob would dominate. */
@@ -282,6 +301,7 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
     spooled = [];
   };
   for (const item of items) {
+    await stopIfAsked(ctx, flush);
     const existing = await ctx.catalog.locate(item.hash);
     if (existing.some((l) => l.placements.length > 0)) continue;
     const where = `${item.source}/${item.path}`;

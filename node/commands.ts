@@ -134,6 +134,8 @@ export interface OpContext {
   session: HomeSession;
   progress: ProgressSink;
   family?: FamilyOps;
+  /** Aborted when the daemon stops: long operations stop at their next safe point. */
+  signal?: AbortSignal;
 }
 
 /** The daemon's network side, as the operations see it (node/daemon.ts provides it). */
@@ -163,7 +165,7 @@ export const SESSION_OPS: Record<string, Op> = {
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
     if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool);
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined });
-    const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress }, { pack: args.pack });
+    const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
   },
@@ -221,6 +223,7 @@ export const SESSION_OPS: Record<string, Op> = {
   async scrub(ctx) {
     const store = new HostStore({ home: ctx.session.paths.dir, quotaFor: () => 0 });
     const report = await scrubHostStore(store, {
+      signal: ctx.signal,
       onProgress: (p) => ctx.progress.update({ phase: `scrubbing ${p.owner.slice(-8)}`, files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
     });
     return report;

@@ -2,7 +2,9 @@
 // with Hearth's protocols, hosts relatives' objects and catalogs, replicates this
 // home's objects to relatives, and serves CLI commands on the control socket.
 // SIGTERM/SIGINT stop it cleanly: no new work is accepted, the current operation
-// is abandoned safely (puts are atomic and resumable) and state is closed.
+// stops at its next safe point (a backup between files and volumes, as if cut off,
+// and the next run continues; a put is abandoned and resumes next time; a scrub
+// keeps what it found) and state is closed.
 import { hostname } from 'node:os';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -68,6 +70,8 @@ export class Daemon {
   private scheduler: Scheduler | undefined;
 
   private readonly merkleIndex: MerkleIndexStore;
+  /** Aborted by stop(): what runs stops at its next safe point. */
+  private readonly stopping = new AbortController();
 
   private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void }) {
     this.merkleIndex = init.merkleIndex;
@@ -89,6 +93,7 @@ export class Daemon {
       desiredCopies: () => Number(this.session.config.get('policy.peers')),
       unreachableAfter: () => this.session.config.duration('policy.unreachableAfter'),
       log: this.log,
+      signal: this.stopping.signal,
     });
   }
 
@@ -147,9 +152,17 @@ export class Daemon {
     this.host.addEventListener('peer:connect', (event) => {
       const id = event.detail.toString();
       if (!this.roster.isMember(id)) return;
-      const addrs = this.host.getConnections(event.detail).map((c) => c.remoteAddr.toString());
-      void this.roster.markSeen(id, addrs);
+      void this.roster.markSeen(id);
       this.replicateSoon();
+    });
+    // Where a relative can be dialled next time, after either side restarts: the
+    // addresses it says it listens on. An inbound connection's remote address is
+    // only the port its side dialled out from.
+    this.host.addEventListener('peer:identify', (event) => {
+      const id = event.detail.peerId.toString();
+      if (!this.roster.isMember(id)) return;
+      const addrs = event.detail.listenAddrs.map((a) => a.toString()).filter((a) => !a.includes('/p2p-circuit'));
+      void this.roster.markSeen(id, addrs);
     });
     const interval = this.session.config.duration('replicate.interval');
     this.timer = setInterval(() => {
@@ -168,6 +181,7 @@ export class Daemon {
         { name: 'audit', schedule: () => this.session.config.get('schedule.audit'), run: () => this.handle('verify', {}, silentProgress) },
       ],
       onFailure: (job, err) => {
+        if (this.stopping.signal.aborted) return this.log(`scheduled ${job} stopped: ${err.message}`);
         this.log(`scheduled ${job} failed: ${err.message}`);
         if (job === 'backup') void this.alerts.raise({ kind: 'backup-failed', error: err.message });
       },
@@ -227,7 +241,7 @@ export class Daemon {
   private handle(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown> {
     const work = (): Promise<unknown> => {
       this.session.reloadConfig();
-      const ctx: OpContext = { session: this.session, progress, family: this.familyOps() };
+      const ctx: OpContext = { session: this.session, progress, family: this.familyOps(), signal: this.stopping.signal };
       const sessionOp = SESSION_OPS[op];
       if (sessionOp) return sessionOp(ctx, args);
       return this.networkOp(op, args, progress);
@@ -362,10 +376,12 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort(new Error('the daemon is stopping: stopped at a safe point; the next run continues from there'));
     if (this.timer) clearInterval(this.timer);
     await this.scheduler?.stop();
     await this.control?.close();
     await this.queue.catch(() => undefined);
+    await this.replicator.idle();
     await this.host.stop();
     await this.hostCatalogs.close();
     await this.session.close();

@@ -44,6 +44,12 @@ export interface ReplicatorOptions {
   /** A relative not seen for this long no longer counts towards the policy (ms). */
   unreachableAfter: () => number;
   log: (line: string) => void;
+  /**
+   * Aborted when the daemon stops: a pass abandons the put under way (the host
+   * keeps what arrived, and the next put resumes from there), records what it
+   * placed, and starts nothing more.
+   */
+  signal?: AbortSignal;
 }
 
 export class Replicator {
@@ -101,8 +107,15 @@ export class Replicator {
     return this.next;
   }
 
+  /** Settles once no pass runs or waits to run. */
+  async idle(): Promise<void> {
+    while (this.running || this.next) await Promise.allSettled([this.running, this.next]);
+  }
+
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
     const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, sent: { objects: 0, bytes: 0, seconds: 0 } };
+    const stopping = (): boolean => this.o.signal?.aborted === true;
+    if (stopping()) return report;
     const members = this.o.roster.members();
     const online: FamilyMember[] = [];
     for (const m of members) if (await this.reach(m)) online.push(m);
@@ -133,6 +146,7 @@ export class Replicator {
     let firstPutAt: number | undefined;
     let lastPutAt = 0;
     for await (const object of this.o.catalog.objects()) {
+      if (stopping()) break;
       const atPeers = object.placements.filter((p) => p.tier === 'peer');
       // Placements at homes that left the family no longer count; record that.
       for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
@@ -153,6 +167,7 @@ export class Replicator {
           records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
           report.placed.push({ id: object.id, peer: member.name });
         } catch (err) {
+          if (stopping()) break;
           report.failed.push({ id: object.id, peer: member.name, error: (err as Error).message });
           this.o.log(`replication of ${object.id.slice(0, 12)} to ${member.name} failed: ${(err as Error).message}`);
         }
@@ -168,6 +183,7 @@ export class Replicator {
       const { objects, bytes, seconds } = report.sent;
       this.o.log(`sent ${objects} objects, ${bytes} bytes, to relatives in ${seconds.toFixed(3)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
     }
+    if (stopping()) return report;
     await this.retireCovered(online, desired, report);
 
     for (const member of online) {
@@ -255,7 +271,7 @@ export class Replicator {
     const problems: string[] = [];
     for (const source of [...sources]) {
       try {
-        return await tier.send(id, source);
+        return await tier.send(id, source, this.o.signal);
       } catch (err) {
         const refusal = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause.code : undefined;
         // The host's other refusals (quota, a bad request) would repeat with any copy.
