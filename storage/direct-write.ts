@@ -94,6 +94,8 @@ export class DirectWriteStream extends Writable {
         // At most one write in flight: wait for it before handing over the next stage.
         await this.#writing;
         this.#writing = this.#writeStage(stages[this.#current]!, STAGE_BYTES);
+        // Met by the next append, finish or destroy; until then not an unhandled rejection.
+        this.#writing.catch(() => {});
         this.#current ^= 1;
         this.#staged = 0;
       }

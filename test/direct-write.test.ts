@@ -56,6 +56,18 @@ describe.each(places)('DirectWriteStream in %s', (parent) => {
     expect(await readFile(path, 'utf8')).toBe('kept');
   });
 
+  it('reports a failed disk write (ENOSPC) when it is next met, not as an unhandled rejection', async () => {
+    // Only the first describe.each round: /dev/full does not depend on the folder.
+    if (parent !== places[0] || !existsSync('/dev/full')) return;
+    const out = new DirectWriteStream('/dev/full');
+    const errored = new Promise<Error>((resolve) => out.once('error', resolve));
+    out.write(randomBytes(MiB));
+    // The failing write runs while nothing awaits it.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    out.end();
+    expect((await errored).message).toMatch(/ENOSPC/);
+  });
+
   it('reports a failed write and closes the file', async () => {
     const out = new DirectWriteStream(join(dir, 'object'));
     const failed = pipeline(
