@@ -4,14 +4,23 @@
 // its extent travel. Every file is written to a temp name, its SHA-256 checked, its
 // mode and mtime set, and only then renamed into place.
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, createWriteStream, lutimesSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync, lutimesSync } from 'node:fs';
+import { chmod, rename, rm, utimes } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog, FileRecord } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
-import { readObjectRange } from './object-read.ts';
+import { AgeHeaderCache, readObjectRange } from './object-read.ts';
+import { DirectWriteStream } from '../storage/direct-write.ts';
+import { collectGarbage } from '../storage/collect-garbage.ts';
 import { displayPath, encodeFsName } from '../storage/paths.ts';
 import type { ProgressSink } from './progress.ts';
+
+/**
+ * Files restored at once. One at a time, the thread that decrypts and verifies sat
+ * idle for 30% of a 2.6 GB restore, waiting for reads and writes.
+ */
+const FILES_IN_FLIGHT = 4;
 
 export interface RestoreOptions {
   paths: string[];
@@ -80,6 +89,12 @@ export async function runRestore(ctx: RestoreContext, options: RestoreOptions): 
   mkdirSync(options.to, { recursive: true });
   // Folder modes are applied last: a read-only folder must still receive its files.
   const dirModes: Array<[Buffer, number]> = [];
+  const failed = (rec: FileRecord, err: unknown): void => {
+    report.failed.push({ path: `${rec.source}/${rec.path}`, error: (err as Error).message });
+    ctx.progress.log(`error: ${displayPath(`${rec.source}/${rec.path}`)}: ${(err as Error).message}`);
+  };
+  const inFlight = new Set<Promise<void>>();
+  const headers = new AgeHeaderCache();
   for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
     const dest = destination(options.to, rec);
     try {
@@ -94,16 +109,23 @@ export async function runRestore(ctx: RestoreContext, options: RestoreOptions): 
         lutimesSync(dest, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
         report.symlinks++;
       } else {
-        await restoreFile(ctx, rec, dest);
-        report.files++;
-        report.bytes += rec.size;
-        ctx.progress.update({ phase: 'restoring', files: report.files, bytes: report.bytes });
+        const restoring = restoreFile(ctx, rec, dest, headers).then(
+          () => {
+            report.files++;
+            report.bytes += rec.size;
+            ctx.progress.update({ phase: 'restoring', files: report.files, bytes: report.bytes });
+          },
+          (err: unknown) => failed(rec, err),
+        );
+        inFlight.add(restoring);
+        void restoring.finally(() => inFlight.delete(restoring));
+        if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
       }
     } catch (err) {
-      report.failed.push({ path: `${rec.source}/${rec.path}`, error: (err as Error).message });
-      ctx.progress.log(`error: ${displayPath(`${rec.source}/${rec.path}`)}: ${(err as Error).message}`);
+      failed(rec, err);
     }
   }
+  await Promise.all(inFlight);
   for (const [dir, mode] of dirModes) chmodSync(dir, mode);
   ctx.progress.done();
   return report;
@@ -123,7 +145,24 @@ function exists(path: Buffer): boolean {
   }
 }
 
-async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer): Promise<void> {
+/**
+ * Decryption leaves a fresh 64 KiB buffer per age chunk, garbage once written. Left
+ * to V8, they pile up by tens of megabytes before a scavenge frees them; a minor
+ * collection every SCAVENGE_BYTES keeps reusing memory that is still mapped and in
+ * cache. Restoring 2.6 GB: 6.4 -> 5.7-5.8 s, peak RSS 196 -> 143-153 MB (8 MiB:
+ * 6.4 s; 1 MiB: 6.3-6.8 s).
+ */
+const SCAVENGE_BYTES = 2 * 1024 * 1024;
+let sinceScavenge = 0;
+
+function scavengeEvery(bytes: number): void {
+  sinceScavenge += bytes;
+  if (sinceScavenge < SCAVENGE_BYTES) return;
+  sinceScavenge = 0;
+  collectGarbage({ type: 'minor' });
+}
+
+async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, headers: AgeHeaderCache): Promise<void> {
   const hash = rec.hash!;
   const locations = await ctx.catalog.locate(hash);
   const errors: string[] = [];
@@ -133,23 +172,26 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer): 
       if (!loc.placements.some((p) => p.target === tier.name)) continue;
       const tmp = Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
       try {
-        const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length);
+        const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length, headers);
         const sha = createHash('sha256');
         const tap = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             sha.update(chunk);
+            scavengeEvery(chunk.length);
             cb(null, chunk);
           },
         });
-        await pipeline(plain, tap, createWriteStream(tmp));
+        // Past the page cache (storage/direct-write.ts); not synced: a restore cut off is run again.
+        await pipeline(plain, tap, new DirectWriteStream(tmp, { sync: false }));
         const got = sha.digest('hex');
         if (got !== hash) throw new Error(`restored bytes do not match the backup (SHA-256 ${got.slice(0, 12)}… instead of ${hash.slice(0, 12)}…)`);
-        chmodSync(tmp, rec.mode & 0o7777);
-        utimesSync(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
-        renameSync(tmp, dest);
+        // On libuv's threads, as the file's writes: a rename costs ~0.2 ms here.
+        await chmod(tmp, rec.mode & 0o7777);
+        await utimes(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
+        await rename(tmp, dest);
         return;
       } catch (err) {
-        rmSync(tmp, { force: true });
+        await rm(tmp, { force: true });
         errors.push(`${tier.name}: ${(err as Error).message}`);
       }
     }

@@ -52,7 +52,7 @@ describe.each(places)('DirectWriteStream in %s', (parent) => {
   it("with flags 'wx' refuses a file that exists, and leaves it as it was", async () => {
     const path = join(dir, 'object');
     await writeFile(path, 'kept');
-    expect(() => new DirectWriteStream(path, { flags: 'wx' })).toThrow(/EEXIST/);
+    await expect(pipeline(Readable.from([Buffer.from('new')]), new DirectWriteStream(path, { flags: 'wx' }))).rejects.toThrow(/EEXIST/);
     expect(await readFile(path, 'utf8')).toBe('kept');
   });
 
@@ -66,6 +66,18 @@ describe.each(places)('DirectWriteStream in %s', (parent) => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     out.end();
     expect((await errored).message).toMatch(/ENOSPC/);
+  });
+
+  it('destroyed mid-write, starts no more writes, and its stages serve the next file intact', async () => {
+    const data = randomBytes(6 * MiB);
+    const dying = new DirectWriteStream(join(dir, 'dying'));
+    dying.on('error', () => {});
+    // Several stages in one go: a write is in flight and the next waits for it.
+    dying.write(data);
+    dying.destroy();
+    await new Promise((resolve) => dying.once('close', resolve));
+    expect((await readFile(join(dir, 'dying'))).length).toBeLessThan(data.length);
+    expect((await roundTrip(data, [3 * MiB + 5]))).toEqual(data);
   });
 
   it('reports a failed write and closes the file', async () => {

@@ -68,6 +68,8 @@ export interface DecryptRangeOptions {
   identity: Uint8Array;
   plainOffset: number;
   plainLength: number;
+  /** The file's header as openAgeHeader() returned it: spares reading and unwrapping it again. */
+  header?: OpenedHeader;
 }
 
 async function readExactly(source: Readable, length: number): Promise<Buffer> {
@@ -85,7 +87,8 @@ async function readExactly(source: Readable, length: number): Promise<Buffer> {
 // stanzas, from the age CLI) is read on in steps.
 const HEADER_READ_STEP = 4096;
 
-async function readHeader(options: DecryptRangeOptions): Promise<OpenedHeader> {
+/** Reads and opens the age file's header: the payload key, unwrapped with the identity. */
+export async function openAgeHeader(options: Pick<DecryptRangeOptions, 'read' | 'encryptedSize' | 'identity'>): Promise<OpenedHeader> {
   let bytes = Buffer.alloc(0);
   for (;;) {
     const want = bytes.length === 0 ? AGE_X25519_HEADER_SIZE + PAYLOAD_NONCE_SIZE : HEADER_READ_STEP;
@@ -103,7 +106,7 @@ async function readHeader(options: DecryptRangeOptions): Promise<OpenedHeader> {
  * authenticates every chunk before passing on its bytes.
  */
 export async function decryptRange(options: DecryptRangeOptions): Promise<Readable> {
-  const opened = await readHeader(options);
+  const opened = options.header ?? (await openAgeHeader(options));
   const plan = encryptedRangeFor({ ...options, headerSize: opened.headerSize });
   if (plan.length === 0) return Readable.from([]);
   let received = 0;

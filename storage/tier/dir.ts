@@ -22,6 +22,11 @@ export interface DirTierOptions {
 }
 
 const TEMP_PREFIX = '.tmp-';
+/**
+ * Reads of 1 MiB, not streams' default 64 KiB: a restore of 2.6 GB made 40,000 reads,
+ * each a trip through libuv, and as many buffers for the GC.
+ */
+const READ_CHUNK = 1024 * 1024;
 /** A temp file untouched this long belongs to a put that died, not one in flight. */
 const STALE_TEMP_AGE_MS = 15 * 60 * 1000;
 
@@ -110,7 +115,7 @@ export class DirTier implements Tier {
     });
     try {
       const { size } = await file.stat();
-      if (range === undefined) return file.createReadStream({ signal });
+      if (range === undefined) return file.createReadStream({ signal, highWaterMark: READ_CHUNK });
       const { offset, length } = range;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new PermanentTierError(`range ${offset}+${length} is outside object ${name} (${size} bytes) on dir target ${this.name}`);
@@ -119,7 +124,7 @@ export class DirTier implements Tier {
         await file.close();
         return Readable.from([]);
       }
-      return file.createReadStream({ start: offset, end: offset + length - 1, signal });
+      return file.createReadStream({ start: offset, end: offset + length - 1, signal, highWaterMark: READ_CHUNK });
     } catch (err) {
       await file.close().catch(() => {});
       throw err;
