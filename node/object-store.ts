@@ -8,6 +8,7 @@ import { createReadStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSy
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { deferredReadable } from './deferred-stream.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
 import { readObjectRange } from './object-read.ts';
@@ -79,13 +80,16 @@ export class ObjectStore {
   /** Encrypt plaintext into the spool under its final id; `inline` as in EncodeOptions. */
   async encode(plaintext: Readable, options: Pick<EncodeOptions, 'inline'> = {}): Promise<EncodedObject> {
     const tmp = join(this.spoolDir, `.tmp-${randomBytes(6).toString('hex')}`);
+    const output = new DirectWriteStream(tmp);
     try {
-      const result = await this.encoder.encode({ plaintext, output: new DirectWriteStream(tmp), recipient: this.keys.x25519Public, inline: options.inline });
+      const result = await this.encoder.encode({ plaintext, output, recipient: this.keys.x25519Public, inline: options.inline });
       const id = objectId(this.keys.namingKey, result.plainDigest);
       const spoolFile = join(this.spoolDir, id);
       renameSync(tmp, spoolFile);
       return { id, spoolFile, ...result };
     } catch (err) {
+      // The file is created asynchronously: remove it once the stream is done with it.
+      await finished(output).catch(() => {});
       rmSync(tmp, { force: true });
       throw err;
     }

@@ -3,11 +3,16 @@
 // and the next run completes, sweeping what the killed runs left in the spool.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, watch, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { HomePaths } from '../node/home.ts';
-import { sweepSpoolLeftovers } from '../node/object-store.ts';
+import { ObjectStore, sweepSpoolLeftovers } from '../node/object-store.ts';
+import { Catalog } from '../storage/catalog/catalog.ts';
+import { deriveKeys } from '../storage/keys.ts';
+import { ObjectEncoderPool } from '../storage/objects/encode.ts';
 import { hearth, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
 
@@ -141,6 +146,28 @@ describe('catalog integrity', () => {
     expect(sweepSpoolLeftovers(spool)).toBe(2);
     expect(readdirSync(spool).sort()).toEqual(['fresh', 'outbox']);
     expect(readdirSync(join(spool, 'outbox'))).toEqual(['kept']);
+  });
+
+  it('an encode whose plaintext fails leaves nothing in the spool', async () => {
+    const spool = join(work, 'failed-encode-spool');
+    const catalog = await Catalog.open(join(work, 'failed-encode-catalog'), deriveKeys(randomBytes(32)));
+    const encoder = new ObjectEncoderPool();
+    try {
+      const store = new ObjectStore({ spoolDir: spool, keys: deriveKeys(randomBytes(32)), catalog, tiers: [], encoder });
+      for (const failAfter of [0, 3 * 1024 * 1024]) {
+        const plaintext = Readable.from(
+          (async function* () {
+            if (failAfter > 0) yield randomBytes(failAfter);
+            throw new Error('the file vanished while read');
+          })(),
+        );
+        await expect(store.encode(plaintext)).rejects.toThrow('the file vanished while read');
+        expect(readdirSync(spool)).toEqual([]);
+      }
+    } finally {
+      await encoder.close();
+      await catalog.close();
+    }
   });
 
   it('a backup killed with SIGKILL leaves a catalog that verifies, and the next run completes', async () => {
