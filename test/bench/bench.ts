@@ -109,7 +109,8 @@ function buildSmallSet(dir: string): { files: number; bytes: number } {
   return { files, bytes: files * 4096 };
 }
 
-async function hearthBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run; report: any }> {
+/** A first backup, a second with nothing changed, and a restore of everything (cold cache) into a fresh folder. */
+async function hearthBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run; restore: Run; report: any }> {
   const home = join(work, `hearth-${label}`);
   const target = join(work, `target-${label}`);
   rmSync(home, { recursive: true, force: true });
@@ -121,13 +122,18 @@ async function hearthBackup(label: string, source: string, work: string): Promis
   dropCaches();
   const first = await h(['backup', '--json']);
   const second = await h(['backup', '--json']);
+  const restored = join(work, `restored-${label}`);
+  rmSync(restored, { recursive: true, force: true });
+  dropCaches();
+  const restore = await h(['restore', '--to', restored, '--json']);
+  rmSync(restored, { recursive: true, force: true });
   const report = JSON.parse(first.stdout);
   rmSync(target, { recursive: true, force: true });
   rmSync(home, { recursive: true, force: true });
-  return { first, second, report };
+  return { first, second, restore, report };
 }
 
-async function resticBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run }> {
+async function resticBackup(label: string, source: string, work: string): Promise<{ first: Run; second: Run; restore: Run }> {
   const repoDir = join(work, `restic-${label}`);
   rmSync(repoDir, { recursive: true, force: true });
   const env = { RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repoDir, RESTIC_CACHE_DIR: join(work, 'restic-cache') };
@@ -135,8 +141,13 @@ async function resticBackup(label: string, source: string, work: string): Promis
   dropCaches();
   const first = await run('restic', ['backup', '--quiet', source], { env });
   const second = await run('restic', ['backup', '--quiet', source], { env });
+  const restored = join(work, `restic-restored-${label}`);
+  rmSync(restored, { recursive: true, force: true });
+  dropCaches();
+  const restore = await run('restic', ['restore', 'latest', '--quiet', '--target', restored], { env });
+  rmSync(restored, { recursive: true, force: true });
   rmSync(repoDir, { recursive: true, force: true });
-  return { first, second };
+  return { first, second, restore };
 }
 
 /** Best effort: cold reads for the first backups when we may; otherwise both tools see the same warm cache. */
@@ -181,9 +192,12 @@ async function main(): Promise<void> {
     ['no-change run, photo set (s)', cell(hp?.second.seconds, 2), cell(rp?.second.seconds, 2), ratio(s(rp?.second) / s(hp?.second)), ''],
     ['full backup, small set (files/s)', cell(small.files / s(hs?.first), 0), cell(small.files / s(rs?.first), 0), ratio(s(rs?.first) / s(hs?.first)), ''],
     ['no-change run, small set (files/s)', cell(small.files / s(hs?.second), 0), cell(small.files / s(rs?.second), 0), ratio(s(rs?.second) / s(hs?.second)), '>= 4x'],
+    ['restore, photo set (MB/s) vs restic', cell(mbps(photos.bytes, s(hp?.restore))), cell(mbps(photos.bytes, s(rp?.restore))), ratio(s(rp?.restore) / s(hp?.restore)), ''],
+    ['restore, small set (files/s) vs restic', cell(small.files / s(hs?.restore), 0), cell(small.files / s(rs?.restore), 0), ratio(s(rs?.restore) / s(hs?.restore)), ''],
     ['peak RSS, photo backup (MB)', cell(hp?.first.peakRssMb, 0), cell(rp?.first.peakRssMb, 0), '', '<= 200'],
     ['peak RSS, small-set backup (MB)', cell(hs?.first.peakRssMb, 0), cell(rs?.first.peakRssMb, 0), '', '<= 200'],
     ['peak RSS, no-change small set (MB)', cell(hs?.second.peakRssMb, 0), cell(rs?.second.peakRssMb, 0), '', '<= 200'],
+    ['peak RSS, photo / small-set restore (MB)', hp && hs ? `${fmt(hp.restore.peakRssMb, 0)} / ${fmt(hs.restore.peakRssMb, 0)}` : '', rp && rs ? `${fmt(rp.restore.peakRssMb, 0)} / ${fmt(rs.restore.peakRssMb, 0)}` : '', '', ''],
     ['photo set to one relative (MB/s) vs bare libp2p stream', cell(fam?.transferMBps), cell(fam?.bareMBps), ratio(fam?.ratio), '>= 0.9x'],
     ['peak RSS, owner / relative daemon (MB)', fam ? `${fmt(fam.ownerRssMb, 0)} / ${fmt(fam.hostRssMb, 0)}` : '', '', '', '<= 250'],
     ['single-file restore from relative: bytes read / file size', fam ? `${fam.singleFileBytes} / ${fam.singleFileSize}` : '', '', '', '<= size + 256 KiB'],
