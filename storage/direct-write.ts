@@ -150,7 +150,9 @@ export class DirectWriteStream extends Writable {
     this.#checkAlive();
     if (this.#stages && this.#staged > 0) {
       const stage = this.#stages[this.#current]!;
-      const blocks = Math.floor(this.#staged / DIRECT_BLOCK) * DIRECT_BLOCK;
+      // A file that never filled a stage is written whole through the page cache: a
+      // second descriptor for a few blocks costs more than their copy.
+      const blocks = this.#directFd === undefined ? 0 : Math.floor(this.#staged / DIRECT_BLOCK) * DIRECT_BLOCK;
       if (blocks > 0) await this.#writeStage(stage, blocks);
       await this.#writeAll(this.#fd!, stage.subarray(blocks, this.#staged));
       this.#staged = 0;
