@@ -1,14 +1,17 @@
 // Restore files as of a point in time. Each file's bytes come from the cheapest
 // place that holds them (Tier order given by the caller: local directories first);
 // a file inside a volume is read as a byte range, so only the age chunks covering
-// its extent travel. Every file is written to a temp name, its SHA-256 checked, its
-// mode and mtime set, and only then renamed into place.
-import { createHash } from 'node:crypto';
+// its extent travel; small files that lie one after another in a volume are read as
+// one range (a run), so many small files cost one read, not one each. Every file is
+// written to a temp name, its SHA-256 checked, its mode and mtime set, and only then
+// renamed into place.
+import { createHash, hash as hashOf } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync, lutimesSync } from 'node:fs';
-import { chmod, rename, rm, utimes } from 'node:fs/promises';
+import { chmod, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
-import type { Catalog, FileRecord } from '../storage/catalog/catalog.ts';
+import type { Catalog, ContentLocation, FileRecord } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { AgeHeaderCache, readObjectRange } from './object-read.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
@@ -21,6 +24,34 @@ import type { ProgressSink } from './progress.ts';
  * idle for 30% of a 2.6 GB restore, waiting for reads and writes.
  */
 const FILES_IN_FLIGHT = 4;
+
+/**
+ * A file this small may join a run: consecutive files of one object, read and
+ * decrypted as one range of at most RUN_BYTES, skipping at most RUN_GAP_BYTES of
+ * padding between two of them. Restoring 100,000 files of 4 KiB made 100,000 range
+ * reads; from a relative, each is a stream and a round trip. Measured on 30,000 of
+ * them: runs of 1 MiB 8.7-9.4 s and 230 MB peak RSS; 4 MiB 9.8 s and 333 MB;
+ * 256 KiB 9.7 s and 172 MB.
+ */
+const RUN_FILE_BYTES = 1024 * 1024;
+const RUN_BYTES = 1024 * 1024;
+const RUN_GAP_BYTES = 64 * 1024;
+
+interface RunFile {
+  rec: FileRecord;
+  dest: Buffer;
+  locations: ContentLocation[];
+  loc: ContentLocation;
+}
+
+/** Files of one object at one place, whose bytes lie in [start, end) of its plaintext, in order. */
+interface Run {
+  tier: Tier;
+  object: ContentLocation['object'];
+  start: number;
+  end: number;
+  files: RunFile[];
+}
 
 export interface RestoreOptions {
   paths: string[];
@@ -93,8 +124,25 @@ export async function runRestore(ctx: RestoreContext, options: RestoreOptions): 
     report.failed.push({ path: `${rec.source}/${rec.path}`, error: (err as Error).message });
     ctx.progress.log(`error: ${displayPath(`${rec.source}/${rec.path}`)}: ${(err as Error).message}`);
   };
-  const inFlight = new Set<Promise<void>>();
+  const restored = (rec: FileRecord): void => {
+    report.files++;
+    report.bytes += rec.size;
+    ctx.progress.update({ phase: 'restoring', files: report.files, bytes: report.bytes });
+  };
   const headers = new AgeHeaderCache();
+  const inFlight = new Set<Promise<void>>();
+  const start = async (work: Promise<void>): Promise<void> => {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+    if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
+  };
+  const fileAlone = (file: Omit<RunFile, 'loc'>): Promise<void> =>
+    restoreFile(ctx, file.rec, file.dest, file.locations, headers).then(() => restored(file.rec), (err: unknown) => failed(file.rec, err));
+  let run: Run | undefined;
+  const startRun = async (): Promise<void> => {
+    if (run) await start(restoreRun(ctx, run, headers, restored, fileAlone));
+    run = undefined;
+  };
   for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
     const dest = destination(options.to, rec);
     try {
@@ -109,22 +157,26 @@ export async function runRestore(ctx: RestoreContext, options: RestoreOptions): 
         lutimesSync(dest, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
         report.symlinks++;
       } else {
-        const restoring = restoreFile(ctx, rec, dest, headers).then(
-          () => {
-            report.files++;
-            report.bytes += rec.size;
-            ctx.progress.update({ phase: 'restoring', files: report.files, bytes: report.bytes });
-          },
-          (err: unknown) => failed(rec, err),
-        );
-        inFlight.add(restoring);
-        void restoring.finally(() => inFlight.delete(restoring));
-        if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
+        const locations = await ctx.catalog.locate(rec.hash!);
+        const cheapest = cheapestPlace(ctx.tiers, locations);
+        const file = { rec, dest, locations };
+        if (!cheapest || cheapest.loc.length > RUN_FILE_BYTES) {
+          await startRun();
+          await start(fileAlone(file));
+        } else {
+          const { tier, loc } = cheapest;
+          const joins = run && run.tier === tier && run.object.id === loc.object.id && loc.offset >= run.end && loc.offset - run.end <= RUN_GAP_BYTES && loc.offset + loc.length - run.start <= RUN_BYTES;
+          if (!joins) await startRun();
+          run ??= { tier, object: loc.object, start: loc.offset, end: loc.offset, files: [] };
+          run.files.push({ ...file, loc });
+          run.end = loc.offset + loc.length;
+        }
       }
     } catch (err) {
       failed(rec, err);
     }
   }
+  await startRun();
   await Promise.all(inFlight);
   for (const [dir, mode] of dirModes) chmodSync(dir, mode);
   ctx.progress.done();
@@ -162,15 +214,65 @@ function scavengeEvery(bytes: number): void {
   collectGarbage({ type: 'minor' });
 }
 
-async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, headers: AgeHeaderCache): Promise<void> {
-  const hash = rec.hash!;
-  const locations = await ctx.catalog.locate(hash);
+/** The first placement in the caller's order of places (cheapest first), or none. */
+function cheapestPlace(tiers: Tier[], locations: ContentLocation[]): { tier: Tier; loc: ContentLocation } | undefined {
+  for (const tier of tiers) {
+    const loc = locations.find((l) => l.placements.some((p) => p.target === tier.name));
+    if (loc) return { tier, loc };
+  }
+  return undefined;
+}
+
+function tempFor(dest: Buffer): Buffer {
+  return Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
+}
+
+/** Puts the verified temp file in place with the file's mode and mtime; removes it when that fails. */
+async function placeVerified(rec: FileRecord, tmp: Buffer, dest: Buffer, sha256: string): Promise<void> {
+  try {
+    if (sha256 !== rec.hash) throw new Error(`restored bytes do not match the backup (SHA-256 ${sha256.slice(0, 12)}… instead of ${rec.hash!.slice(0, 12)}…)`);
+    // On libuv's threads, as the file's writes: a rename costs ~0.2 ms here.
+    await chmod(tmp, rec.mode & 0o7777);
+    await utimes(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Reads a run's range once and writes each of its files from it. A file the run
+ * cannot give (the read failed, its bytes do not verify, its write failed) is
+ * restored on its own, from every place that holds it.
+ */
+async function restoreRun(ctx: RestoreContext, run: Run, headers: AgeHeaderCache, restored: (rec: FileRecord) => void, fileAlone: (file: RunFile) => Promise<void>): Promise<void> {
+  const bytes = await readObjectRange(run.tier, run.object, ctx.identity, run.start, run.end - run.start, headers)
+    .then((plain) => buffer(plain))
+    .catch(() => undefined);
+  if (bytes) scavengeEvery(bytes.length);
+  for (const file of run.files) {
+    const tmp = tempFor(file.dest);
+    try {
+      if (!bytes) throw new Error('the run was not read');
+      const own = bytes.subarray(file.loc.offset - run.start, file.loc.offset - run.start + file.loc.length);
+      await writeFile(tmp, own);
+      await placeVerified(file.rec, tmp, file.dest, hashOf('sha256', own, 'hex'));
+      restored(file.rec);
+    } catch {
+      await rm(tmp, { force: true });
+      await fileAlone(file);
+    }
+  }
+}
+
+/** Tries every place that holds the file's bytes, cheapest first. */
+async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, locations: ContentLocation[], headers: AgeHeaderCache): Promise<void> {
   const errors: string[] = [];
-  // Tiers are given cheapest first; try each placement in that order.
   for (const tier of ctx.tiers) {
     for (const loc of locations) {
       if (!loc.placements.some((p) => p.target === tier.name)) continue;
-      const tmp = Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
+      const tmp = tempFor(dest);
       try {
         const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length, headers);
         const sha = createHash('sha256');
@@ -183,12 +285,7 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, h
         });
         // Past the page cache (storage/direct-write.ts); not synced: a restore cut off is run again.
         await pipeline(plain, tap, new DirectWriteStream(tmp, { sync: false }));
-        const got = sha.digest('hex');
-        if (got !== hash) throw new Error(`restored bytes do not match the backup (SHA-256 ${got.slice(0, 12)}… instead of ${hash.slice(0, 12)}…)`);
-        // On libuv's threads, as the file's writes: a rename costs ~0.2 ms here.
-        await chmod(tmp, rec.mode & 0o7777);
-        await utimes(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
-        await rename(tmp, dest);
+        await placeVerified(rec, tmp, dest, sha.digest('hex'));
         return;
       } catch (err) {
         await rm(tmp, { force: true });
