@@ -16,6 +16,7 @@ import type { Tier } from '../storage/tier/tier.ts';
 import { AgeHeaderCache, readObjectRange } from './object-read.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
 import { collectGarbage } from '../storage/collect-garbage.ts';
+import { holdYoungGenerationSmallest, restoringYoungGeneration } from './heap-tuning.ts';
 import { displayPath, encodeFsName } from '../storage/paths.ts';
 import type { ProgressSink } from './progress.ts';
 
@@ -108,7 +109,14 @@ function destination(to: string, rec: FileRecord): Buffer {
   return Buffer.concat([Buffer.from(to.endsWith('/') ? to : `${to}/`), encodeFsName(`${rec.source}/${rec.path}`)]);
 }
 
-export async function runRestore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
+export function runRestore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
+  return restoringYoungGeneration(() => {
+    holdYoungGenerationSmallest();
+    return restore(ctx, options);
+  });
+}
+
+async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
   const report: RestoreReport = { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [] };
   if (!options.overwrite) {
     for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
