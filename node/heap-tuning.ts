@@ -1,6 +1,6 @@
 // V8 heap settings for a process that moves gigabytes through libp2p: the daemon,
 // and the bare-stream reference it is benchmarked against (test/bench); and a
-// backup run's young generation (holdYoungGenerationSmall). Measured
+// backup's or a restore's young generation (holdYoungGenerationSmall). Measured
 // on 260 MB puts between two daemons on this 2-core machine (medians of 3):
 //   as V8 sizes the heap:            peak RSS 240-270 MB each, CPU 1.0 s owner / 1.5 s host
 //   young generation shrunk:         peak RSS 180-210 MB, CPU 1.3 s / 2.0 s
