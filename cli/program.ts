@@ -8,10 +8,16 @@ import { parseTime } from '../node/units.ts';
 import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `hearth ${pkg.version} (Node.js ${process.versions.node})`;
+}
+
 const program = new Command();
 program
   .name('hearth')
   .description('Family backup node: encrypted backups to your other homes, ISO volumes, cold cloud copies')
+  .version(packageVersion(), '-V, --version', 'print the version of hearth')
   .option('--home <dir>', 'state directory (env HEARTH_HOME; default ~/.local/share/hearth)')
   .showHelpAfterError(false)
   .exitOverride();
