@@ -1,0 +1,19 @@
+// Child process for the kill -9 test: puts one file to an S3 target through S3Tier,
+// so the test can SIGKILL a real upload in the middle.
+// Arguments: endpoint bucket journalDir partSize file name
+import { statSync, createReadStream } from 'node:fs';
+import { S3Tier, createS3Client } from '../../storage/tier/s3.ts';
+
+const [endpoint, bucket, journalDir, partSize, file, name] = process.argv.slice(2) as [string, string, string, string, string, string];
+const tier = new S3Tier({
+  name: 'cloud',
+  bucket,
+  prefix: 'hearth',
+  homeId: 'home1',
+  client: createS3Client({ endpoint, pathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+  partSize: Number(partSize),
+  journalDir,
+});
+const size = statSync(file).size;
+await tier.put(name, { size, file, open: (offset) => createReadStream(file, { start: offset }) });
+process.stdout.write('done\n');
