@@ -44,10 +44,10 @@ export function printObjects(list: ObjectEntry[]): void {
 
 export function printStatus(s: Record<string, unknown>): void {
   const sources = s.sources as Array<{ name: string; path: string }>;
-  const targets = s.targets as Array<{ name: string; path: string }>;
+  const targets = s.targets as Array<{ name: string; where: string }>;
   console.log(`home ${s.home} (peer ${s.peerId})`);
   console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
-  console.log(`targets: ${targets.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
+  console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
 }
 

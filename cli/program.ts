@@ -7,6 +7,7 @@ import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
 import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
+import type { SourceConfig, TargetConfig } from '../node/config.ts';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -65,7 +66,7 @@ source
     console.log(`added source ${s.name}: ${s.path}`);
   });
 source.command('ls').option('--json', 'print one JSON document').action((o: { json?: boolean }) => {
-  const list = ops.listEntries(home(), 'sources');
+  const list = ops.listEntries(home(), 'sources') as SourceConfig[];
   if (o.json) printJson(list);
   else printTable(list.map((s) => [s.name, s.path]), ['NAME', 'PATH']);
 });
@@ -76,18 +77,33 @@ source.command('rm <name>').action((name: string) => {
 
 const target = program.command('target').description('places backups go');
 target
-  .command('add <kind> <path>')
-  .description('add a target; kind: dir (a local folder, USB disk or NAS mount)')
-  .option('--name <name>', 'short name (default: the folder name)')
-  .action((kind: string, path: string, o: { name?: string }) => {
-    if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": this version supports "dir"`);
+  .command('add <kind> [path]')
+  .description('add a target; kind: dir PATH (a local folder, USB disk or NAS mount) or s3 --bucket B (AWS or any S3-compatible store)')
+  .option('--name <name>', 'short name (default: the folder or bucket name)')
+  .option('--bucket <bucket>', 's3: the bucket')
+  .option('--prefix <prefix>', 's3: key prefix inside the bucket', 'hearth')
+  .option('--region <region>', 's3: the bucket\'s region (default: the SDK\'s, e.g. AWS_REGION)')
+  .option('--endpoint <url>', 's3: an S3-compatible store\'s URL (Backblaze B2, Wasabi, R2, MinIO, Scaleway, Swift)')
+  .option('--path-style', 's3: address the bucket in the path (most self-hosted stores)')
+  .option('--storage-class <class>', 's3: DEEP_ARCHIVE (default on AWS), GLACIER, GLACIER_IR, STANDARD_IA, STANDARD or the provider\'s own; none by default with --endpoint')
+  .option('--profile <name>', 's3: a profile of ~/.aws/credentials and ~/.aws/config')
+  .action(async (kind: string, path: string | undefined, o: { name?: string; bucket?: string; prefix?: string; region?: string; endpoint?: string; pathStyle?: boolean; storageClass?: string; profile?: string }) => {
+    if (kind === 's3') {
+      if (!o.bucket) throw new Error('target add s3 needs --bucket BUCKET');
+      if (path !== undefined) throw new Error(`target add s3 takes no path (got "${path}"): give --bucket, and --prefix for a folder inside it`);
+      const t = await ops.addS3Target(home(), { name: o.name, bucket: o.bucket, prefix: o.prefix, region: o.region, endpoint: o.endpoint, pathStyle: o.pathStyle, storageClass: o.storageClass, profile: o.profile });
+      console.log(`added target ${t.name}: ${t.where} (checked: the bucket answered, and a test object was written and deleted)`);
+      return;
+    }
+    if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": use "dir PATH" or "s3 --bucket BUCKET"`);
+    if (path === undefined) throw new Error('target add dir needs a PATH: the folder, USB disk or NAS mount to back up into');
     const t = ops.addDirTarget(home(), path, o.name);
-    console.log(`added target ${t.name}: ${t.path}`);
+    console.log(`added target ${t.name}: ${ops.targetWhere(t)}`);
   });
 target.command('ls').option('--json', 'print one JSON document').action((o: { json?: boolean }) => {
-  const list = ops.listEntries(home(), 'targets') as Array<{ name: string; kind: string; path: string }>;
+  const list = ops.listEntries(home(), 'targets') as TargetConfig[];
   if (o.json) printJson(list);
-  else printTable(list.map((t) => [t.name, t.kind, t.path]), ['NAME', 'KIND', 'PATH']);
+  else printTable(list.map((t) => [t.name, t.kind, ops.targetWhere(t)]), ['NAME', 'KIND', 'WHERE']);
 });
 target.command('rm <name>').action((name: string) => {
   ops.removeEntry(home(), 'targets', name);

@@ -20,8 +20,10 @@ import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
+import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import type { SourceConfig, TargetConfig } from './config.ts';
+import { describeTarget, openS3Tier, s3TargetConfig, type S3TargetOptions } from './s3-target.ts';
 
 export interface InitResult {
   home: string;
@@ -91,7 +93,7 @@ export function addDirTarget(dir: string, path: string, name?: string): TargetCo
   if (existsSync(abs) && !statSync(abs).isDirectory()) throw new Error(`${abs} is not a folder: give a folder (it is created if missing)`);
   const config = loadConfig(paths);
   const targets = config.data.targets;
-  if (targets.some((t) => t.path === abs)) throw new Error(`${abs} is already a target`);
+  if (targets.some((t) => t.kind === 'dir' && t.path === abs)) throw new Error(`${abs} is already a target`);
   if (name !== undefined) {
     checkName(name);
     if (targets.some((t) => t.name === name)) throw new Error(`a target named "${name}" exists already: choose another --name`);
@@ -101,6 +103,35 @@ export function addDirTarget(dir: string, path: string, name?: string): TargetCo
   targets.push(target);
   config.save();
   return target;
+}
+
+/**
+ * Records an S3 target once the bucket has been reached and written under the
+ * prefix with the credentials the SDK finds: a target that cannot work is never added.
+ */
+export async function addS3Target(dir: string, options: S3TargetOptions & { name?: string }): Promise<TargetConfig & { where: string }> {
+  const paths = new HomePaths(dir);
+  const keys = loadIdentity(paths);
+  const config = loadConfig(paths);
+  const targets = config.data.targets;
+  if (options.name !== undefined) {
+    checkName(options.name);
+    if (targets.some((t) => t.name === options.name)) throw new Error(`a target named "${options.name}" exists already: choose another --name`);
+  }
+  const target = s3TargetConfig(options.name ?? uniqueName(targets.map((t) => t.name), options.bucket), options);
+  if (targets.some((t) => t.kind === 's3' && t.bucket === target.bucket && t.prefix === target.prefix && t.endpoint === target.endpoint)) {
+    throw new Error(`s3://${target.bucket}/${target.prefix} is already a target`);
+  }
+  const tier = openS3Tier(target, paths, peerIdFromSeed(keys.ed25519Seed), config);
+  await tier.checkAccess();
+  targets.push(target);
+  config.save();
+  return { ...target, where: targetWhere(target) };
+}
+
+/** Where a target is, for people: a folder, or an S3 bucket and prefix. */
+export function targetWhere(target: TargetConfig): string {
+  return target.kind === 'dir' ? target.path : describeTarget(target);
 }
 
 export function listEntries(dir: string, what: 'sources' | 'targets'): Array<SourceConfig | TargetConfig> {
@@ -164,7 +195,11 @@ export const SESSION_OPS: Record<string, Op> = {
     // With relatives, objects wait in the outbox until the daemon has sent them.
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
     if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool);
-    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined });
+    const policy = placementPolicyOf(s.config);
+    const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
+    const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
+    const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
+    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
@@ -210,7 +245,7 @@ export const SESSION_OPS: Record<string, Op> = {
       peerId: s.peerId,
       daemon: Boolean(ctx.family),
       sources: s.config.data.sources,
-      targets: s.config.data.targets,
+      targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),
@@ -309,7 +344,7 @@ export async function quickstart(dir: string, options: { source?: string; target
   }
   if (config.data.targets.length === 0) {
     const tgt = addDirTarget(dir, options.target ?? process.env.HEARTH_TARGET ?? `${userHome}/hearth-backup`);
-    options.say(`into ${tgt.path}`);
+    options.say(`into ${targetWhere(tgt)}`);
   }
   return backup(dir, { pack: false, progress: options.progress });
 }

@@ -18,7 +18,24 @@ export interface DirTargetConfig {
   path: string;
 }
 
-export type TargetConfig = DirTargetConfig;
+/** An S3 bucket (docs/s3-tier.md). Credentials are never stored here: the SDK's chain finds them. */
+export interface S3TargetConfig {
+  name: string;
+  kind: 's3';
+  bucket: string;
+  /** Key prefix inside the bucket; may be empty. */
+  prefix: string;
+  region?: string;
+  /** An S3-compatible store's URL; absent for AWS. */
+  endpoint?: string;
+  pathStyle?: boolean;
+  /** Absent: the store's default class. */
+  storageClass?: string;
+  /** A profile of the shared AWS config and credentials files. */
+  profile?: string;
+}
+
+export type TargetConfig = DirTargetConfig | S3TargetConfig;
 
 export interface ConfigFile {
   sources: SourceConfig[];
@@ -75,6 +92,20 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'policy.unreachableAfter': durationSetting('14d', 'a relative unreachable this long no longer counts towards policy.peers'),
   'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
   'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
+  'policy.cold': {
+    default: 'fallback',
+    describe: 'cold copies of volumes on s3 targets: always, never, or fallback (when fewer than policy.peers relatives hold a volume for policy.fallbackAfter)',
+    check: oneOf('policy.cold', ['fallback', 'always', 'never']),
+  },
+  'policy.fallbackAfter': durationSetting('24h', 'how long a volume may sit at fewer than policy.peers relatives before it gets a cold copy (policy.cold fallback)'),
+  's3.partSize': {
+    default: '1GiB',
+    describe: 'multipart part size for s3 targets (5MiB-5GiB); 1GiB keeps uploads at 1.5 requests per GB',
+    check: (v) => {
+      const n = parseSize(v);
+      if (n < 5 * 1024 * 1024 || n > 5 * 1024 * 1024 * 1024) throw new Error(`s3.partSize must be between 5MiB and 5GiB, got "${v}"`);
+    },
+  },
   'replicate.interval': durationSetting('10m', 'how often the daemon retries replication to relatives'),
   name: { default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', check: () => {} },
   'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },

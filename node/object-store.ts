@@ -61,12 +61,14 @@ export class ObjectStore {
   private readonly encoder: ObjectEncoderPool;
 
   private readonly outboxDir: string | undefined;
+  private readonly wants: (tier: Tier, kind: 'blob' | 'volume') => boolean;
 
   /**
    * With `outboxDir`, every stored object is also kept there (a hard link to the
    * spool copy, no extra bytes) until the replicator has sent it to relatives.
+   * `wants` is the placement policy's answer for a new object (default: every tier).
    */
-  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string }) {
+  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string; wants?: (tier: Tier, kind: 'blob' | 'volume') => boolean }) {
     this.spoolDir = options.spoolDir;
     this.outboxDir = options.outboxDir;
     if (this.outboxDir) mkdirSync(this.outboxDir, { recursive: true });
@@ -74,6 +76,7 @@ export class ObjectStore {
     this.catalog = options.catalog;
     this.tiers = options.tiers;
     this.encoder = options.encoder;
+    this.wants = options.wants ?? (() => true);
     mkdirSync(this.spoolDir, { recursive: true });
   }
 
@@ -100,7 +103,7 @@ export class ObjectStore {
   }
 
   /**
-   * Put a spooled object to every target and return the records that say so; the
+   * Put a spooled object to every target the policy wants it on and return the records that say so; the
    * caller appends them (alone, or batched with other objects') and then the spool
    * copy is no longer needed.
    */
@@ -124,6 +127,7 @@ export class ObjectStore {
       linkSync(encoded.spoolFile, join(this.outboxDir, encoded.id));
     }
     for (const tier of this.tiers) {
+      if (!this.wants(tier, meta.kind)) continue;
       await tier.put(encoded.id, { size: encoded.encryptedSize, file: encoded.spoolFile, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
     }

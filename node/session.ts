@@ -10,6 +10,7 @@ import { ObjectEncoderPool } from '../storage/objects/encode.ts';
 import type { Config, TargetConfig } from './config.ts';
 import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { peerIdFromSeed } from './peer-id.ts';
+import { openS3Tier } from './s3-target.ts';
 
 export class HomeSession {
   readonly paths: HomePaths;
@@ -56,13 +57,15 @@ export class HomeSession {
     return this.encoderPool;
   }
 
-  /** Tiers for the configured targets, cheapest to read first. */
+  /** Tiers for the configured targets, cheapest to read first: directories, then S3. */
   tiers(): CountingTier[] {
-    this.tierCache ??= this.config.data.targets.map((t) => new CountingTier(new RetryTier(this.openTarget(t))));
+    const cost = (t: TargetConfig): number => (t.kind === 'dir' ? 0 : 1);
+    this.tierCache ??= [...this.config.data.targets].sort((a, b) => cost(a) - cost(b)).map((t) => new CountingTier(new RetryTier(this.openTarget(t))));
     return this.tierCache;
   }
 
   private openTarget(target: TargetConfig): Tier {
+    if (target.kind === 's3') return openS3Tier(target, this.paths, this.peerId, this.config);
     return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId });
   }
 

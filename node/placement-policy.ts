@@ -1,0 +1,62 @@
+// The one placement policy: which kinds of place an object should be held at, given
+// where it is held now. The backup's object store (what goes where when an object
+// is first stored) and the replicator (what is placed later, at relatives and in
+// cold storage) both ask this function, so the rules live in one place.
+import type { TierKind } from '../storage/tier/tier.ts';
+import type { Config } from './config.ts';
+
+export type ColdPolicy = 'fallback' | 'always' | 'never';
+
+export interface PlacementPolicy {
+  /** Copies wanted at relatives (all of them when the family is smaller). */
+  peers: number;
+  cold: ColdPolicy;
+  /** How long a volume may stay below `peers` relatives before it goes cold (ms). */
+  fallbackAfterMs: number;
+}
+
+export interface ObjectPlacementState {
+  kind: 'blob' | 'volume';
+  /** When the object was stored (its catalog record's time). */
+  time: number;
+  /** Relatives that hold it and still count (not gone quiet for too long). */
+  peerCopies: number;
+  /** Relatives in the family. */
+  relatives: number;
+  /**
+   * Whether any place other than the one asked about holds or will hold it (a
+   * directory target, a relative, the outbox waiting for relatives). Without one, a
+   * cold copy is the object's only copy and cannot wait.
+   */
+  heldElsewhere: boolean;
+}
+
+export function placementPolicyOf(config: Config): PlacementPolicy {
+  return {
+    peers: Number(config.get('policy.peers')),
+    cold: config.get('policy.cold') as ColdPolicy,
+    fallbackAfterMs: config.duration('policy.fallbackAfter'),
+  };
+}
+
+/** Whether `object` should (still) get a copy on a tier of `kind`. */
+export function wantsCopy(kind: TierKind, object: ObjectPlacementState, policy: PlacementPolicy, now: number): boolean {
+  switch (kind) {
+    case 'dir':
+      // Every directory target holds everything: it is the cheapest place to restore from.
+      return true;
+    case 'peer':
+      return object.peerCopies < Math.min(policy.peers, object.relatives);
+    case 's3':
+      // A home whose only place is the bucket (no disk, no relatives yet) keeps
+      // everything there, whatever the cost: an object placed nowhere is lost.
+      if (!object.heldElsewhere) return true;
+      // Otherwise staged blobs stay off cold storage: its 180-day minimum and 40 KB
+      // per object make small, short-lived objects cost more than they protect.
+      if (object.kind !== 'volume' || policy.cold === 'never') return false;
+      if (policy.cold === 'always') return true;
+      return object.peerCopies < policy.peers && now - object.time >= policy.fallbackAfterMs;
+    case 'drive':
+      return false;
+  }
+}

@@ -1,0 +1,113 @@
+// S3 targets through the real CLI and the real AWS SDK, against fauxqs with the
+// cold-archive layer: `target add s3` checks access and says what is wrong in one
+// line; volumes go to the bucket under opaque keys in the storage class asked for,
+// staged blobs stay off cold storage; a home whose only place is the bucket keeps
+// everything there and restores from it byte-exact.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hearthAsync, type CliResult } from './helpers/cli.ts';
+import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
+import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+
+let work: string;
+let s3: ColdS3;
+const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'hearth-s3t-'));
+  s3 = await startColdS3();
+  await s3.createBucket('family');
+  // The SDK's standard chain finds these, as it would a user's.
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+});
+
+afterAll(async () => {
+  await s3.stop();
+  rmSync(work, { recursive: true, force: true });
+  process.env.AWS_ACCESS_KEY_ID = saved.id;
+  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+});
+
+async function ok(home: string, args: string[]): Promise<string> {
+  const r = await hearthAsync(home, args);
+  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+const s3Args = (extra: string[] = []) => ['target', 'add', 's3', '--bucket', 'family', '--endpoint', s3.endpoint, '--path-style', ...extra];
+
+function oneLineError(r: CliResult, pattern: RegExp): void {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('hearth target add s3', () => {
+  it('refuses a target that cannot work, in one line, and records nothing', async () => {
+    const home = join(work, 'bad');
+    await ok(home, ['init']);
+    oneLineError(await hearthAsync(home, ['target', 'add', 's3', '--bucket', 'nope', '--endpoint', s3.endpoint, '--path-style']), /^hearth: error: .*the bucket nope does not exist; create it or check --bucket$/);
+    oneLineError(await hearthAsync(home, ['target', 'add', 's3', '--bucket', 'family', '--endpoint', 'http://127.0.0.1:9', '--path-style']), /cannot reach the endpoint \(ECONNREFUSED\)/);
+    oneLineError(await hearthAsync(home, ['target', 'add', 's3', '--bucket', 'family', '--endpoint', 'not a url']), /--endpoint "not a url" is not a URL/);
+    oneLineError(await hearthAsync(home, ['target', 'add', 's3']), /target add s3 needs --bucket BUCKET/);
+    oneLineError(await hearthAsync(home, ['target', 'add', 's3', '--bucket', 'Bad_Name!']), /is not a bucket name/);
+    const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as { targets: unknown[] };
+    expect(config.targets).toEqual([]);
+    expect(JSON.stringify(config)).not.toMatch(/secret|test:/i);
+  });
+
+  it('policy.cold always: volumes go to the bucket in their class under opaque keys, blobs stay off it', async () => {
+    const home = join(work, 'always');
+    const photos = join(work, 'photos-always');
+    makeLibrary(photos);
+    await ok(home, ['init']);
+    await ok(home, ['source', 'add', photos]);
+    await ok(home, ['target', 'add', 'dir', join(work, 'usb-always'), '--name', 'usb']);
+    expect(await ok(home, s3Args(['--storage-class', 'DEEP_ARCHIVE', '--name', 'cold']))).toMatch(/added target cold: s3:\/\/family\/hearth at .* \(DEEP_ARCHIVE\)/);
+    await ok(home, ['config', 'set', 'policy.cold', 'always']);
+    await ok(home, ['config', 'set', 'volume.size', '1MiB']);
+    await ok(home, ['backup']);
+    writeFile(photos, 'later/new.jpg', 3000, 99);
+    await ok(home, ['backup']);
+    const objects = JSON.parse(await ok(home, ['objects', '--json'])) as Array<{ id: string; kind: string; placements: Array<{ tier: string; target: string; location: string }> }>;
+    const volumes = objects.filter((o) => o.kind === 'volume');
+    const blobs = objects.filter((o) => o.kind === 'blob');
+    expect(volumes.length).toBeGreaterThan(0);
+    expect(blobs.length).toBeGreaterThan(0);
+    for (const v of volumes) expect(v.placements.map((p) => p.target).sort()).toEqual(['cold', 'usb']);
+    for (const b of blobs) expect(b.placements.map((p) => p.target)).toEqual(['usb']);
+    const keys = s3.keys('family');
+    expect(keys).toHaveLength(volumes.length);
+    for (const key of keys) {
+      expect(key).toMatch(/^hearth\/[0-9a-f]{24}\/[0-9a-f]{64}$/);
+      expect(s3.classOf('family', key)).toBe('DEEP_ARCHIVE');
+    }
+    expect(keys.join(' ')).not.toMatch(/jpg|photos|volume/);
+  });
+
+  it('a home whose only place is the bucket keeps everything there and restores from it byte-exact', async () => {
+    const home = join(work, 'only');
+    const photos = join(work, 'photos-only');
+    makeLibrary(photos);
+    await ok(home, ['init']);
+    await ok(home, ['source', 'add', photos]);
+    await ok(home, s3Args(['--prefix', 'only', '--storage-class', 'STANDARD']));
+    await ok(home, ['config', 'set', 'volume.size', '1MiB']);
+    await ok(home, ['backup']);
+    writeFile(photos, 'later/new.jpg', 3000, 98);
+    await ok(home, ['backup']);
+    const objects = JSON.parse(await ok(home, ['objects', '--json'])) as Array<{ kind: string; placements: Array<{ tier: string }> }>;
+    expect(objects.some((o) => o.kind === 'blob')).toBe(true);
+    for (const o of objects) expect(o.placements.map((p) => p.tier)).toEqual(['s3']);
+    const to = join(work, 'restored-only');
+    await ok(home, ['restore', '--to', to]);
+    const expected = snapshotTree(photos);
+    const got = snapshotTree(join(to, 'photos-only'));
+    expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [path, entry] of expected) expect(got.get(path), path).toEqual(entry);
+  });
+});
