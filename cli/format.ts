@@ -1,4 +1,5 @@
 // Human-readable output for the CLI's result documents.
+import { describeColdWait, type ColdPlan } from '../node/cold-restore.ts';
 import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
 import type { LsEntry, ObjectEntry } from '../node/commands.ts';
@@ -22,7 +23,11 @@ export function printBackup(r: BackupReport): void {
   for (const e of r.errors) console.log(`error: ${displayPath(e.path)}: ${e.error}`);
 }
 
-export function printRestore(r: RestoreReport & { bytesRead: number }): void {
+export function printRestore(r: RestoreReport & { bytesRead: number; cold?: ColdPlan }): void {
+  if (r.cold?.waiting.length) {
+    console.log(describeColdWait(r.cold));
+    return;
+  }
   console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders; read ${formatSize(r.bytesRead)} from targets`);
   for (const f of r.failed) console.log(`failed: ${displayPath(f.path)}: ${f.error}`);
 }

@@ -167,14 +167,21 @@ program
   .option('--at <time>', 'as of a date (2026-05-01), date-time, or age (3d)')
   .option('--overwrite', 'replace files that already exist in the destination')
   .option('--from <place>', 'read only from this target, or from a relative: peer:NAME')
+  .option('--wait', 'when files must first come back from cold storage (S3 Glacier), wait for them instead of exiting with status 6')
+  .option('--tier <tier>', 'cold retrieval: Bulk (default: within 48 h, cheapest) or Standard (within 12 h)', 'Bulk')
+  .option('--days <n>', 'days a restored cold object stays online', '7')
   .option('--json', 'print one JSON document; progress as JSON lines on stderr')
-  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; from?: string; json?: boolean }) => {
+  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; from?: string; wait?: boolean; tier: string; days: string; json?: boolean }) => {
+    if (!['Bulk', 'Standard', 'Expedited'].includes(o.tier)) throw new Error(`--tier must be Bulk or Standard, got "${o.tier}"`);
+    if (!/^\d+$/.test(o.days) || Number(o.days) < 1) throw new Error(`--days must be a whole number of days (1 or more), got "${o.days}"`);
     const report = await ops.restore(home(), {
-      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), from: o.from, progress: createProgress({ json: Boolean(o.json) }),
+      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), from: o.from, wait: Boolean(o.wait),
+      tier: o.tier as 'Bulk' | 'Standard' | 'Expedited', days: Number(o.days), progress: createProgress({ json: Boolean(o.json) }),
     });
     if (o.json) printJson(report);
     else printRestore(report);
-    if (report.failed.length) process.exitCode = 3;
+    if (report.cold?.waiting.length) process.exitCode = 6;
+    else if (report.failed.length) process.exitCode = 3;
   });
 
 const key = program.command('key').description('keys derived from the recovery phrase');

@@ -21,6 +21,9 @@ import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
+import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
+import type { RestoreTier } from '../storage/tier/s3.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import type { SourceConfig, TargetConfig } from './config.ts';
 import { describeTarget, openS3Tier, s3TargetConfig, type S3TargetOptions } from './s3-target.ts';
@@ -205,14 +208,27 @@ export const SESSION_OPS: Record<string, Op> = {
     return report;
   },
 
-  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string }) {
+  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number }) {
     const s = ctx.session;
     const local = args.from && !args.from.startsWith('peer:') ? s.tiers().filter((t) => t.name === args.from) : args.from ? [] : s.tiers();
     if (args.from && !args.from.startsWith('peer:') && local.length === 0) throw new Error(`no target named "${args.from}": see "hearth target ls"`);
     const remote = ctx.family ? await ctx.family.readTiers(args.from?.startsWith('peer:') ? args.from.slice(5) : args.from ? '' : undefined) : [];
-    const tiers = [...local, ...remote.map((t) => new CountingTier(t))];
+    // Cheapest first: directories, relatives, then the cloud.
+    const tiers = [...local.filter((t) => t.kind === 'dir'), ...remote.map((t) => new CountingTier(t)), ...local.filter((t) => t.kind !== 'dir')];
+    const journal = new ColdRestoreJournal(s.paths.dir, (line) => ctx.progress.log(line));
+    const planCold = () => planColdReads({ catalog: s.catalog, tiers, s3: s.s3Tiers(), journal, paths: args.paths, at: args.at, tier: args.tier ?? 'Bulk', days: args.days ?? 7 });
+    let cold = await planCold();
+    if (cold.waiting.length && args.wait) {
+      const poll = s.config.duration('s3.restorePoll');
+      while (cold.waiting.length) {
+        ctx.progress.log(describeColdWait(cold).replace(/ Run the same.*$/, ' Waiting.'));
+        await sleep(poll, undefined, { signal: ctx.signal });
+        cold = await planCold();
+      }
+    }
+    if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [], bytesRead: 0, cold };
     const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress }, args);
-    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0) };
+    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0), cold };
   },
 
   async ls(ctx, args: { path?: string; at?: number }) {
@@ -299,8 +315,10 @@ export async function runOp<T>(dir: string, op: string, args: Record<string, unk
 export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
   runOp<BackupReport>(dir, 'backup', { pack: options.pack }, options.progress);
 
-export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; progress: ProgressSink }) =>
-  runOp<RestoreReport & { bytesRead: number }>(dir, 'restore', { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite, from: options.from }, options.progress);
+export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) => {
+  const { progress, ...args } = options;
+  return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan }>(dir, 'restore', { ...args, to: resolve(options.to) }, progress);
+};
 
 export const listFiles = (dir: string, options: { path?: string; at?: number }) => runOp<LsEntry[]>(dir, 'ls', options);
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});

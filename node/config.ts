@@ -106,6 +106,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
       if (n < 5 * 1024 * 1024 || n > 5 * 1024 * 1024 * 1024) throw new Error(`s3.partSize must be between 5MiB and 5GiB, got "${v}"`);
     },
   },
+  's3.restorePoll': durationSetting('15m', 'how often restore --wait asks S3 whether cold objects are back online'),
   'replicate.interval': durationSetting('10m', 'how often the daemon retries replication to relatives'),
   name: { default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', check: () => {} },
   'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },

@@ -11,6 +11,7 @@ import type { Config, TargetConfig } from './config.ts';
 import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { openS3Tier } from './s3-target.ts';
+import type { S3Tier } from '../storage/tier/s3.ts';
 
 export class HomeSession {
   readonly paths: HomePaths;
@@ -20,6 +21,7 @@ export class HomeSession {
   readonly peerId: string;
   private readonly lock: HomeLock;
   private tierCache: CountingTier[] | undefined;
+  private readonly s3Cache = new Map<string, S3Tier>();
   private encoderPool: ObjectEncoderPool | undefined;
 
   private constructor(paths: HomePaths, keys: HomeKeys, config: Config, catalog: Catalog, peerId: string, lock: HomeLock) {
@@ -50,6 +52,7 @@ export class HomeSession {
     this.config = loadConfig(this.paths);
     for (const t of this.tierCache ?? []) void t.close();
     this.tierCache = undefined;
+    this.s3Cache.clear();
   }
 
   encoder(): ObjectEncoderPool {
@@ -64,8 +67,18 @@ export class HomeSession {
     return this.tierCache;
   }
 
+  /** The S3 targets themselves, for what only they do (restore requests, HEAD state). */
+  s3Tiers(): S3Tier[] {
+    this.tiers();
+    return [...this.s3Cache.values()];
+  }
+
   private openTarget(target: TargetConfig): Tier {
-    if (target.kind === 's3') return openS3Tier(target, this.paths, this.peerId, this.config);
+    if (target.kind === 's3') {
+      const tier = openS3Tier(target, this.paths, this.peerId, this.config);
+      this.s3Cache.set(target.name, tier);
+      return tier;
+    }
     return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId });
   }
 

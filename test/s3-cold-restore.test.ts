@@ -1,0 +1,130 @@
+// Restores that wait for cold storage, through the real CLI and AWS SDK against
+// fauxqs with the cold-archive layer and its clock: a restore that needs archived
+// objects asks once per object, says what, until when and for how much, exits 6,
+// and continues when run again after 48 hours; --wait blocks until the objects are
+// back; the requests survive a daemon restart.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hearthAsync } from './helpers/cli.ts';
+import { startDaemon, type RunningDaemon as Daemon } from './helpers/daemon.ts';
+import { makeLibrary, snapshotTree } from './helpers/library.ts';
+import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+
+let work: string;
+let s3: ColdS3;
+const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+const HOUR = 3600_000;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'hearth-cold-'));
+  s3 = await startColdS3();
+  await s3.createBucket('family');
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+});
+
+afterAll(async () => {
+  await s3.stop();
+  rmSync(work, { recursive: true, force: true });
+  process.env.AWS_ACCESS_KEY_ID = saved.id;
+  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+});
+
+async function ok(home: string, args: string[]): Promise<string> {
+  const r = await hearthAsync(home, args);
+  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** A home whose only place is a Deep Archive bucket, backed up and packed. */
+async function coldHome(name: string): Promise<{ home: string; photos: string; objects: number }> {
+  const home = join(work, name);
+  const photos = join(work, `photos-${name}`);
+  makeLibrary(photos);
+  await ok(home, ['init']);
+  await ok(home, ['source', 'add', photos]);
+  await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', name, '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE']);
+  await ok(home, ['config', 'set', 'volume.size', '1MiB']);
+  await ok(home, ['config', 'set', 's3.restorePoll', '1s']);
+  await ok(home, ['backup', '--pack']);
+  const objects = JSON.parse(await ok(home, ['objects', '--json'])) as unknown[];
+  return { home, photos, objects: objects.length };
+}
+
+function expectSameTree(restored: string, photos: string): void {
+  const expected = snapshotTree(photos);
+  const got = snapshotTree(restored);
+  expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+  for (const [path, entry] of expected) expect(got.get(path), path).toEqual(entry);
+}
+
+describe('restore from cold storage', () => {
+  it('asks once per object, exits 6 with what, when and how much, and continues once they are back', async () => {
+    const { home, photos, objects } = await coldHome('waits');
+    const to = join(work, 'restored-waits');
+    const restoresBefore = s3.count('RestoreObject');
+    const first = await hearthAsync(home, ['restore', '--to', to]);
+    expect(first.code, first.stderr).toBe(6);
+    expect(first.stdout).toMatch(new RegExp(`^${objects} objects \\(0\\.\\d\\d GB\\) must first be brought back from cold storage \\(Bulk retrieval, requested; ready by \\S+ at the latest; about \\$\\d+\\.\\d\\d`));
+    expect(first.stdout).toMatch(/Run the same restore again later to continue, or add --wait/);
+    expect(s3.count('RestoreObject') - restoresBefore).toBe(objects);
+    expect(existsSync(to) ? readdirSync(to) : []).toEqual([]);
+    const journal = JSON.parse(readFileSync(join(home, 'cold-restores.json'), 'utf8')) as { requests: Array<{ tier: string }> };
+    expect(journal.requests).toHaveLength(objects);
+
+    s3.clock.advance(24 * HOUR);
+    const second = await hearthAsync(home, ['restore', '--to', to, '--json']);
+    expect(second.code).toBe(6);
+    expect((JSON.parse(second.stdout) as { cold: { waiting: unknown[] } }).cold.waiting).toHaveLength(objects);
+    // Still under way: nothing asked twice.
+    expect(s3.count('RestoreObject') - restoresBefore).toBe(objects);
+
+    s3.clock.advance(25 * HOUR);
+    await ok(home, ['restore', '--to', to]);
+    expectSameTree(join(to, `photos-waits`), photos);
+    expect(JSON.parse(readFileSync(join(home, 'cold-restores.json'), 'utf8')).requests).toEqual([]);
+  });
+
+  it('--wait blocks until the objects are back, then restores', async () => {
+    const { home, photos } = await coldHome('blocks');
+    const to = join(work, 'restored-blocks');
+    const before = s3.count('RestoreObject');
+    const waiting = hearthAsync(home, ['restore', '--to', to, '--wait', '--tier', 'Standard']);
+    const deadline = Date.now() + 60_000;
+    while (s3.count('RestoreObject') === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(s3.count('RestoreObject')).toBeGreaterThan(before);
+    s3.clock.advance(13 * HOUR);
+    const r = await waiting;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Standard retrieval, requested; ready by .* Waiting\./);
+    expectSameTree(join(to, 'photos-blocks'), photos);
+  });
+
+  it('the requests survive a daemon restart', async () => {
+    const { home, photos, objects } = await coldHome('daemon');
+    const to = join(work, 'restored-daemon');
+    let daemon: Daemon = await startDaemon(home);
+    const before = s3.count('RestoreObject');
+    const first = await hearthAsync(home, ['restore', '--to', to]);
+    expect(first.code, first.stderr).toBe(6);
+    await daemon.stop();
+    daemon = await startDaemon(home);
+    try {
+      s3.clock.advance(49 * HOUR);
+      await ok(home, ['restore', '--to', to]);
+      expect(s3.count('RestoreObject') - before).toBe(objects);
+      expectSameTree(join(to, 'photos-daemon'), photos);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it('refuses Expedited for Deep Archive in one line', async () => {
+    const { home } = await coldHome('expedited');
+    const r = await hearthAsync(home, ['restore', '--to', join(work, 'x'), '--tier', 'Expedited']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^hearth: error: .*Deep Archive has no Expedited retrieval: use --tier Bulk/);
+  });
+});
