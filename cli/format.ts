@@ -21,6 +21,7 @@ export function printBackup(r: BackupReport): void {
   for (const v of r.volumes) console.log(`packed volume ${v.name}: ${v.files} files, ${formatSize(v.bytes)}`);
   if (r.retired) console.log(`retired ${r.retired} staged blobs now held by volumes`);
   for (const e of r.errors) console.log(`error: ${displayPath(e.path)}: ${e.error}`);
+  for (const c of (r as { cloudCatalog?: Array<{ target: string; error?: string }> }).cloudCatalog ?? []) if (c.error) console.log(`error: catalog copy on ${c.target}: ${c.error}`);
 }
 
 export function printRestore(r: RestoreReport & { bytesRead: number; cold?: ColdPlan }): void {

@@ -93,6 +93,8 @@ target
       if (path !== undefined) throw new Error(`target add s3 takes no path (got "${path}"): give --bucket, and --prefix for a folder inside it`);
       const t = await ops.addS3Target(home(), { name: o.name, bucket: o.bucket, prefix: o.prefix, region: o.region, endpoint: o.endpoint, pathStyle: o.pathStyle, storageClass: o.storageClass, profile: o.profile });
       console.log(`added target ${t.name}: ${t.where} (checked: the bucket answered, and a test object was written and deleted)`);
+      const { pulled } = await ops.pullCatalog(home(), t.name);
+      for (const p of pulled) if (p.records) console.log(`recovered this home's catalog from ${p.target}: ${p.records} records; restore with "hearth restore --to DIR"`);
       return;
     }
     if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": use "dir PATH" or "s3 --bucket BUCKET"`);
@@ -200,6 +202,15 @@ catalog.command('verify').description('check every record: signature, hash chain
     process.exitCode = 4;
   }
 });
+catalog
+  .command('pull [target]')
+  .description('bring this home\'s catalog back from an s3 target\'s copy (recovery with the phrase and the cloud alone)')
+  .option('--json', 'print one JSON document')
+  .action(async (name: string | undefined, o: { json?: boolean }) => {
+    const r = await ops.pullCatalog(home(), name);
+    if (o.json) return printJson(r);
+    for (const p of r.pulled) console.log(`${p.target}: ${p.records} records pulled, catalog at record ${p.head}`);
+  });
 catalog.command('rebuild').description('rebuild the local indexes from the log').action(async () => {
   const r = await ops.rebuildCatalog(home());
   console.log(`indexes rebuilt from ${r.records} records`);

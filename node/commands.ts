@@ -204,6 +204,9 @@ export const SESSION_OPS: Record<string, Op> = {
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
+    const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
+    if (cloudCatalog.some((c) => c.error)) report.ok = false;
+    Object.assign(report, { cloudCatalog });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
   },
@@ -229,6 +232,18 @@ export const SESSION_OPS: Record<string, Op> = {
     if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [], bytesRead: 0, cold };
     const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress }, args);
     return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0), cold };
+  },
+
+  async 'catalog-pull'(ctx, args: { target?: string }) {
+    const s = ctx.session;
+    const logs = s.cloudCatalogs().filter((l) => args.target === undefined || l.target === args.target);
+    if (args.target !== undefined && logs.length === 0) throw new Error(`no s3 target named "${args.target}": see "hearth target ls"`);
+    const pulled: Array<{ target: string; records: number; head: number }> = [];
+    for (const log of logs) {
+      const r = await log.pull(s.catalog);
+      pulled.push({ target: log.target, records: r.pulled, head: r.head.seq });
+    }
+    return { pulled };
   },
 
   async ls(ctx, args: { path?: string; at?: number }) {
@@ -299,6 +314,20 @@ export const SESSION_OPS: Record<string, Op> = {
  * Run an operation: through the daemon when one runs for this home (it holds the
  * home's lock), otherwise directly on the state directory.
  */
+/** After a backup: the new catalog records go to every S3 target's copy of the log. */
+async function pushCloudCatalogs(s: HomeSession, progress: ProgressSink): Promise<Array<{ target: string; head?: number; error?: string }>> {
+  const out: Array<{ target: string; head?: number; error?: string }> = [];
+  for (const log of s.cloudCatalogs()) {
+    try {
+      out.push({ target: log.target, head: (await log.push(s.catalog)).seq });
+    } catch (err) {
+      progress.log(`catalog upload to ${log.target} failed: ${(err as Error).message}`);
+      out.push({ target: log.target, error: (err as Error).message });
+    }
+  }
+  return out;
+}
+
 export async function runOp<T>(dir: string, op: string, args: Record<string, unknown>, progress: ProgressSink = silentProgress): Promise<T> {
   const paths = new HomePaths(dir);
   const socket = await connectControl(paths.socket);
@@ -324,6 +353,7 @@ export const listFiles = (dir: string, options: { path?: string; at?: number }) 
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
 export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'status', {});
 export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
+export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
 export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 
 export interface LsEntry {

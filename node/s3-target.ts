@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { S3Tier, createS3Client } from '../storage/tier/s3.ts';
 import type { Config, S3TargetConfig } from './config.ts';
 import type { HomePaths } from './home.ts';
+import { CloudCatalogLog } from './cloud-catalog.ts';
+import { RetryTier } from '../storage/tier/retry.ts';
 
 export interface S3TargetOptions {
   bucket: string;
@@ -54,18 +56,29 @@ export function s3TargetConfig(name: string, o: S3TargetOptions): S3TargetConfig
   return target;
 }
 
-export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config): S3Tier {
+/** `folder`: a namespace beside the home's objects (the catalog's), none for the objects. */
+export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config, folder?: string): S3Tier {
   return new S3Tier({
     name: target.name,
     bucket: target.bucket,
     prefix: target.prefix,
-    homeId: s3HomeId(peerId),
+    homeId: folder ? `${s3HomeId(peerId)}/${folder}` : s3HomeId(peerId),
     client: createS3Client({ region: target.region, endpoint: target.endpoint, pathStyle: target.pathStyle, profile: target.profile }),
     storageClass: target.storageClass,
     partSize: config.size('s3.partSize'),
-    journalDir: join(paths.dir, 's3-uploads', target.name),
+    journalDir: join(paths.dir, 's3-uploads', folder ? `${target.name}.${folder}` : target.name),
     label: `s3 target ${target.name}`,
   });
+}
+
+/**
+ * The target's copy of the catalog log: its own folder beside the objects, in a class
+ * readable at once (an archived catalog would take 48 hours to recover from).
+ */
+export function cloudCatalogOf(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config): CloudCatalogLog {
+  const storageClass = target.storageClass === 'STANDARD_IA' || target.storageClass === 'STANDARD' ? target.storageClass : undefined;
+  const tier = openS3Tier({ ...target, storageClass }, paths, peerId, config, 'catalog');
+  return new CloudCatalogLog(target.name, new RetryTier(tier), join(paths.dir, 's3-uploads', `${target.name}.catalog.json`));
 }
 
 export function describeTarget(target: S3TargetConfig): string {

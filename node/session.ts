@@ -10,7 +10,8 @@ import { ObjectEncoderPool } from '../storage/objects/encode.ts';
 import type { Config, TargetConfig } from './config.ts';
 import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { peerIdFromSeed } from './peer-id.ts';
-import { openS3Tier } from './s3-target.ts';
+import { cloudCatalogOf, openS3Tier } from './s3-target.ts';
+import type { CloudCatalogLog } from './cloud-catalog.ts';
 import type { S3Tier } from '../storage/tier/s3.ts';
 
 export class HomeSession {
@@ -71,6 +72,11 @@ export class HomeSession {
   s3Tiers(): S3Tier[] {
     this.tiers();
     return [...this.s3Cache.values()];
+  }
+
+  /** Each S3 target's copy of the catalog log. */
+  cloudCatalogs(): CloudCatalogLog[] {
+    return this.config.data.targets.filter((t) => t.kind === 's3').map((t) => cloudCatalogOf(t, this.paths, this.peerId, this.config));
   }
 
   private openTarget(target: TargetConfig): Tier {

@@ -4,12 +4,12 @@
 // and continues when run again after 48 hours; --wait blocks until the objects are
 // back; the requests survive a daemon restart.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon as Daemon } from './helpers/daemon.ts';
-import { makeLibrary, snapshotTree } from './helpers/library.ts';
+import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
 import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
 
 let work: string;
@@ -39,18 +39,18 @@ async function ok(home: string, args: string[]): Promise<string> {
 }
 
 /** A home whose only place is a Deep Archive bucket, backed up and packed. */
-async function coldHome(name: string): Promise<{ home: string; photos: string; objects: number }> {
+async function coldHome(name: string): Promise<{ home: string; photos: string; objects: number; phrase: string }> {
   const home = join(work, name);
   const photos = join(work, `photos-${name}`);
   makeLibrary(photos);
-  await ok(home, ['init']);
+  const { phrase } = JSON.parse(await ok(home, ['init', '--json'])) as { phrase: string };
   await ok(home, ['source', 'add', photos]);
   await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', name, '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE']);
   await ok(home, ['config', 'set', 'volume.size', '1MiB']);
   await ok(home, ['config', 'set', 's3.restorePoll', '1s']);
   await ok(home, ['backup', '--pack']);
   const objects = JSON.parse(await ok(home, ['objects', '--json'])) as unknown[];
-  return { home, photos, objects: objects.length };
+  return { home, photos, objects: objects.length, phrase };
 }
 
 function expectSameTree(restored: string, photos: string): void {
@@ -128,3 +128,41 @@ describe('restore from cold storage', () => {
     expect(r.stderr.trim()).toMatch(/^hearth: error: .*Deep Archive has no Expedited retrieval: use --tier Bulk/);
   });
 });
+
+describe('disaster recovery from the bucket alone', () => {
+  it('the phrase and the S3 credentials bring back every file, byte-exact, with no relative and no local state', async () => {
+    const { home, photos, phrase } = await coldHome('fire');
+    writeFile(photos, 'after/one-more.jpg', 4000, 77);
+    await ok(home, ['backup']);
+    // The phrase is what the family wrote down; everything else burns.
+    const phraseFile = join(work, 'fire-phrase.txt');
+    writeFileSync(phraseFile, phrase);
+    rmSync(home, { recursive: true, force: true });
+
+    const fresh = join(work, 'fire-recovered');
+    await ok(fresh, ['init', '--recover', '--phrase-file', phraseFile]);
+    const added = await ok(fresh, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'fire', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE']);
+    expect(added).toMatch(/recovered this home's catalog from family: \d+ records/);
+    await ok(fresh, ['config', 'set', 's3.restorePoll', '1s']);
+    const to = join(work, 'restored-fire');
+    const waits = await hearthAsync(fresh, ['restore', '--to', to]);
+    expect(waits.code).toBe(6);
+    s3.clock.advance(49 * HOUR);
+    await ok(fresh, ['restore', '--to', to]);
+    expectSameTree(join(to, 'photos-fire'), photos);
+  });
+
+  it('a bucket that serves an older catalog than the home stored there is named', async () => {
+    const { home, photos } = await coldHome('rollback');
+    writeFile(photos, 'after/new.jpg', 4000, 78);
+    await ok(home, ['backup']);
+    const catalogKeys = s3.keys('family').filter((k) => k.startsWith('rollback/') && k.includes('/catalog/')).sort();
+    expect(catalogKeys.length).toBeGreaterThanOrEqual(2);
+    await s3.deleteObject('family', catalogKeys.at(-1)!);
+    writeFile(photos, 'after/newer.jpg', 4000, 79);
+    const r = await hearthAsync(home, ['backup']);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/error: catalog copy on family: the catalog on family ends at record \d+, but this home stored records up to \d+ there: the bucket serves an older catalog/);
+  });
+});
+

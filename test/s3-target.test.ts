@@ -80,8 +80,16 @@ describe('hearth target add s3', () => {
     expect(blobs.length).toBeGreaterThan(0);
     for (const v of volumes) expect(v.placements.map((p) => p.target).sort()).toEqual(['cold', 'usb']);
     for (const b of blobs) expect(b.placements.map((p) => p.target)).toEqual(['usb']);
-    const keys = s3.keys('family');
+    const all = s3.keys('family').filter((k) => k.startsWith('hearth/'));
+    const keys = all.filter((k) => !k.includes('/catalog/'));
     expect(keys).toHaveLength(volumes.length);
+    // The catalog's copy sits beside them, one segment per backup, never archived.
+    const segments = all.filter((k) => k.includes('/catalog/'));
+    expect(segments).toHaveLength(2);
+    for (const key of segments) {
+      expect(key).toMatch(/^hearth\/[0-9a-f]{24}\/catalog\/\d{12}-\d{12}$/);
+      expect(s3.classOf('family', key)).toBe('STANDARD');
+    }
     for (const key of keys) {
       expect(key).toMatch(/^hearth\/[0-9a-f]{24}\/[0-9a-f]{64}$/);
       expect(s3.classOf('family', key)).toBe('DEEP_ARCHIVE');

@@ -37,6 +37,8 @@ export interface ColdS3 {
   /** Answer every request of this kind with an error status, e.g. to simulate an outage. */
   failNext(op: string, times: number, status?: number): void;
   createBucket(name: string): Promise<void>;
+  /** Remove an object behind Hearth's back, as a provider's fault or a lifecycle rule would. */
+  deleteObject(bucket: string, key: string): Promise<void>;
   keys(bucket: string): string[];
   stop(): Promise<void>;
 }
@@ -200,6 +202,12 @@ export async function startColdS3(): Promise<ColdS3> {
       const r = await fetch(`http://127.0.0.1:${port}/${name}/`, { method: 'PUT' });
       if (!r.ok) throw new Error(`creating bucket ${name}: ${r.status}`);
       ledger.pop();
+    },
+    deleteObject: async (bucket, key) => {
+      const r = await fetch(`http://127.0.0.1:${port}/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`, { method: 'DELETE' });
+      if (!r.ok) throw new Error(`deleting ${bucket}/${key}: ${r.status}`);
+      ledger.pop();
+      keys.delete(`${bucket}/${key}`);
     },
     keys: (bucket) => [...keys.keys()].filter((k) => k.startsWith(`${bucket}/`)).map((k) => k.slice(bucket.length + 1)),
     stop: async () => {
