@@ -21,6 +21,7 @@ import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
+import { localSources, placeColdCopies } from './cold-placement.ts';
 import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
 import type { RestoreTier } from '../storage/tier/s3.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -204,9 +205,21 @@ export const SESSION_OPS: Record<string, Op> = {
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
+    const cold = await placeColdCopies({
+      catalog: s.catalog,
+      tiers: tiers.filter((t) => t.kind === 's3'),
+      policy,
+      relatives,
+      heldElsewhere,
+      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer').length,
+      sources: (o) => localSources(o, s.paths.outbox, tiers.filter((t) => t.kind === 'dir')),
+      log: (line) => ctx.progress.log(line),
+      signal: ctx.signal,
+    });
+    if (cold.failed.length) report.ok = false;
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
-    Object.assign(report, { cloudCatalog });
+    Object.assign(report, { cold, cloudCatalog });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
   },

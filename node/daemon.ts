@@ -5,6 +5,7 @@
 // stops at its next safe point (a backup between files and volumes, as if cut off,
 // and the next run continues; a put is abandoned and resumes next time; a scrub
 // keeps what it found) and state is closed.
+import { placementPolicyOf } from './placement-policy.ts';
 import { hostname } from 'node:os';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -90,7 +91,7 @@ export class Daemon {
       damagedAt: async (peerId) => (await this.host.services.status.query(peerIdFromString(peerId), { signal: AbortSignal.timeout(10_000) })).damaged ?? [],
       outboxDir: this.session.paths.outbox,
       localTiers: () => this.session.tiers(),
-      desiredCopies: () => Number(this.session.config.get('policy.peers')),
+      policy: () => placementPolicyOf(this.session.config),
       unreachableAfter: () => this.session.config.duration('policy.unreachableAfter'),
       log: this.log,
       signal: this.stopping.signal,

@@ -16,6 +16,8 @@ import type { Libp2p } from '@libp2p/interface';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
 import { deferredReadable } from './deferred-stream.ts';
+import { placeColdCopies } from './cold-placement.ts';
+import type { PlacementPolicy } from './placement-policy.ts';
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
@@ -25,6 +27,8 @@ export interface ReplicationReport {
   failed: Array<{ id?: string; peer: string; error: string }>;
   catalogPushed: Array<{ peer: string; head: number }>;
   pending: number;
+  /** Cold copies this pass placed on S3 targets (policy.cold). */
+  coldPlaced: Array<{ id: string; target: string }>;
   /** What the puts of this pass carried, from the first one's start to the last one's answer. */
   sent: { objects: number; bytes: number; seconds: number };
 }
@@ -40,7 +44,8 @@ export interface ReplicatorOptions {
   outboxDir: string;
   /** Local tiers (directory targets) that may hold the ciphertext to send. */
   localTiers: () => Tier[];
-  desiredCopies: () => number;
+  /** The one placement policy (node/placement-policy.ts), read afresh each pass. */
+  policy: () => PlacementPolicy;
   /** A relative not seen for this long no longer counts towards the policy (ms). */
   unreachableAfter: () => number;
   log: (line: string) => void;
@@ -113,7 +118,7 @@ export class Replicator {
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
-    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, sent: { objects: 0, bytes: 0, seconds: 0 } };
+    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, coldPlaced: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
     const stopping = (): boolean => this.o.signal?.aborted === true;
     if (stopping()) return report;
     const members = this.o.roster.members();
@@ -124,7 +129,8 @@ export class Replicator {
     // to meet the policy, so another relative gets one.
     const now = Date.now();
     const trusted = new Set(members.filter((m) => online.includes(m) || (m.lastSeen !== null && now - Date.parse(m.lastSeen) < this.o.unreachableAfter()) || (m.lastSeen === null && now - Date.parse(m.pairedAt) < this.o.unreachableAfter())).map((m) => m.peerId));
-    const desired = Math.min(this.o.desiredCopies(), members.length);
+    const policy = this.o.policy();
+    const desired = Math.min(policy.peers, members.length);
 
     // Copies a relative's scrub found damaged no longer count: forget them, so this
     // pass puts a good copy there again.
@@ -184,6 +190,20 @@ export class Replicator {
       this.o.log(`sent ${objects} objects, ${bytes} bytes, to relatives in ${seconds.toFixed(3)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
     }
     if (stopping()) return report;
+    const cold = await placeColdCopies({
+      catalog: this.o.catalog,
+      tiers: this.o.localTiers().filter((t) => t.kind === 's3'),
+      policy,
+      relatives: members.length,
+      heldElsewhere: true,
+      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer' && trusted.has(p.target)).length,
+      sources: (o) => this.sourcesFor(o, online),
+      log: this.o.log,
+      signal: this.o.signal,
+    });
+    report.coldPlaced = cold.placed;
+    for (const f of cold.failed) report.failed.push({ id: f.id, peer: f.target, error: f.error });
+    if (stopping()) return report;
     await this.retireCovered(online, desired, report);
 
     for (const member of online) {
@@ -207,8 +227,10 @@ export class Replicator {
   private async retireCovered(online: FamilyMember[], desired: number, report: ReplicationReport): Promise<void> {
     const localTiers = this.o.localTiers();
     const reachable = new Map<string, Tier>([...localTiers.map((t) => [t.name, t] as const), ...online.map((m) => [m.peerId, this.tierFor(m)] as const)]);
+    // A volume's cold copy is not needed before a staged blob goes: relatives and
+    // directory targets are what the policy requires of every volume.
     const placedEnough = (placements: PlacementRecord[]): boolean =>
-      localTiers.every((t) => placements.some((p) => p.target === t.name)) && placements.filter((p) => p.tier === 'peer').length >= desired;
+      localTiers.filter((t) => t.kind === 'dir').every((t) => placements.some((p) => p.target === t.name)) && placements.filter((p) => p.tier === 'peer').length >= desired;
     const blobs: Array<ObjectSummary & { placements: PlacementRecord[] }> = [];
     for await (const o of this.o.catalog.objects()) if (o.kind === 'blob') blobs.push(o);
     for (const blob of blobs) {

@@ -69,7 +69,7 @@ describe('replicator sources', () => {
       damagedAt: async () => [],
       outboxDir: outbox(),
       localTiers: () => [disk],
-      desiredCopies: () => 1,
+      policy: () => ({ peers: 1, cold: 'never', fallbackAfterMs: 0 }),
       unreachableAfter: () => DAY,
       log: () => {},
     });
