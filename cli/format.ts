@@ -23,7 +23,8 @@ export function printBackup(r: BackupReport): void {
 }
 
 export function printRestore(r: RestoreReport & { bytesRead: number }): void {
-  console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders; read ${formatSize(r.bytesRead)} from targets`);
+  const skipped = r.skipped ? `; ${r.skipped} already there, left as they were` : '';
+  console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders${skipped}; read ${formatSize(r.bytesRead)} from targets`);
   for (const f of r.failed) console.log(`failed: ${displayPath(f.path)}: ${f.error}`);
 }
 

@@ -170,13 +170,13 @@ export const SESSION_OPS: Record<string, Op> = {
     return report;
   },
 
-  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string }) {
+  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting?: boolean; from?: string }) {
     const s = ctx.session;
     const local = args.from && !args.from.startsWith('peer:') ? s.tiers().filter((t) => t.name === args.from) : args.from ? [] : s.tiers();
     if (args.from && !args.from.startsWith('peer:') && local.length === 0) throw new Error(`no target named "${args.from}": see "hearth target ls"`);
     const remote = ctx.family ? await ctx.family.readTiers(args.from?.startsWith('peer:') ? args.from.slice(5) : args.from ? '' : undefined) : [];
     const tiers = [...local, ...remote.map((t) => new CountingTier(t))];
-    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress }, args);
+    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress, signal: ctx.signal }, args);
     return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0) };
   },
 
@@ -254,18 +254,43 @@ export async function runOp<T>(dir: string, op: string, args: Record<string, unk
   if (socket) return (await callControl(socket, { op, args }, progress)) as T;
   if (DAEMON_OPS.has(op)) throw new Error(`"hearth ${op.replace('-', ' ')}" needs the daemon: start it with "hearth daemon" (another terminal, or a service)`);
   const session = await HomeSession.open(dir);
+  const stop = STOPPED_BY_SIGNAL.has(op) ? stopOnSignal() : undefined;
   try {
-    return (await SESSION_OPS[op]!({ session, progress }, args)) as T;
+    return (await SESSION_OPS[op]!({ session, progress, signal: stop?.signal }, args)) as T;
   } finally {
+    stop?.release();
     await session.close();
   }
+}
+
+/** Operations that SIGINT/SIGTERM stop cleanly when they run without a daemon (a restore removes its temp files). */
+const STOPPED_BY_SIGNAL = new Set(['restore']);
+
+/** An abort signal for the first SIGINT/SIGTERM; a second one ends the process at once. */
+function stopOnSignal(): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new Error(`stopped by ${name}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
   runOp<BackupReport>(dir, 'backup', { pack: options.pack }, options.progress);
 
-export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; progress: ProgressSink }) =>
-  runOp<RestoreReport & { bytesRead: number }>(dir, 'restore', { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite, from: options.from }, options.progress);
+export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting: boolean; from?: string; progress: ProgressSink }) =>
+  runOp<RestoreReport & { bytesRead: number }>(
+    dir, 'restore', { paths: options.paths, to: resolve(options.to), at: options.at, overwrite: options.overwrite, skipExisting: options.skipExisting, from: options.from }, options.progress,
+  );
 
 export const listFiles = (dir: string, options: { path?: string; at?: number }) => runOp<LsEntry[]>(dir, 'ls', options);
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
