@@ -50,7 +50,7 @@ function isStray(name: Buffer): boolean {
   return pid === process.pid || !processAlive(pid);
 }
 
-/** One restore's destination folder (--to) and what it has checked in it. */
+/** One restore's destination folder (--to; the user's choice, so it may be a link to a disk) and what it has checked in it. */
 export class RestoreFolder {
   readonly root: Buffer;
   /** The root with one trailing '/', to which catalog paths are appended. */
@@ -61,8 +61,6 @@ export class RestoreFolder {
   constructor(to: string) {
     this.root = encodeFsName(to);
     this.#base = this.root.at(-1) === SLASH ? this.root : Buffer.concat([this.root, Buffer.from('/')]);
-    // --to itself is the user's choice, and may be a link to a disk.
-    mkdirSync(this.root, { recursive: true });
   }
 
   /** Where a catalog path lands, or an error when it would not stay inside --to. */

@@ -124,9 +124,8 @@ export function runRestore(ctx: RestoreContext, options: RestoreOptions): Promis
 }
 
 /**
- * Before anything is written: a file or link the backup has that is already in the
- * way stops the restore, unless it may stay (skipExisting, when it looks the same: its
- * SHA-256 is compared when its turn comes) or be replaced (overwrite).
+ * Before anything is written: a file or link the backup has that is already there
+ * stops the restore (with neither skipExisting nor overwrite, which decide per file).
  */
 async function refuseExisting(ctx: RestoreContext, options: RestoreOptions, folder: RestoreFolder): Promise<void> {
   for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
@@ -137,25 +136,19 @@ async function refuseExisting(ctx: RestoreContext, options: RestoreOptions, fold
     } catch {
       continue; // reported per file when its turn comes
     }
-    const st = lstatOrUndefined(dest);
-    if (!st || (options.skipExisting && looksSame(st, rec, dest))) continue;
+    if (!lstatOrUndefined(dest)) continue;
     throw new Error(
-      `${displayPath(`${options.to}/${catalogPath(rec)}`)} already exists${options.skipExisting ? ' and differs from the backup' : ''}: ` +
-        `restore into an empty folder, ${options.skipExisting ? '' : 'pass --skip-existing to complete an earlier restore into this one, '}or pass --overwrite to replace what differs`,
+      `${displayPath(`${options.to}/${catalogPath(rec)}`)} already exists: restore into an empty folder, ` +
+        'pass --skip-existing to complete an earlier restore into this one, or --overwrite to replace what is there',
     );
   }
 }
 
-/** A link with the backup's target, or a file of the backup's size (its bytes are compared later). */
-function looksSame(st: Stats, rec: FileRecord, dest: Buffer): boolean {
-  if (rec.type === 'symlink') return st.isSymbolicLink() && readlinkSync(dest, { encoding: 'buffer' }).equals(encodeFsName(rec.target ?? ''));
-  return st.isFile() && st.size === rec.size;
-}
-
+/** Whether `dest` already is the backup's link (the same target) or file (the same size and SHA-256). */
 async function matchesBackup(dest: Buffer, rec: FileRecord, signal: AbortSignal | undefined): Promise<boolean> {
   const st = lstatOrUndefined(dest);
-  if (!st || !looksSame(st, rec, dest)) return false;
-  if (rec.type === 'symlink') return true;
+  if (rec.type === 'symlink') return Boolean(st?.isSymbolicLink()) && readlinkSync(dest, { encoding: 'buffer' }).equals(encodeFsName(rec.target ?? ''));
+  if (!st?.isFile() || st.size !== rec.size) return false;
   const sha = createHash('sha256');
   for await (const chunk of createReadStream(dest, { signal })) sha.update(chunk as Buffer);
   return sha.digest('hex') === rec.hash;
@@ -165,7 +158,7 @@ async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<Re
   const report: RestoreReport = { files: 0, symlinks: 0, dirs: 0, bytes: 0, skipped: 0, failed: [] };
   const { signal } = ctx;
   const folder = new RestoreFolder(options.to);
-  if (!options.overwrite) await refuseExisting(ctx, options, folder);
+  if (!options.overwrite && !options.skipExisting) await refuseExisting(ctx, options, folder);
   mkdirSync(folder.root, { recursive: true });
   // Folder modes are applied last: a read-only folder must still receive its files.
   const dirModes: Array<[Buffer, number]> = [];

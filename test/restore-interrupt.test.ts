@@ -8,6 +8,7 @@ import { closeSync, createReadStream, lstatSync, mkdirSync, mkdtempSync, openSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
 import { hearth, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
 import { eventually, startDaemon } from './helpers/daemon.ts';
 import { restoreTemps, writeFile } from './helpers/library.ts';
@@ -54,10 +55,11 @@ async function expectComplete(to: string): Promise<void> {
 }
 
 /**
- * Starts `hearth restore --to to` and sends `signal` once the big file's temp file
- * is there: the first temp file that appears after every small file is in place.
+ * Starts `hearth restore --to to` and sends `signal` (to it, or to `target`) once the
+ * big file's temp file is there: the first temp file that appears after every small
+ * file is in place.
  */
-function restoreStoppedMidway(to: string, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; tempsAtKill: string[] }> {
+function restoreStoppedMidway(to: string, signal: NodeJS.Signals, target?: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; tempsAtKill: string[] }> {
   const folder = join(to, 'photos');
   mkdirSync(folder, { recursive: true });
   const placed = new Set<string>();
@@ -70,7 +72,7 @@ function restoreStoppedMidway(to: string, signal: NodeJS.Signals): Promise<{ cod
     if (name.startsWith('a-')) placed.add(name);
     else if (name.startsWith('.hearth-restore-') && placed.size === SMALL) {
       tempsAtKill = restoreTemps(to);
-      if (tempsAtKill.length) child.kill(signal);
+      if (tempsAtKill.length) (target ?? child).kill(signal);
     }
   });
   return new Promise((resolve) => {
@@ -156,6 +158,23 @@ describe('an interrupted restore', () => {
       expect(done.skipped).toBe(SMALL);
       await expectComplete(to);
       expect(lstatSync(join(to, 'photos/z-big.mkv')).size).toBe(BIG);
+    } finally {
+      await daemon.stop();
+    }
+  }, 120_000);
+
+  it('SIGTERM to the daemon stops its restore at once, removing the temp file, and the command says so', async () => {
+    const daemon = await startDaemon(home);
+    const exited = new Promise((resolve) => daemon.process.once('exit', resolve));
+    try {
+      const to = join(work, 'to-daemon-stopped');
+      const stopped = await restoreStoppedMidway(to, 'SIGTERM', daemon.process);
+      expect(stopped.tempsAtKill).toHaveLength(1);
+      expect(stopped.code).toBe(1);
+      expect(stopped.stderr).toContain('restore interrupted');
+      expect(await exited).toBe(0);
+      expect(restoreTemps(to)).toEqual([]);
+      expect(readdirSync(join(to, 'photos'))).not.toContain('z-big.mkv');
     } finally {
       await daemon.stop();
     }
