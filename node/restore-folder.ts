@@ -76,28 +76,29 @@ export class RestoreFolder {
    */
   makeFolder(dir: Buffer): void {
     if (this.#folders.has(key(dir))) return;
-    for (let at = dir.indexOf(SLASH, this.#base.length); ; at = dir.indexOf(SLASH, at + 1)) {
-      const part = at < 0 ? dir : dir.subarray(0, at);
-      if (!this.#folders.has(key(part))) {
-        let st = lstatOrUndefined(part);
-        if (!st) {
-          try {
-            mkdirSync(part);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          }
-          st = lstatOrUndefined(part);
-          if (st?.isDirectory()) this.#folders.add(key(part));
-        }
-        if (st?.isSymbolicLink()) throw new Error(`${show(part)} is a symbolic link where the backup has a folder: not followed; move the link away and run the restore again`);
-        if (!st?.isDirectory()) throw new Error(`${show(part)} is not a folder, but the backup has a folder there: move it away and run the restore again`);
-        if (!this.#folders.has(key(part))) {
-          sweepStrays(part);
-          this.#folders.add(key(part));
-        }
-      }
-      if (at < 0) return;
+    for (let at = this.#base.length; at <= dir.length; at++) {
+      if (at < dir.length && dir[at] !== SLASH) continue;
+      const part = dir.subarray(0, at);
+      if (!this.#folders.has(key(part))) this.#makeOne(part);
     }
+  }
+
+  #makeOne(part: Buffer): void {
+    let st = lstatOrUndefined(part);
+    if (!st) {
+      try {
+        mkdirSync(part);
+        this.#folders.add(key(part));
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        st = lstatSync(part); // made meanwhile by another restore into the same folder
+      }
+    }
+    if (st.isSymbolicLink()) throw new Error(`${show(part)} is a symbolic link where the backup has a folder: not followed; move the link away and run the restore again`);
+    if (!st.isDirectory()) throw new Error(`${show(part)} is not a folder, but the backup has a folder there: move it away and run the restore again`);
+    sweepStrays(part);
+    this.#folders.add(key(part));
   }
 
   /** A fresh temp name in the file's folder, counted as this process's until released. */
