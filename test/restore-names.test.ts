@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEARTH, hearth, hearthJson, hearthOk } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { restoreTemps, snapshotTree, writeFile } from './helpers/library.ts';
+import { decodeFsName, displayPath, encodeFsName, parseDisplayPath } from '../storage/paths.ts';
 
 let work: string;
 let home: string;
@@ -87,6 +88,15 @@ describe('names of 236-255 bytes', () => {
 
 describe('paths that are not UTF-8 on the command line', () => {
   const escaped = 'photos/dir\\xa0\\xa1/inner\\xe9.txt';
+
+  it('the form ls prints reads back to the same bytes, for any name', () => {
+    const alphabet = [0x5c, 0x78, 0x61, 0x2f, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x8e, 0x86, 0x80, 0xff, 0xa0, 0x31];
+    for (let seed = 1; seed <= 2000; seed++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + (seed % 23) }, (_, i) => alphabet[(seed * 7919 + i * 104729) % alphabet.length]!));
+      const name = decodeFsName(bytes);
+      expect(encodeFsName(parseDisplayPath(displayPath(name))).equals(bytes), bytes.toString('hex')).toBe(true);
+    }
+  });
 
   it('"hearth ls" prints the escaped form, and takes it back', () => {
     const all = hearthOk(home, ['ls']);
