@@ -29,7 +29,8 @@ export function printRestore(r: RestoreReport & { bytesRead: number; cold?: Cold
     console.log(describeColdWait(r.cold));
     return;
   }
-  console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders; read ${formatSize(r.bytesRead)} from targets`);
+  const skipped = r.skipped ? `; ${r.skipped} already there, left as they were` : '';
+  console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders${skipped}; read ${formatSize(r.bytesRead)} from targets`);
   for (const f of r.failed) console.log(`failed: ${displayPath(f.path)}: ${f.error}`);
 }
 

@@ -8,6 +8,8 @@ import { parseTime } from '../node/units.ts';
 import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 import type { SourceConfig, TargetConfig } from '../node/config.ts';
+import { parseDisplayPath } from '../storage/paths.ts';
+import { commandLine } from './argv.ts';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -143,11 +145,11 @@ program
 
 program
   .command('ls [path]')
-  .description('list backed-up files (source/folder/...), as of now or --at TIME')
+  .description('list backed-up files (source/folder/...), as of now or --at TIME; a byte that is not UTF-8 is shown as \\xNN (and read back so)')
   .option('--at <time>', 'a date (2026-05-01), date-time, or age (3d)')
   .option('--json', 'print one JSON document')
   .action(async (path: string | undefined, o: { at?: string; json?: boolean }) => {
-    const list = await ops.listFiles(home(), { path, at: o.at ? parseTime(o.at) : undefined });
+    const list = await ops.listFiles(home(), { path: path === undefined ? undefined : parseDisplayPath(path), at: o.at ? parseTime(o.at) : undefined });
     if (o.json) printJson(list);
     else printLs(list);
   });
@@ -168,22 +170,26 @@ program
   .requiredOption('--to <dir>', 'folder to restore into')
   .option('--at <time>', 'as of a date (2026-05-01), date-time, or age (3d)')
   .option('--overwrite', 'replace files that already exist in the destination')
+  .option('--skip-existing', 'leave files that already match the backup (size and SHA-256): completes an interrupted restore')
   .option('--from <place>', 'read only from this target, or from a relative: peer:NAME')
   .option('--wait', 'when files must first come back from cold storage (S3 Glacier), wait for them instead of exiting with status 6')
   .option('--tier <tier>', 'cold retrieval: Bulk (default: within 48 h, cheapest) or Standard (within 12 h)', 'Bulk')
   .option('--days <n>', 'days a restored cold object stays online', '7')
   .option('--json', 'print one JSON document; progress as JSON lines on stderr')
-  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; from?: string; wait?: boolean; tier: string; days: string; json?: boolean }) => {
+  .action(async (paths: string[], o: { to: string; at?: string; overwrite?: boolean; skipExisting?: boolean; from?: string; wait?: boolean; tier: string; days: string; json?: boolean }) => {
     if (!['Bulk', 'Standard', 'Expedited'].includes(o.tier)) throw new Error(`--tier must be Bulk or Standard, got "${o.tier}"`);
     if (!/^\d+$/.test(o.days) || Number(o.days) < 1) throw new Error(`--days must be a whole number of days (1 or more), got "${o.days}"`);
     const report = await ops.restore(home(), {
-      paths, to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), from: o.from, wait: Boolean(o.wait),
-      tier: o.tier as 'Bulk' | 'Standard' | 'Expedited', days: Number(o.days), progress: createProgress({ json: Boolean(o.json) }),
+      paths: paths.map(parseDisplayPath), to: o.to, at: o.at ? parseTime(o.at) : undefined, overwrite: Boolean(o.overwrite), skipExisting: Boolean(o.skipExisting), from: o.from,
+      wait: Boolean(o.wait), tier: o.tier as 'Bulk' | 'Standard' | 'Expedited', days: Number(o.days), progress: createProgress({ json: Boolean(o.json) }),
     });
     if (o.json) printJson(report);
     else printRestore(report);
     if (report.cold?.waiting.length) process.exitCode = 6;
-    else if (report.failed.length) process.exitCode = 3;
+    else if (report.failed.length) {
+      process.stderr.write(`hearth: restore finished with per-file errors: ${report.failed.length} not restored (listed above); fix the cause and run the same command again with --skip-existing\n`);
+      process.exitCode = 3;
+    }
   });
 
 const key = program.command('key').description('keys derived from the recovery phrase');
@@ -334,7 +340,7 @@ program
   });
 
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(commandLine());
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode;

@@ -224,7 +224,7 @@ export const SESSION_OPS: Record<string, Op> = {
     return report;
   },
 
-  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number }) {
+  async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting?: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number }) {
     const s = ctx.session;
     const local = args.from && !args.from.startsWith('peer:') ? s.tiers().filter((t) => t.name === args.from) : args.from ? [] : s.tiers();
     if (args.from && !args.from.startsWith('peer:') && local.length === 0) throw new Error(`no target named "${args.from}": see "hearth target ls"`);
@@ -242,8 +242,8 @@ export const SESSION_OPS: Record<string, Op> = {
         cold = await planCold();
       }
     }
-    if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [], bytesRead: 0, cold };
-    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress }, args);
+    if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, skipped: 0, failed: [], bytesRead: 0, cold };
+    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress, signal: ctx.signal }, args);
     return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0), cold };
   },
 
@@ -347,17 +347,40 @@ export async function runOp<T>(dir: string, op: string, args: Record<string, unk
   if (socket) return (await callControl(socket, { op, args }, progress)) as T;
   if (DAEMON_OPS.has(op)) throw new Error(`"hearth ${op.replace('-', ' ')}" needs the daemon: start it with "hearth daemon" (another terminal, or a service)`);
   const session = await HomeSession.open(dir);
+  const stop = STOPPED_BY_SIGNAL.has(op) ? stopOnSignal() : undefined;
   try {
-    return (await SESSION_OPS[op]!({ session, progress }, args)) as T;
+    return (await SESSION_OPS[op]!({ session, progress, signal: stop?.signal }, args)) as T;
   } finally {
+    stop?.release();
     await session.close();
   }
+}
+
+/** Operations that SIGINT/SIGTERM stop cleanly when they run without a daemon (a restore removes its temp files). */
+const STOPPED_BY_SIGNAL = new Set(['restore']);
+
+/** An abort signal for the first SIGINT/SIGTERM; a second one ends the process at once. */
+function stopOnSignal(): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new Error(`stopped by ${name}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
   runOp<BackupReport>(dir, 'backup', { pack: options.pack }, options.progress);
 
-export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) => {
+export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) => {
   const { progress, ...args } = options;
   return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan }>(dir, 'restore', { ...args, to: resolve(options.to) }, progress);
 };

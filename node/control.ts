@@ -4,6 +4,7 @@
 //   client → {"op": "backup", "args": {...}}
 //   daemon → {"progress": {...}} | {"log": "..."}   (any number, while it works)
 //   daemon → {"result": ...} | {"error": "one line"}  (last line; then it closes)
+// A client that goes away before the answer (Ctrl-C) aborts the handler's signal.
 import { chmodSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -14,7 +15,8 @@ export interface ControlRequest {
   args: Record<string, unknown>;
 }
 
-export type ControlHandler = (request: ControlRequest, progress: ProgressSink) => Promise<unknown>;
+/** `clientGone` is aborted when the client closes the connection before the answer. */
+export type ControlHandler = (request: ControlRequest, progress: ProgressSink, clientGone: AbortSignal) => Promise<unknown>;
 
 const MAX_REQUEST_BYTES = 1 << 20;
 
@@ -77,7 +79,9 @@ function serve(socket: Socket, handler: ControlHandler): void {
       log: (message: string) => send({ log: message }),
       done: () => {},
     };
-    handler(request, throttled(progress)).then(
+    const clientGone = new AbortController();
+    socket.once('close', () => clientGone.abort(new Error('the command was stopped (its terminal closed the control connection)')));
+    handler(request, throttled(progress), clientGone.signal).then(
       (result) => {
         send({ result: result ?? null });
         socket.end();

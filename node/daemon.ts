@@ -55,6 +55,8 @@ export interface DaemonOptions {
 
 /** Operations that change state run one at a time; reads run alongside them. */
 const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'join', 'peers-rm', 'replicate', 'verify']);
+/** Operations that stop when their command does (Ctrl-C on "hearth restore"); a backup goes on to its end. */
+const STOPPED_WITH_CLIENT = new Set(['restore']);
 
 export class Daemon {
   readonly session: HomeSession;
@@ -149,7 +151,7 @@ export class Daemon {
   }
 
   private async listen(): Promise<void> {
-    this.control = await ControlServer.listen(this.session.paths.socket, (request, progress) => this.handle(request.op, request.args, progress));
+    this.control = await ControlServer.listen(this.session.paths.socket, (request, progress, clientGone) => this.handle(request.op, request.args, progress, clientGone));
     this.host.addEventListener('peer:connect', (event) => {
       const id = event.detail.toString();
       if (!this.roster.isMember(id)) return;
@@ -239,10 +241,11 @@ export class Daemon {
     }
   }
 
-  private handle(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown> {
+  private handle(op: string, args: Record<string, unknown>, progress: ProgressSink, clientGone?: AbortSignal): Promise<unknown> {
     const work = (): Promise<unknown> => {
       this.session.reloadConfig();
-      const ctx: OpContext = { session: this.session, progress, family: this.familyOps(), signal: this.stopping.signal };
+      const signal = clientGone && STOPPED_WITH_CLIENT.has(op) ? AbortSignal.any([this.stopping.signal, clientGone]) : this.stopping.signal;
+      const ctx: OpContext = { session: this.session, progress, family: this.familyOps(), signal };
       const sessionOp = SESSION_OPS[op];
       if (sessionOp) return sessionOp(ctx, args);
       return this.networkOp(op, args, progress);

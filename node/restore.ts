@@ -3,11 +3,13 @@
 // a file inside a volume is read as a byte range, so only the age chunks covering
 // its extent travel; small files that lie one after another in a volume are read as
 // one range (a run), so many small files cost one read, not one each. Every file is
-// written to a temp name, its SHA-256 checked, its mode and mtime set, and only then
-// renamed into place.
+// written to a short temp name in its folder (node/restore-folder.ts), runs of zero
+// blocks left as holes, its SHA-256 checked, its mode and mtime set, and only then
+// renamed into place. An interrupted restore removes its temp files and can be run
+// again with skipExisting to complete it (docs/restore.md).
 import { createHash, hash as hashOf } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync, lutimesSync } from 'node:fs';
-import { chmod, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmodSync, createReadStream, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, lutimesSync, type Stats } from 'node:fs';
+import { chmod, rename, utimes, writeFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +21,7 @@ import { collectGarbage } from '../storage/collect-garbage.ts';
 import { holdYoungGenerationSmallest, restoringYoungGeneration } from './heap-tuning.ts';
 import { displayPath, encodeFsName } from '../storage/paths.ts';
 import type { ProgressSink } from './progress.ts';
+import { RestoreFolder } from './restore-folder.ts';
 
 /**
  * Files restored at once. One at a time, the thread that decrypts and verifies sat
@@ -57,7 +60,10 @@ export interface RestoreOptions {
   paths: string[];
   to: string;
   at?: number;
+  /** Replace what is in the way (a link or file where the backup has a file). */
   overwrite: boolean;
+  /** Leave files (and links) that already match the backup, to complete an earlier restore. */
+  skipExisting?: boolean;
 }
 
 export interface RestoreReport {
@@ -65,6 +71,8 @@ export interface RestoreReport {
   symlinks: number;
   dirs: number;
   bytes: number;
+  /** Files and links left as they were: they already matched (skipExisting). */
+  skipped: number;
   failed: Array<{ path: string; error: string }>;
 }
 
@@ -73,6 +81,8 @@ export interface RestoreContext {
   tiers: Tier[];
   identity: Buffer;
   progress: ProgressSink;
+  /** Aborted on SIGINT/SIGTERM: the restore stops, and removes the temp files under way. */
+  signal?: AbortSignal;
 }
 
 interface Selection {
@@ -104,9 +114,7 @@ async function* selected(catalog: Catalog, paths: string[], at: number | undefin
   }
 }
 
-function destination(to: string, rec: FileRecord): Buffer {
-  return Buffer.concat([Buffer.from(to.endsWith('/') ? to : `${to}/`), encodeFsName(`${rec.source}/${rec.path}`)]);
-}
+const catalogPath = (rec: FileRecord): string => `${rec.source}/${rec.path}`;
 
 export function runRestore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
   return restoringYoungGeneration(() => {
@@ -115,21 +123,48 @@ export function runRestore(ctx: RestoreContext, options: RestoreOptions): Promis
   });
 }
 
-async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
-  const report: RestoreReport = { files: 0, symlinks: 0, dirs: 0, bytes: 0, failed: [] };
-  if (!options.overwrite) {
-    for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
-      if (rec.type !== 'dir' && exists(destination(options.to, rec))) {
-        throw new Error(`${displayPath(`${options.to}/${rec.source}/${rec.path}`)} already exists: restore into an empty folder, or pass --overwrite`);
-      }
+/**
+ * Before anything is written: a file or link the backup has that is already there
+ * stops the restore (with neither skipExisting nor overwrite, which decide per file).
+ */
+async function refuseExisting(ctx: RestoreContext, options: RestoreOptions, folder: RestoreFolder): Promise<void> {
+  for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
+    if (rec.type === 'dir') continue;
+    let dest: Buffer;
+    try {
+      dest = folder.destination(catalogPath(rec));
+    } catch {
+      continue; // reported per file when its turn comes
     }
+    if (!lstatOrUndefined(dest)) continue;
+    throw new Error(
+      `${displayPath(`${options.to}/${catalogPath(rec)}`)} already exists: restore into an empty folder, ` +
+        'pass --skip-existing to complete an earlier restore into this one, or --overwrite to replace what is there',
+    );
   }
-  mkdirSync(options.to, { recursive: true });
+}
+
+/** Whether `dest` already is the backup's link (the same target) or file (the same size and SHA-256). */
+async function matchesBackup(dest: Buffer, rec: FileRecord, signal: AbortSignal | undefined): Promise<boolean> {
+  const st = lstatOrUndefined(dest);
+  if (rec.type === 'symlink') return Boolean(st?.isSymbolicLink()) && readlinkSync(dest, { encoding: 'buffer' }).equals(encodeFsName(rec.target ?? ''));
+  if (!st?.isFile() || st.size !== rec.size) return false;
+  const sha = createHash('sha256');
+  for await (const chunk of createReadStream(dest, { signal })) sha.update(chunk as Buffer);
+  return sha.digest('hex') === rec.hash;
+}
+
+async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<RestoreReport> {
+  const report: RestoreReport = { files: 0, symlinks: 0, dirs: 0, bytes: 0, skipped: 0, failed: [] };
+  const { signal } = ctx;
+  const folder = new RestoreFolder(options.to);
+  if (!options.overwrite && !options.skipExisting) await refuseExisting(ctx, options, folder);
+  mkdirSync(folder.root, { recursive: true });
   // Folder modes are applied last: a read-only folder must still receive its files.
   const dirModes: Array<[Buffer, number]> = [];
   const failed = (rec: FileRecord, err: unknown): void => {
-    report.failed.push({ path: `${rec.source}/${rec.path}`, error: (err as Error).message });
-    ctx.progress.log(`error: ${displayPath(`${rec.source}/${rec.path}`)}: ${(err as Error).message}`);
+    report.failed.push({ path: catalogPath(rec), error: (err as Error).message });
+    ctx.progress.log(`error: ${displayPath(catalogPath(rec))}: ${(err as Error).message}`);
   };
   const restored = (rec: FileRecord): void => {
     report.files++;
@@ -138,26 +173,35 @@ async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<Re
   };
   const headers = new AgeHeaderCache();
   const inFlight = new Set<Promise<void>>();
+  // Each piece of work meets its own failures (per file): none of these promises rejects.
   const start = async (work: Promise<void>): Promise<void> => {
     inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
+    const done = (): boolean => inFlight.delete(work);
+    work.then(done, done);
     if (inFlight.size >= FILES_IN_FLIGHT) await Promise.race(inFlight);
   };
   const fileAlone = (file: Omit<RunFile, 'loc'>): Promise<void> =>
     restoreFile(ctx, file.rec, file.dest, file.locations, headers).then(() => restored(file.rec), (err: unknown) => failed(file.rec, err));
   let run: Run | undefined;
   const startRun = async (): Promise<void> => {
-    if (run) await start(restoreRun(ctx, run, headers, restored, fileAlone));
+    if (run && !signal?.aborted) await start(restoreRun(ctx, run, headers, restored, fileAlone));
     run = undefined;
   };
   for await (const rec of selected(ctx.catalog, options.paths, options.at)) {
-    const dest = destination(options.to, rec);
+    if (signal?.aborted) break;
     try {
-      mkdirSync(parentOf(dest), { recursive: true });
+      const dest = folder.destination(catalogPath(rec));
       if (rec.type === 'dir') {
-        mkdirSync(dest, { recursive: true });
+        folder.makeFolder(dest);
         dirModes.push([dest, rec.mode & 0o7777]);
         report.dirs++;
+        continue;
+      }
+      folder.makeFolder(parentOf(dest));
+      if (options.skipExisting && (await matchesBackup(dest, rec, signal))) {
+        report.skipped++;
+      } else if (options.skipExisting && !options.overwrite && lstatOrUndefined(dest)) {
+        throw new Error('already exists and differs from the backup: left as it is; pass --overwrite to replace it');
       } else if (rec.type === 'symlink') {
         rmSync(dest, { force: true });
         symlinkSync(encodeFsName(rec.target ?? ''), dest);
@@ -185,22 +229,27 @@ async function restore(ctx: RestoreContext, options: RestoreOptions): Promise<Re
   }
   await startRun();
   await Promise.all(inFlight);
-  for (const [dir, mode] of dirModes) chmodSync(dir, mode);
   ctx.progress.done();
+  if (signal?.aborted) {
+    // Folders keep their modes open, so the run that completes this one can write into them.
+    throw new Error(
+      `restore interrupted after ${report.files} files (no partial file is left in ${displayPath(options.to)}): ` +
+        'run the same command again with --skip-existing to complete it',
+    );
+  }
+  for (const [dir, mode] of dirModes) chmodSync(dir, mode);
   return report;
 }
 
 function parentOf(path: Buffer): Buffer {
-  const slash = path.lastIndexOf(0x2f);
-  return slash <= 0 ? Buffer.from('/') : path.subarray(0, slash);
+  return path.subarray(0, path.lastIndexOf(0x2f));
 }
 
-function exists(path: Buffer): boolean {
+function lstatOrUndefined(path: Buffer): Stats | undefined {
   try {
-    lstatSync(path);
-    return true;
+    return lstatSync(path);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -230,10 +279,6 @@ function cheapestPlace(tiers: Tier[], locations: ContentLocation[]): { tier: Tie
   return undefined;
 }
 
-function tempFor(dest: Buffer): Buffer {
-  return Buffer.concat([dest, Buffer.from(`.hearth-restore-${process.pid}`)]);
-}
-
 /** Puts the verified temp file in place with the file's mode and mtime; removes it when that fails. */
 async function placeVerified(rec: FileRecord, tmp: Buffer, dest: Buffer, sha256: string): Promise<void> {
   try {
@@ -242,8 +287,9 @@ async function placeVerified(rec: FileRecord, tmp: Buffer, dest: Buffer, sha256:
     await chmod(tmp, rec.mode & 0o7777);
     await utimes(tmp, rec.mtimeMs / 1000, rec.mtimeMs / 1000);
     await rename(tmp, dest);
+    RestoreFolder.released(tmp);
   } catch (err) {
-    await rm(tmp, { force: true });
+    await RestoreFolder.discard(tmp);
     throw err;
   }
 }
@@ -259,15 +305,15 @@ async function restoreRun(ctx: RestoreContext, run: Run, headers: AgeHeaderCache
     .catch(() => undefined);
   if (bytes) scavengeEvery(bytes.length);
   for (const file of run.files) {
-    const tmp = tempFor(file.dest);
+    const tmp = RestoreFolder.tempFor(file.dest);
     try {
       if (!bytes) throw new Error('the run was not read');
       const own = bytes.subarray(file.loc.offset - run.start, file.loc.offset - run.start + file.loc.length);
-      await writeFile(tmp, own);
+      await writeFile(tmp, own, { flag: 'wx', signal: ctx.signal });
       await placeVerified(file.rec, tmp, file.dest, hashOf('sha256', own, 'hex'));
       restored(file.rec);
     } catch {
-      await rm(tmp, { force: true });
+      await RestoreFolder.discard(tmp);
       await fileAlone(file);
     }
   }
@@ -279,7 +325,8 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, l
   for (const tier of ctx.tiers) {
     for (const loc of locations) {
       if (!loc.placements.some((p) => p.target === tier.name)) continue;
-      const tmp = tempFor(dest);
+      ctx.signal?.throwIfAborted();
+      const tmp = RestoreFolder.tempFor(dest);
       try {
         const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length, headers);
         const sha = createHash('sha256');
@@ -290,12 +337,14 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, l
             cb(null, chunk);
           },
         });
-        // Past the page cache (storage/direct-write.ts); not synced: a restore cut off is run again.
-        await pipeline(plain, tap, new DirectWriteStream(tmp, { sync: false }));
+        // Past the page cache (storage/direct-write.ts), zero blocks left as holes; not
+        // synced: a restore cut off is run again.
+        await pipeline(plain, tap, new DirectWriteStream(tmp, { flags: 'wx', sync: false, sparse: true }), { signal: ctx.signal });
         await placeVerified(rec, tmp, dest, sha.digest('hex'));
         return;
       } catch (err) {
-        await rm(tmp, { force: true });
+        await RestoreFolder.discard(tmp);
+        ctx.signal?.throwIfAborted();
         errors.push(`${tier.name}: ${(err as Error).message}`);
       }
     }

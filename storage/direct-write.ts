@@ -4,7 +4,7 @@
 // the same bytes written with O_DIRECT 0.2. Direct writes need page-aligned memory,
 // and whole 4 KiB blocks at aligned file offsets; whatever is not (a file's last
 // partial block) goes through the page cache, on a second descriptor of the same file.
-import { closeSync, constants, fdatasync, open, openSync, write } from 'node:fs';
+import { closeSync, constants, fdatasync, ftruncate, open, openSync, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 
@@ -34,6 +34,20 @@ export function openDirect(path: string | Buffer): number | undefined {
 
 const writeAsync = promisify(write);
 const fdatasyncAsync = promisify(fdatasync);
+const ftruncateAsync = promisify(ftruncate);
+
+const ZERO_BLOCK = Buffer.alloc(DIRECT_BLOCK);
+
+/** Bytes from `at` up to the first block of the other kind (all zeros or not) than the one at `at`. */
+function sameKindRun(bytes: Buffer, at: number, zeros: boolean): number {
+  let end = at;
+  while (end < bytes.length) {
+    const block = bytes.subarray(end, Math.min(end + DIRECT_BLOCK, bytes.length));
+    if (block.equals(ZERO_BLOCK.subarray(0, block.length)) !== zeros) break;
+    end += block.length;
+  }
+  return end - at;
+}
 
 /** Bytes staged before a direct write; two stages, so one fills while the other is written. */
 const STAGE_BYTES = 1024 * 1024;
@@ -55,7 +69,10 @@ const SPARE_STAGES = 8;
 export class DirectWriteStream extends Writable {
   readonly path: string | Buffer;
   readonly #sync: boolean;
+  readonly #sparse: boolean;
   readonly #flags: 'w' | 'wx';
+  /** Whether the file's last bytes were left as a hole, so its size must be set at the end. */
+  #endsInHole = false;
   #fd: number | undefined;
   /** Opened at the first full stage, so small files cost one descriptor. */
   #directFd: number | undefined;
@@ -70,11 +87,14 @@ export class DirectWriteStream extends Writable {
   /**
    * `flags` as for fs.open: 'w' (default) or 'wx'. `sync: false` skips the final
    * fdatasync, for files whose loss in a crash costs only writing them again (restores).
+   * `sparse: true` writes no block (4 KiB, at a 4 KiB offset) that is all zeros: the
+   * file gets a hole there, so a sparse file restored stays sparse.
    */
-  constructor(path: string | Buffer, options: { flags?: 'w' | 'wx'; sync?: boolean } = {}) {
+  constructor(path: string | Buffer, options: { flags?: 'w' | 'wx'; sync?: boolean; sparse?: boolean } = {}) {
     super({ highWaterMark: STAGE_BYTES });
     this.path = path;
     this.#sync = options.sync ?? true;
+    this.#sparse = options.sparse ?? false;
     this.#flags = options.flags ?? 'w';
   }
 
@@ -157,6 +177,7 @@ export class DirectWriteStream extends Writable {
       await this.#writeAll(this.#fd!, stage.subarray(blocks, this.#staged));
       this.#staged = 0;
     }
+    if (this.#endsInHole) await ftruncateAsync(this.#fd!, this.#position);
     if (this.#sync) await fdatasyncAsync(this.#fd!);
     this.#close();
   }
@@ -181,7 +202,25 @@ export class DirectWriteStream extends Writable {
     await this.#writeAll(this.#fd!, stage.subarray(this.#position - start, length));
   }
 
+  /** Writes `bytes` at the current position; when sparse, its zero blocks are skipped, not written. */
   async #writeAll(fd: number, bytes: Buffer): Promise<void> {
+    if (!this.#sparse) return this.#writeDense(fd, bytes);
+    for (let at = 0; at < bytes.length; ) {
+      const zeros = sameKindRun(bytes, at, true);
+      if (zeros > 0) {
+        this.#position += zeros;
+        this.#endsInHole = true;
+        at += zeros;
+      } else {
+        const data = sameKindRun(bytes, at, false);
+        await this.#writeDense(fd, bytes.subarray(at, at + data));
+        this.#endsInHole = false;
+        at += data;
+      }
+    }
+  }
+
+  async #writeDense(fd: number, bytes: Buffer): Promise<void> {
     for (let done = 0; done < bytes.length; ) {
       const { bytesWritten } = await writeAsync(fd, bytes, done, bytes.length - done, this.#position);
       done += bytesWritten;

@@ -73,9 +73,31 @@ export function hasRawBytes(name: string): boolean {
   return /[\udc80-\udcff]/.test(name);
 }
 
-/** A printable form for messages: escaped bytes shown as \xNN. */
+/**
+ * A printable form for messages and listings: a byte that is not UTF-8 shown as
+ * \xNN, and a backslash doubled, so the form is unambiguous and parseDisplayPath
+ * reads it back.
+ */
 export function displayPath(name: string): string {
-  return name.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - 0xdc00).toString(16).padStart(2, '0')}`);
+  return name.replace(/\\|[\udc80-\udcff]/g, (ch) => (ch === '\\' ? '\\\\' : `\\x${(ch.charCodeAt(0) - 0xdc00).toString(16).padStart(2, '0')}`));
+}
+
+/**
+ * A path as the user typed it back from displayPath's form: \xNN is the byte NN and
+ * \\ a backslash (any other backslash stays as it is); the bytes are then read as
+ * decodeFsName reads a name, so "\xc3\xa9" is "é".
+ */
+export function parseDisplayPath(typed: string): string {
+  if (!typed.includes('\\')) return typed;
+  const parts: Buffer[] = [];
+  let plain = 0;
+  for (const m of typed.matchAll(/\\(\\|x[0-9a-fA-F]{2})/g)) {
+    parts.push(encodeFsName(typed.slice(plain, m.index)));
+    parts.push(m[1] === '\\' ? Buffer.from('\\') : Buffer.from([parseInt(m[1]!.slice(1), 16)]));
+    plain = m.index + m[0].length;
+  }
+  parts.push(encodeFsName(typed.slice(plain)));
+  return decodeFsName(Buffer.concat(parts));
 }
 
 /**

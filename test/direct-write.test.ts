@@ -3,7 +3,7 @@
 // file system and on tmpfs (which may refuse direct I/O).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -42,6 +42,22 @@ describe.each(places)('DirectWriteStream in %s', (parent) => {
   it.each([0, 1, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 12345])('writes %i bytes exactly', async (size) => {
     const data = randomBytes(size);
     expect((await roundTrip(data, [65_552, 1, 1_048_576, 4096, 333_333])).equals(data)).toBe(true);
+  });
+
+  it('with sparse: true leaves zero blocks as holes, byte-exact, ending in a hole or in data', async () => {
+    for (const tail of [0, 100]) {
+      const data = Buffer.alloc(9 * MiB + 333 + tail);
+      randomBytes(5000).copy(data, 10);
+      randomBytes(4096).copy(data, 4 * MiB + 4096);
+      if (tail) randomBytes(tail).copy(data, data.length - tail);
+      const path = join(dir, `sparse-${tail}`);
+      const out = new DirectWriteStream(path, { sparse: true });
+      await pipeline(Readable.from([data.subarray(0, 3 * MiB + 5), data.subarray(3 * MiB + 5)]), out);
+      expect(out.bytesWritten).toBe(data.length);
+      expect((await readFile(path)).equals(data)).toBe(true);
+      // Two blocks, one, and the last partial one: far from the 9 MiB written dense.
+      expect((await stat(path)).blocks * 512).toBeLessThanOrEqual(64 * 1024);
+    }
   });
 
   it('takes chunks larger than both stages', async () => {

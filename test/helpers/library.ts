@@ -75,3 +75,17 @@ export function snapshotTree(root: string): Map<string, TreeEntry> {
 export function randomName(): string {
   return randomBytes(6).toString('hex');
 }
+
+/** Temp files a restore left (named ".hearth-restore-..."), anywhere under root. */
+export function restoreTemps(root: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: Buffer): void => {
+    for (const entry of readdirSync(dir, { encoding: 'buffer', withFileTypes: true })) {
+      const full = Buffer.concat([dir, Buffer.from('/'), entry.name]);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.toString('latin1').startsWith('.hearth-restore-')) found.push(decodeFsName(full));
+    }
+  };
+  walk(Buffer.from(root));
+  return found;
+}
