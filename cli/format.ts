@@ -1,5 +1,6 @@
 // Human-readable output for the CLI's result documents.
 import { describeColdWait, type ColdPlan } from '../node/cold-restore.ts';
+import type { CostReport } from '../node/cost.ts';
 import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
 import type { LsEntry, ObjectEntry } from '../node/commands.ts';
@@ -96,4 +97,24 @@ export function printVerify(reports: AuditReport[]): void {
     ]),
     ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'FAILED'],
   );
+}
+
+const dollars = (n: number): string => (n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`);
+
+export function printCost(r: CostReport): void {
+  printTable(
+    r.targets.map((t) => [
+      t.target, t.kind, t.storageClass ?? '-', String(t.objects), formatSize(t.bytes),
+      Object.entries(t.requests).map(([k, n]) => `${k} ${n}`).join(', ') || '-', dollars(t.requestCost), t.kind === 's3' ? dollars(t.storagePerMonth) : '-',
+    ]),
+    ['TARGET', 'KIND', 'CLASS', 'OBJECTS', 'STORED', `REQUESTS IN ${r.month}`, 'REQUESTS $', 'STORAGE $/MONTH'],
+  );
+  for (const t of r.targets) {
+    if (t.earlyDeletes.objects) console.log(`${t.target}: ${t.earlyDeletes.objects} deletes put off until their minimum storage time has passed (${formatSize(t.earlyDeletes.bytes)}; deleting them now would cost ${dollars(t.earlyDeletes.chargeIfDeletedNow)})`);
+  }
+  console.log(`estimate this month: ${dollars(r.monthlyTotal)} (storage at the price table's rates plus this month's requests; "hearth config" price.*)`);
+  const s = r.scenario;
+  console.log(`\n${s.libraryGB} GB of photos, +${s.growthGBPerMonth} GB a month, in ${s.volumes} volumes on ${s.storageClass}:`);
+  console.log(`  upload ${dollars(s.upload.dollars)} (${s.upload.requests} requests), ${dollars(s.storagePerMonth)} a month (+${dollars(s.growthPerMonth)} a month as it grows), monthly check ${dollars(s.monthlyCheck.dollars)} (${s.monthlyCheck.requests} requests)`);
+  console.log(`  one object per file, as the seed tool does: upload ${dollars(s.seed.upload)}, ${dollars(s.seed.perMonth)} a month, checks ${dollars(s.seed.checksPerMonth)} a month`);
 }

@@ -5,7 +5,7 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { printCost, printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 import type { SourceConfig, TargetConfig } from '../node/config.ts';
 import { parseDisplayPath } from '../storage/paths.ts';
@@ -327,6 +327,16 @@ program
     if (o.json) return printJson(r);
     console.log(`placed ${r.placed.length} objects at relatives, retired ${r.retired} blobs; ${r.pending} objects still below policy`);
     for (const f of r.failed) console.log(`failed: ${f.peer}: ${f.error}`);
+  });
+
+program
+  .command('cost')
+  .description('what each target holds and costs a month, this month\'s cloud requests, deletes put off, and the 250 GB scenario')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const r = await ops.cost(home());
+    if (o.json) return printJson(r);
+    printCost(r);
   });
 
 program

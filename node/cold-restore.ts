@@ -10,7 +10,7 @@ import type { Catalog } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import type { RestoreTier, S3Tier } from '../storage/tier/s3.ts';
 import { parseSelection } from './restore.ts';
-import { RETRIEVAL_PER_GB, EGRESS_PER_GB, STANDARD_STORAGE_PER_GB_MONTH } from './prices.ts';
+import type { PriceTable } from './prices.ts';
 
 /** Hours within which S3 completes a restore of Deep Archive (Glacier is faster). */
 const RESTORE_HOURS: Record<RestoreTier, number> = { Bulk: 48, Standard: 12, Expedited: 5 / 60 };
@@ -92,6 +92,7 @@ export interface ColdPlanOptions {
   tier: RestoreTier;
   /** How long a restored copy stays online. */
   days: number;
+  prices: PriceTable;
 }
 
 /**
@@ -146,9 +147,9 @@ export async function planColdReads(o: ColdPlanOptions): Promise<ColdPlan> {
     const readyBy = new Date(Date.parse(request.requestedAt) + RESTORE_HOURS[request.tier] * 3600_000).toISOString();
     plan.waiting.push({ id, target: tier.name, size, tier: request.tier, requestedAt: request.requestedAt, readyBy, state: answer });
     const gb = size / 1e9;
-    plan.cost.retrieval += gb * RETRIEVAL_PER_GB[request.tier];
-    plan.cost.egress += gb * EGRESS_PER_GB;
-    plan.cost.restoredCopy += gb * STANDARD_STORAGE_PER_GB_MONTH * (request.days / 30);
+    plan.cost.retrieval += gb * o.prices.get(`price.retrieval.${request.tier}`);
+    plan.cost.egress += gb * o.prices.get('price.egress');
+    plan.cost.restoredCopy += gb * o.prices.storage('STANDARD') * (request.days / 30);
   }
   plan.cost.total = plan.cost.retrieval + plan.cost.egress + plan.cost.restoredCopy;
   return plan;

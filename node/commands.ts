@@ -22,6 +22,8 @@ import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
 import { localSources, placeColdCopies } from './cold-placement.ts';
+import { priceTable } from './prices.ts';
+import { costReport, type CostReport } from './cost.ts';
 import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
 import type { RestoreTier } from '../storage/tier/s3.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -199,6 +201,7 @@ export const SESSION_OPS: Record<string, Op> = {
     // With relatives, objects wait in the outbox until the daemon has sent them.
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
     if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool);
+    await s.deferredDeletes.sendDue(tiers, (c) => priceTable(s.config).minimumDays(c), (line) => ctx.progress.log(line));
     const policy = placementPolicyOf(s.config);
     const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
@@ -232,7 +235,7 @@ export const SESSION_OPS: Record<string, Op> = {
     // Cheapest first: directories, relatives, then the cloud.
     const tiers = [...local.filter((t) => t.kind === 'dir'), ...remote.map((t) => new CountingTier(t)), ...local.filter((t) => t.kind !== 'dir')];
     const journal = new ColdRestoreJournal(s.paths.dir, (line) => ctx.progress.log(line));
-    const planCold = () => planColdReads({ catalog: s.catalog, tiers, s3: s.s3Tiers(), journal, paths: args.paths, at: args.at, tier: args.tier ?? 'Bulk', days: args.days ?? 7 });
+    const planCold = () => planColdReads({ catalog: s.catalog, tiers, s3: s.s3Tiers(), journal, paths: args.paths, at: args.at, tier: args.tier ?? 'Bulk', days: args.days ?? 7, prices: priceTable(s.config) });
     let cold = await planCold();
     if (cold.waiting.length && args.wait) {
       const poll = s.config.duration('s3.restorePoll');
@@ -245,6 +248,19 @@ export const SESSION_OPS: Record<string, Op> = {
     if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, skipped: 0, failed: [], bytesRead: 0, cold };
     const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress, signal: ctx.signal }, args);
     return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0), cold };
+  },
+
+  async cost(ctx) {
+    const s = ctx.session;
+    return costReport({
+      catalog: s.catalog,
+      targets: s.config.data.targets,
+      prices: priceTable(s.config),
+      requests: (target) => s.requests.month(target),
+      deferred: s.deferredDeletes.all(),
+      volumeSize: s.config.size('volume.size'),
+      partSize: s.config.size('s3.partSize'),
+    });
   },
 
   async 'catalog-pull'(ctx, args: { target?: string }) {
@@ -389,6 +405,7 @@ export const listFiles = (dir: string, options: { path?: string; at?: number }) 
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
 export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'status', {});
 export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
+export const cost = (dir: string) => runOp<CostReport>(dir, 'cost', {});
 export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
 export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 

@@ -6,6 +6,7 @@ import { writeFileAtomicSync } from './atomic-file.ts';
 import { parseDuration, parseSize } from './units.ts';
 import { checkWebhookUrl } from './alerts.ts';
 import { parseSchedule } from './scheduler.ts';
+import { PRICE_DEFAULTS } from './prices.ts';
 
 export interface SourceConfig {
   name: string;
@@ -137,6 +138,16 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'alerts.webhook.format': { default: 'json', describe: 'json (a document naming the problem, relative and objects) or ntfy (plain text with a Title header)', check: oneOf('alerts.webhook.format', ['json', 'ntfy']) },
   'alerts.resolved': { default: 'on', describe: 'also tell the channels when a problem clears (on/off)', check: oneOf('alerts.resolved', ['on', 'off']) },
 };
+
+for (const [key, value] of Object.entries(PRICE_DEFAULTS)) {
+  SETTINGS[key] = {
+    default: String(value),
+    describe: 'a price used by "hearth cost" and restore estimates ($; see node/prices.ts)',
+    check: (v) => {
+      if (!/^\d+(\.\d+)?$/.test(v)) throw new Error(`${key} must be a number of dollars (or days, or GB) like ${value}, got "${v}"`);
+    },
+  };
+}
 
 export class Config {
   readonly file: string;

@@ -7,6 +7,9 @@ import type { Config, S3TargetConfig } from './config.ts';
 import type { HomePaths } from './home.ts';
 import { CloudCatalogLog } from './cloud-catalog.ts';
 import { RetryTier } from '../storage/tier/retry.ts';
+import type { RequestLedger } from './request-ledger.ts';
+import type { DeferredDeletes } from './deferred-deletes.ts';
+import { priceTable } from './prices.ts';
 
 export interface S3TargetOptions {
   bucket: string;
@@ -56,18 +59,34 @@ export function s3TargetConfig(name: string, o: S3TargetOptions): S3TargetConfig
   return target;
 }
 
-/** `folder`: a namespace beside the home's objects (the catalog's), none for the objects. */
-export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config, folder?: string): S3Tier {
+/**
+ * `folder`: a namespace beside the home's objects (the catalog's), none for the objects.
+ * `ledger`: counts every request sent, for `hearth cost`.
+ */
+export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config, options: { folder?: string; ledger?: RequestLedger; deferred?: DeferredDeletes } = {}): S3Tier {
+  const { folder, ledger, deferred } = options;
+  const prices = priceTable(config);
+  const client = createS3Client({ region: target.region, endpoint: target.endpoint, pathStyle: target.pathStyle, profile: target.profile });
+  if (ledger) {
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        ledger.count(target.name, String(context.commandName ?? 'Request').replace(/Command$/, ''));
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'hearthRequestLedger' },
+    );
+  }
   return new S3Tier({
     name: target.name,
     bucket: target.bucket,
     prefix: target.prefix,
     homeId: folder ? `${s3HomeId(peerId)}/${folder}` : s3HomeId(peerId),
-    client: createS3Client({ region: target.region, endpoint: target.endpoint, pathStyle: target.pathStyle, profile: target.profile }),
+    client,
     storageClass: target.storageClass,
     partSize: config.size('s3.partSize'),
     journalDir: join(paths.dir, 's3-uploads', folder ? `${target.name}.${folder}` : target.name),
     label: `s3 target ${target.name}`,
+    minimumDuration: deferred ? { days: (c) => prices.minimumDays(c), defer: (state, at) => deferred.defer(target.name, state, at) } : undefined,
   });
 }
 
@@ -75,9 +94,9 @@ export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: str
  * The target's copy of the catalog log: its own folder beside the objects, in a class
  * readable at once (an archived catalog would take 48 hours to recover from).
  */
-export function cloudCatalogOf(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config): CloudCatalogLog {
+export function cloudCatalogOf(target: S3TargetConfig, paths: HomePaths, peerId: string, config: Config, ledger?: RequestLedger): CloudCatalogLog {
   const storageClass = target.storageClass === 'STANDARD_IA' || target.storageClass === 'STANDARD' ? target.storageClass : undefined;
-  const tier = openS3Tier({ ...target, storageClass }, paths, peerId, config, 'catalog');
+  const tier = openS3Tier({ ...target, storageClass }, paths, peerId, config, { folder: 'catalog', ledger });
   return new CloudCatalogLog(target.name, new RetryTier(tier), join(paths.dir, 's3-uploads', `${target.name}.catalog.json`));
 }
 

@@ -13,6 +13,9 @@ import { peerIdFromSeed } from './peer-id.ts';
 import { cloudCatalogOf, openS3Tier } from './s3-target.ts';
 import type { CloudCatalogLog } from './cloud-catalog.ts';
 import type { S3Tier } from '../storage/tier/s3.ts';
+import { RequestLedger } from './request-ledger.ts';
+import { DeferredDeletes } from './deferred-deletes.ts';
+import { join } from 'node:path';
 
 export class HomeSession {
   readonly paths: HomePaths;
@@ -23,6 +26,10 @@ export class HomeSession {
   private readonly lock: HomeLock;
   private tierCache: CountingTier[] | undefined;
   private readonly s3Cache = new Map<string, S3Tier>();
+  /** Requests sent to cloud targets, by month, for `hearth cost`. */
+  readonly requests: RequestLedger;
+  /** Deletes of young archived objects, put off until their minimum duration has passed. */
+  readonly deferredDeletes: DeferredDeletes;
   private encoderPool: ObjectEncoderPool | undefined;
 
   private constructor(paths: HomePaths, keys: HomeKeys, config: Config, catalog: Catalog, peerId: string, lock: HomeLock) {
@@ -32,6 +39,8 @@ export class HomeSession {
     this.catalog = catalog;
     this.peerId = peerId;
     this.lock = lock;
+    this.requests = new RequestLedger(join(paths.dir, 'requests.json'));
+    this.deferredDeletes = new DeferredDeletes(join(paths.dir, 's3-deferred-deletes.json'));
   }
 
   static async open(dir: string): Promise<HomeSession> {
@@ -76,12 +85,12 @@ export class HomeSession {
 
   /** Each S3 target's copy of the catalog log. */
   cloudCatalogs(): CloudCatalogLog[] {
-    return this.config.data.targets.filter((t) => t.kind === 's3').map((t) => cloudCatalogOf(t, this.paths, this.peerId, this.config));
+    return this.config.data.targets.filter((t) => t.kind === 's3').map((t) => cloudCatalogOf(t, this.paths, this.peerId, this.config, this.requests));
   }
 
   private openTarget(target: TargetConfig): Tier {
     if (target.kind === 's3') {
-      const tier = openS3Tier(target, this.paths, this.peerId, this.config);
+      const tier = openS3Tier(target, this.paths, this.peerId, this.config, { ledger: this.requests, deferred: this.deferredDeletes });
       this.s3Cache.set(target.name, tier);
       return tier;
     }
@@ -91,6 +100,7 @@ export class HomeSession {
   async close(): Promise<void> {
     for (const t of this.tierCache ?? []) await t.close();
     await this.encoderPool?.close();
+    this.requests.flush();
     await this.catalog.close();
     this.lock.release();
   }

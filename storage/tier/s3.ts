@@ -61,6 +61,12 @@ export interface S3TierOptions {
   journalDir: string;
   /** Human form of the target for messages, e.g. s3://bucket/prefix. */
   label?: string;
+  /**
+   * Archive classes bill a minimum duration (180 days for Deep Archive): deleting a
+   * younger object costs as much as keeping it. With this, such a delete is handed to
+   * `defer` (which records it to be done when due) instead of being sent.
+   */
+  minimumDuration?: { days(storageClass: string): number; defer(state: S3ObjectState, deleteAt: number): void };
 }
 
 export interface S3ObjectState {
@@ -75,6 +81,8 @@ export interface S3ObjectState {
   /** Composite or full-object checksum the store keeps, when it keeps one. */
   checksumSha256?: string;
   etag?: string;
+  /** When the store last wrote it (ms). */
+  lastModified?: number;
 }
 
 export type RestoreTier = 'Bulk' | 'Standard' | 'Expedited';
@@ -120,6 +128,7 @@ export class S3Tier implements Tier {
   private readonly client: S3Client;
   private readonly journal: S3UploadJournal;
   private readonly label: string;
+  private readonly minimumDuration: S3TierOptions['minimumDuration'];
 
   constructor(options: S3TierOptions) {
     this.name = options.name;
@@ -134,6 +143,7 @@ export class S3Tier implements Tier {
     this.client = options.client;
     this.journal = new S3UploadJournal(options.journalDir);
     this.label = options.label ?? `s3 target ${options.name}`;
+    this.minimumDuration = options.minimumDuration;
   }
 
   key(name: string): string {
@@ -303,6 +313,7 @@ export class S3Tier implements Tier {
       ...parseRestoreHeader(h.Restore),
       checksumSha256: h.ChecksumSHA256,
       etag: h.ETag,
+      lastModified: h.LastModified?.getTime(),
     };
   }
 
@@ -320,6 +331,19 @@ export class S3Tier implements Tier {
   }
 
   async delete(name: string): Promise<void> {
+    if (this.minimumDuration) {
+      const state = await this.head(name).catch((err: unknown) => {
+        if (err instanceof ObjectNotFoundError) return undefined;
+        throw err;
+      });
+      if (!state) return;
+      const days = this.minimumDuration.days(state.storageClass);
+      const deleteAt = (state.lastModified ?? 0) + days * 86_400_000;
+      if (days > 0 && deleteAt > Date.now()) {
+        this.minimumDuration.defer(state, deleteAt);
+        return;
+      }
+    }
     await this.send((abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal }), `delete ${name}`);
   }
 

@@ -1,0 +1,98 @@
+// hearth cost and the 180-day minimum through the real CLI and AWS SDK against
+// fauxqs with the archive layer: requests are counted as they leave (matching the
+// server's own ledger), a delete of a young archived object is put off and shown
+// with what an early delete would cost, and sent once it is due.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hearthAsync } from './helpers/cli.ts';
+import { writeFile } from './helpers/library.ts';
+import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { seedScenario } from '../node/cost.ts';
+import { priceTable } from '../node/prices.ts';
+
+let work: string;
+let s3: ColdS3;
+const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'hearth-cost-'));
+  s3 = await startColdS3();
+  await s3.createBucket('family');
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+});
+
+afterAll(async () => {
+  await s3.stop();
+  rmSync(work, { recursive: true, force: true });
+  process.env.AWS_ACCESS_KEY_ID = saved.id;
+  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+});
+
+async function ok(home: string, args: string[]): Promise<string> {
+  const r = await hearthAsync(home, args);
+  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+interface Cost {
+  targets: Array<{ target: string; objects: number; requests: Record<string, number>; requestCost: number; storagePerMonth: number; earlyDeletes: { objects: number; chargeIfDeletedNow: number } }>;
+  scenario: { volumes: number; upload: { requests: number; dollars: number }; storagePerMonth: number; monthlyCheck: { requests: number; dollars: number } };
+}
+
+describe('hearth cost', () => {
+  it('counts requests as they leave, puts off young archived deletes, and sends them once due', async () => {
+    const home = join(work, 'home');
+    const photos = join(work, 'photos');
+    writeFile(photos, 'first/0.jpg', 100_000, 100);
+    await ok(home, ['init']);
+    await ok(home, ['source', 'add', photos]);
+    await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'cost', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
+    await ok(home, ['config', 'set', 'volume.size', '64MiB']);
+    // The first backup packs straight into a volume; the daily runs after it stage
+    // blobs, and the bucket is this home's only place, so they go there.
+    await ok(home, ['backup']);
+    const firstKeys = s3.keys('family');
+    for (let i = 0; i < 6; i++) writeFile(photos, `day1/${i}.jpg`, 100_000, i + 1);
+    await ok(home, ['backup']);
+    const blobKeys = s3.keys('family').filter((k) => k.startsWith('cost/') && !k.includes('/catalog/') && !firstKeys.includes(k));
+    expect(blobKeys).toHaveLength(6);
+    // Packing retires the blobs: their deletes are put off (they are minutes, not 180 days, old).
+    await ok(home, ['backup', '--pack']);
+    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toHaveLength(6);
+    const deferred = JSON.parse(readFileSync(join(home, 's3-deferred-deletes.json'), 'utf8')) as { deletes: Array<{ deleteAt: string }> };
+    expect(deferred.deletes).toHaveLength(6);
+    expect(Date.parse(deferred.deletes[0]!.deleteAt) - Date.now()).toBeGreaterThan(179 * 86_400_000);
+
+    const cost = JSON.parse(await ok(home, ['cost', '--json'])) as Cost;
+    const glacier = cost.targets.find((t) => t.target === 'glacier')!;
+    const serverPuts = s3.ledger.filter((e) => e.op === 'PutObject' && e.key.startsWith('cost/') && !e.key.endsWith('.hearth-access-check')).length;
+    expect(glacier.requests.PutObject).toBe(serverPuts);
+    expect(glacier.requestCost).toBeGreaterThan(0);
+    expect(glacier.earlyDeletes.objects).toBe(6);
+    expect(glacier.earlyDeletes.chargeIfDeletedNow).toBeGreaterThan(0);
+    const text = await ok(home, ['cost']);
+    expect(text).toMatch(/glacier: 6 deletes put off until their minimum storage time has passed/);
+    expect(text).toMatch(/one object per file, as the seed tool does: upload \$16\.50, \$0\.90 a month, checks \$22\.00 a month/);
+
+    // Once the minimum has passed (here: made a second long), the next run sends them.
+    await ok(home, ['config', 'set', 'price.minimumDays.DEEP_ARCHIVE', '0.00001']);
+    await new Promise((r) => setTimeout(r, 1200));
+    await ok(home, ['backup']);
+    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toEqual([]);
+    expect((JSON.parse(readFileSync(join(home, 's3-deferred-deletes.json'), 'utf8')) as { deletes: unknown[] }).deletes).toEqual([]);
+  });
+
+  it('the seed scenario: 250 GB in 4 GiB volumes costs cents to upload and check, a quarter a month to keep', () => {
+    const s = seedScenario(priceTable(), 'DEEP_ARCHIVE', 4 * 1024 ** 3, 1024 ** 3);
+    expect(s.volumes).toBe(59);
+    expect(s.upload.requests).toBe(59 * 6);
+    expect(s.upload.dollars).toBeCloseTo(0.0177, 4);
+    expect(s.storagePerMonth).toBeGreaterThan(0.2475);
+    expect(s.storagePerMonth).toBeLessThan(0.25);
+    expect(s.monthlyCheck.requests).toBe(60);
+    expect(s.monthlyCheck.dollars).toBeLessThan(0.001);
+  });
+});
