@@ -86,6 +86,7 @@ export function openS3Tier(target: S3TargetConfig, paths: HomePaths, peerId: str
     partSize: config.size('s3.partSize'),
     journalDir: join(paths.dir, 's3-uploads', folder ? `${target.name}.${folder}` : target.name),
     label: `s3 target ${target.name}`,
+    sha256Checksums: target.endpoint === undefined,
     minimumDuration: deferred ? { days: (c) => prices.minimumDays(c), defer: (state, at) => deferred.defer(target.name, state, at) } : undefined,
   });
 }

@@ -62,6 +62,13 @@ export interface S3TierOptions {
   /** Human form of the target for messages, e.g. s3://bucket/prefix. */
   label?: string;
   /**
+   * Send SHA-256 checksums (x-amz-checksum-sha256, and per part in Complete, so S3
+   * keeps the composite checksum). Default true, for AWS; S3-compatible stores get
+   * Content-MD5 alone: Swift refuses a Complete that carries part checksums
+   * (MalformedXML), and others ignore or reject the header.
+   */
+  sha256Checksums?: boolean;
+  /**
    * Archive classes bill a minimum duration (180 days for Deep Archive): deleting a
    * younger object costs as much as keeping it. With this, such a delete is handed to
    * `defer` (which records it to be done when due) instead of being sent.
@@ -129,6 +136,7 @@ export class S3Tier implements Tier {
   private readonly journal: S3UploadJournal;
   private readonly label: string;
   private readonly minimumDuration: S3TierOptions['minimumDuration'];
+  private readonly sha256: boolean;
 
   constructor(options: S3TierOptions) {
     this.name = options.name;
@@ -144,6 +152,7 @@ export class S3Tier implements Tier {
     this.journal = new S3UploadJournal(options.journalDir);
     this.label = options.label ?? `s3 target ${options.name}`;
     this.minimumDuration = options.minimumDuration;
+    this.sha256 = options.sha256Checksums ?? true;
   }
 
   key(name: string): string {
@@ -181,7 +190,7 @@ export class S3Tier implements Tier {
       Body: bodyOf(source, 0, source.size),
       ContentLength: source.size,
       ContentMD5: digest.md5,
-      ChecksumSHA256: digest.sha256,
+      ChecksumSHA256: this.sha256 ? digest.sha256 : undefined,
       StorageClass: this.storageClass as StorageClass | undefined,
     });
     await this.send((abortSignal) => this.client.send(command, { abortSignal }), `store ${name}`, signal);
@@ -197,7 +206,7 @@ export class S3Tier implements Tier {
     }
     if (entry) entry = await this.crossCheck(entry);
     if (!entry) {
-      const command = new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, StorageClass: this.storageClass as StorageClass | undefined, ChecksumAlgorithm: 'SHA256' });
+      const command = new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, StorageClass: this.storageClass as StorageClass | undefined, ChecksumAlgorithm: this.sha256 ? 'SHA256' : undefined });
       const created = await this.send((abortSignal) => this.client.send(command, { abortSignal }), `start the upload of ${name}`, signal);
       entry = { version: 1, key, uploadId: created.UploadId!, size: source.size, partSize, storageClass: this.storageClass, parts: [], startedAt: new Date().toISOString() };
       this.journal.write(name, entry);
@@ -230,7 +239,7 @@ export class S3Tier implements Tier {
         Body: bodyOf(source, offset, size),
         ContentLength: size,
         ContentMD5: digest.md5,
-        ChecksumSHA256: digest.sha256,
+        ChecksumSHA256: this.sha256 ? digest.sha256 : undefined,
       });
       const answer = await this.send((abortSignal) => this.client.send(command, { abortSignal }), `upload part ${partNumber} of ${name}`, signal).catch((err: unknown) => {
         if (errorCode(err) === 'NoSuchUpload') this.journal.remove(name);
@@ -245,7 +254,7 @@ export class S3Tier implements Tier {
       Bucket: this.bucket,
       Key: key,
       UploadId: uploadId,
-      MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: p.sha256 })) },
+      MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: this.sha256 ? p.sha256 : undefined })) },
     });
     await this.send((abortSignal) => this.client.send(complete, { abortSignal }), `complete the upload of ${name}`, signal).catch((err: unknown) => {
       // The store lost the upload or a part: the next attempt starts over.

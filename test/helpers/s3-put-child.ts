@@ -10,9 +10,10 @@ const tier = new S3Tier({
   bucket,
   prefix: 'hearth',
   homeId: 'home1',
-  client: createS3Client({ endpoint, pathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+  client: createS3Client({ endpoint, pathStyle: true, credentials: { accessKeyId: process.env.HEARTH_TEST_S3_KEY ?? 'test', secretAccessKey: process.env.HEARTH_TEST_S3_SECRET ?? 'test' } }),
   partSize: Number(partSize),
   journalDir,
+  sha256Checksums: process.env.HEARTH_TEST_S3_SHA256 !== 'off',
 });
 const size = statSync(file).size;
 await tier.put(name, { size, file, open: (offset) => createReadStream(file, { start: offset }) });
