@@ -6,13 +6,15 @@
 //   small set:  100,000 x 4 KiB files
 // Data sets are cached in bench-data/ (git-ignored); HEARTH_BENCH_SMALL=1 uses a
 // tenth of each set for a quick look; HEARTH_BENCH_ONLY=photos,small (any of
-// tools, photos, small, restic, family) runs only those parts, to iterate on one figure.
+// tools, photos, small, restic, family, s3) runs only those parts, to iterate on one figure.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { familyBench } from './family-bench.ts';
+import { s3Bench } from './s3-bench.ts';
+import { dropCaches, run, type Run } from './measure.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dataDir = join(repo, 'bench-data');
@@ -20,49 +22,6 @@ const scale = process.env.HEARTH_BENCH_SMALL ? 0.1 : 1;
 const HEARTH = join(repo, 'cli', 'hearth.mjs');
 const only = process.env.HEARTH_BENCH_ONLY?.split(',').map((p) => p.trim());
 const part = (name: string) => !only || only.includes(name);
-
-interface Run {
-  seconds: number;
-  peakRssMb: number;
-  stdout: string;
-}
-
-/** Run a command, polling its peak RSS (VmHWM) from /proc while it runs. */
-function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; shell?: boolean } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(cmd, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], shell: options.shell });
-    let peakKb = 0;
-    let stdout = '';
-    let stderr = '';
-    const poll = setInterval(() => {
-      for (const pid of [child.pid, ...childPids(child.pid!)]) {
-        try {
-          const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-          if (m) peakKb = Math.max(peakKb, Number(m[1]));
-        } catch {}
-      }
-    }, 50);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    if (options.input) child.stdin.end(options.input);
-    else child.stdin.end();
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearInterval(poll);
-      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
-      resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, peakRssMb: peakKb / 1024, stdout });
-    });
-  });
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 function ensureTools(): void {
   const missing = ['restic', 'age', 'sha256sum'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
@@ -150,11 +109,6 @@ async function resticBackup(label: string, source: string, work: string): Promis
   return { first, second, restore };
 }
 
-/** Best effort: cold reads for the first backups when we may; otherwise both tools see the same warm cache. */
-function dropCaches(): void {
-  spawnSync('sh', ['-c', 'sync; echo 1 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
-}
-
 const mbps = (bytes: number, s: number) => bytes / 1e6 / s;
 const fmt = (n: number, d = 1) => n.toFixed(d);
 
@@ -178,6 +132,7 @@ async function main(): Promise<void> {
   const hs = part('small') ? await hearthBackup('small', smallDir, work) : undefined;
   const rs = part('small') && part('restic') ? await resticBackup('small', smallDir, work) : undefined;
   const fam = part('family') ? await familyBench(photoDir, work) : undefined;
+  const cloud = part('s3') ? await s3Bench(photoDir, photos.bytes, work) : undefined;
 
   // A part that did not run leaves its cells empty.
   const cell = (value: number | undefined, digits = 1) => (value === undefined || !Number.isFinite(value) ? '' : fmt(value, digits));
@@ -206,6 +161,7 @@ async function main(): Promise<void> {
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  if (cloud) for (const line of cloud) console.log(line);
   if (hp) console.log(`\nhearth photo backup: ${hp.report.volumes.length} volumes, ${hp.report.blobs.stored} blobs`);
   rmSync(work, { recursive: true, force: true });
 }
