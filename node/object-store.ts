@@ -146,8 +146,11 @@ export class ObjectStore {
    */
   openPlaintext(object: { id: string; size: number; plainSize: number }): Readable {
     return deferredReadable(async () => {
-      const placed = new Set((await this.catalog.placements(object.id)).map((p) => p.target));
-      const tier = this.tiers.find((t) => placed.has(t.name));
+      const placements = await this.catalog.placements(object.id);
+      // A copy marked damaged (node/checks/) is read only when there is no other.
+      const healthy = new Set(placements.filter((p) => p.damaged === undefined).map((p) => p.target));
+      const placed = new Set(placements.map((p) => p.target));
+      const tier = this.tiers.find((t) => healthy.has(t.name)) ?? this.tiers.find((t) => placed.has(t.name));
       if (!tier) throw new Error(`object ${object.id} is on no configured target`);
       return readObjectRange(tier, object, this.keys.x25519Secret, 0, object.plainSize);
     });
