@@ -50,7 +50,12 @@ export function printCheck(r: TargetCheckReport): void {
     else console.log(`target ${t.name}: ${t.objects} objects (${formatSize(t.bytes)}) present with the right size; ${t.readObjects} read and hashed (${formatSize(t.readBytes)})`);
   }
   const repaired = r.damaged.filter((d) => d.repairedFrom).length;
-  console.log(r.ok ? 'check ok: no damaged or missing copy' : `check found ${r.damaged.length} damaged or missing copies (${repaired} repaired)${r.targets.some((t) => t.error !== undefined) ? ' and targets it could not check' : ''}`);
+  const unchecked = r.targets.filter((t) => t.error !== undefined).length;
+  const found = [
+    ...(r.damaged.length ? [`${r.damaged.length} damaged or missing copies (${repaired} repaired)`] : []),
+    ...(unchecked ? [`${unchecked} targets it could not check`] : []),
+  ];
+  console.log(r.ok ? 'check ok: no damaged or missing copy' : `check found ${found.join(' and ')}`);
 }
 
 export function printLs(list: LsEntry[]): void {

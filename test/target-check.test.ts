@@ -6,7 +6,7 @@
 // relative, and a replication pass that meets a bad copy on the target.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -212,7 +212,17 @@ describe('two directory targets, no daemon', () => {
       expect(report.targets.find((t: any) => t.name === 'usb').error).toMatch(/mounted/);
       expect(report.targets.find((t: any) => t.name === 'nas').error).toBeUndefined();
       expect(objects().every((o) => o.placements.every((p: any) => p.damaged === undefined))).toBe(true);
+
+      // An empty mount point (the folder is there, the disk is not): not damage either, and nothing is copied onto it.
+      mkdirSync(join(work, 'usb'));
+      const empty = await check(home);
+      expect(empty.code).toBe(3);
+      expect(empty.report.damaged).toEqual([]);
+      expect(empty.report.targets.find((t: any) => t.name === 'usb').error).toMatch(/none of the \d+ objects placed there is present: is the right disk mounted/);
+      expect(readdirSync(join(work, 'usb', 'hearth', peerId, 'objects'))).toEqual([]);
+      expect(objects().every((o) => o.placements.every((p: any) => p.damaged === undefined))).toBe(true);
     } finally {
+      rmSync(join(work, 'usb'), { recursive: true, force: true });
       renameSync(join(work, 'usb-away'), join(work, 'usb'));
     }
   });

@@ -87,6 +87,15 @@ export async function runTargetCheck(ctx: CopyCareContext & { progress: Progress
     }
     ctx.progress.update({ phase: 'checking', files: ++done, bytes: doneBytes });
   }
+  // A target holding none of its objects is an empty mount point or the wrong disk far more
+  // often than a disk that lost everything: marking and re-copying it all would fill the
+  // filesystem under the mount point. Until targets carry a marker file (DESIGN.md), say so instead.
+  for (const [tier, summary] of summaries) {
+    const missing = findings.filter((f) => f.tier === tier && f.fault === 'missing').length;
+    if (summary.error !== undefined || summary.objects < 2 || missing < summary.objects) continue;
+    summary.error = `none of the ${summary.objects} objects placed there is present: is the right disk mounted? Nothing was marked or copied`;
+    findings.splice(0, findings.length, ...findings.filter((f) => f.tier !== tier));
+  }
   // Recorded and repaired after the pass, not during it: that appends to the catalog being listed.
   if (healed.length) await ctx.catalog.append(healed.map(({ damaged: _, ...placement }) => ({ ...placement, time: Date.now() })));
   const damaged = await handleFindings(ctx, findings);
