@@ -189,10 +189,13 @@ export function copyCare(ctx: OpContext): CopyCareContext {
   return {
     catalog: s.catalog,
     homeTiers: s.tiers(),
+    // Relatives connected now: dialling one that is away costs seconds per copy, and a copy
+    // left marked is repaired after the replication pass that follows its return (repairMarked).
     relatives: async () => {
-      if (!ctx.family) return [];
+      const family = ctx.family;
+      if (!family) return [];
       const names = new Map((await FamilyRoster.open(s.paths.dir)).members().map((m) => [m.peerId, m.name]));
-      return (await ctx.family.readTiers()).map((tier) => ({ tier, name: `relative ${names.get(tier.name) ?? tier.name}` }));
+      return (await family.readTiers()).filter((tier) => family.connected(tier.name)).map((tier) => ({ tier, name: `relative ${names.get(tier.name) ?? tier.name}` }));
     },
     alerts: ctx.alerts ?? new AlertCenter({ home: s.paths.dir, settings: () => s.config, log }),
     log,
@@ -206,6 +209,8 @@ export interface FamilyOps {
   outboxDir: string;
   /** Extra tiers to read from (relatives), cheapest last. */
   readTiers(from?: string): Promise<Tier[]>;
+  /** Whether a relative (by PeerId) is connected now. */
+  connected(peerId: string): boolean;
   /** Called after a backup recorded new objects: replicate and push the catalog. */
   afterBackup(progress: ProgressSink): Promise<unknown>;
   call(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown>;

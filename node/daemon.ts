@@ -22,7 +22,7 @@ import { FamilyRoster, type FamilyMember } from './family.ts';
 import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
 import { copyCare, SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
-import { settleSuspects, SuspectCopies } from './checks/damage.ts';
+import { repairMarked, settleSuspects, SuspectCopies } from './checks/damage.ts';
 import { Replicator, type ReplicationReport } from './replicator.ts';
 import { auditRelative, objectsAt, type AuditReport } from './audit.ts';
 import { auditService, type AuditService } from '../protocol/audit.ts';
@@ -224,7 +224,9 @@ export class Daemon {
   private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
     const report = await this.replicator.run(progress);
     await this.alertOnRelatives(report);
-    if (this.suspects.size) await settleSuspects(copyCare(this.opContext(progress ?? silentProgress)), this.suspects);
+    const care = copyCare(this.opContext(progress ?? silentProgress));
+    if (this.suspects.size) await settleSuspects(care, this.suspects);
+    await repairMarked(care);
     return report;
   }
 
@@ -273,6 +275,7 @@ export class Daemon {
         const members = from === undefined ? this.roster.members() : from === '' ? [] : [this.memberNamed(from)];
         return members.map((m) => this.replicator.tierFor(m) as Tier);
       },
+      connected: (peerId) => this.host.getConnections(peerIdFromString(peerId)).length > 0,
       afterBackup: (progress) => this.replicate(progress),
       statusExtras: () => this.statusExtras(),
       call: (op, args, progress) => this.networkOp(op, args, progress),

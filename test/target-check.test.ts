@@ -301,4 +301,40 @@ describe('a home with a relative: the daemon', () => {
     await eventually(() => hooks.slice(before).some((h) => h.problem === 'target-damage' && h.objects.includes(victim.id)), 'the alert');
     expect(objects().find((o) => o.id === victim.id).placements.every((p: any) => p.damaged === undefined)).toBe(true);
   });
+
+  it('a copy no relative online could repair stays marked, and is repaired when one comes back', async () => {
+    const victim = objects()[0];
+    await daemons[1]!.stop();
+    await daemons[2]!.stop();
+    flipByte(onUsb(victim.id));
+    const run = await check(home('A'), ['--read-data']);
+    expect(run.code).toBe(3);
+    expect(run.report.damaged).toEqual([expect.objectContaining({ id: victim.id, fault: 'merkle' })]);
+    expect(run.report.damaged[0].repairError).toMatch(/no healthy copy is reachable/);
+    expect(objects().find((o) => o.id === victim.id).placements.find((p: any) => p.target === 'usb').damaged).toMatch(/^merkle: /);
+    // B starts again (on another port) and dials A; the pass that follows repairs the copy.
+    daemons[1] = await startDaemon(home('B'));
+    await eventually(() => sha(onUsb(victim.id)) === sha(hosted('B', victim.id)), 'the marked copy repaired from B', 120);
+    await eventually(() => objects().find((o) => o.id === victim.id).placements.every((p: any) => p.damaged === undefined), 'the mark cleared');
+    expect(daemons[0]!.stderr()).toMatch(new RegExp(`target usb: object ${victim.id} \\(volume\\) merkle: .*repaired from relative B`));
+  });
+
+  it('the daemon runs the scheduled check, reading check.readDataSubset of the objects', async () => {
+    await daemons[0]!.stop();
+    const victim = objects()[1];
+    flipByte(onUsb(victim.id));
+    hearthOk(home('A'), ['config', 'set', 'check.readDataSubset', '100%']);
+    // As if the daemon had been off since long before the 22nd: the check is overdue when it starts.
+    const stateFile = join(home('A'), 'schedule.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    state.jobs.check = { schedule: '22 03:30', trackedSince: '2000-01-01T00:00:00.000Z' };
+    writeFileSync(stateFile, JSON.stringify(state));
+    daemons[0] = await startDaemon(home('A'));
+    await eventually(() => /scheduled check finished/.test(daemons[0]!.stderr()), 'the scheduled check', 120);
+    expect(daemons[0]!.stderr()).toMatch(new RegExp(`target usb: object ${victim.id} \\(volume\\) merkle: .*repaired from relative B`));
+    expect(sha(onUsb(victim.id))).toBe(sha(hosted('B', victim.id)));
+    const job = JSON.parse(readFileSync(stateFile, 'utf8')).jobs.check;
+    expect(job.lastError).toBeUndefined();
+    expect(Date.parse(job.lastRun)).toBeGreaterThan(Date.parse('2020-01-01'));
+  });
 });

@@ -154,3 +154,33 @@ export async function settleSuspects(ctx: CopyCareContext, suspects: SuspectCopi
   }
   return handleFindings(ctx, findings);
 }
+
+/**
+ * Copies marked damaged that a healthy copy at a reachable place can now replace
+ * (a relative came back online, the other disk was plugged in): repaired without
+ * re-reading the damaged copy, so a copy nothing can repair costs no I/O. The daemon
+ * runs this after each replication pass.
+ */
+export async function repairMarked(ctx: CopyCareContext): Promise<DamagedCopy[]> {
+  const reachable = new Set([...ctx.homeTiers.map((t) => t.name), ...(await ctx.relatives()).map((r) => r.tier.name)]);
+  const findings: Finding[] = [];
+  for await (const object of ctx.catalog.objects()) {
+    for (const placement of object.placements) {
+      const tier = ctx.homeTiers.find((t) => t.name === placement.target);
+      if (placement.damaged === undefined || !tier) continue;
+      if (!object.placements.some((p) => p.damaged === undefined && p.target !== tier.name && reachable.has(p.target))) continue;
+      const [fault, detail] = splitMark(placement.damaged);
+      findings.push({ tier, object, placement, fault, detail });
+    }
+  }
+  return handleFindings(ctx, findings);
+}
+
+const FAULTS: readonly CopyFault[] = ['missing', 'size', 'merkle', 'unreadable'];
+
+/** A mark is "<fault>: <detail>" (handleFindings writes it). */
+function splitMark(mark: string): [CopyFault, string] {
+  const colon = mark.indexOf(': ');
+  const fault = mark.slice(0, colon) as CopyFault;
+  return FAULTS.includes(fault) ? [fault, mark.slice(colon + 2)] : ['unreadable', mark];
+}
