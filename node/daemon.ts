@@ -224,9 +224,14 @@ export class Daemon {
   private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
     const report = await this.replicator.run(progress);
     await this.alertOnRelatives(report);
-    const care = copyCare(this.opContext(progress ?? silentProgress));
-    if (this.suspects.size) await settleSuspects(care, this.suspects);
-    await repairMarked(care);
+    // Copies on this home's targets the pass could not send from, and marked ones a relative back online can now replace.
+    try {
+      const care = copyCare(this.opContext(progress ?? silentProgress));
+      if (this.suspects.size) await settleSuspects(care, this.suspects);
+      await repairMarked(care);
+    } catch (err) {
+      this.log(`checking this home's copies after replication failed: ${(err as Error).stack ?? (err as Error).message}`);
+    }
     return report;
   }
 

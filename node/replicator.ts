@@ -3,7 +3,7 @@
 // placements and carries out the difference, and keeps each relative's copy of the
 // catalog log up to date. It runs after every backup, when a relative connects,
 // and on a timer; a relative that is offline is simply tried again next time.
-import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -18,6 +18,7 @@ import type { ProgressSink } from './progress.ts';
 import { deferredReadable } from './deferred-stream.ts';
 import { placeColdCopies } from './cold-placement.ts';
 import type { PlacementPolicy } from './placement-policy.ts';
+import type { ReadFailureListener } from './object-read.ts';
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
@@ -55,8 +56,11 @@ export interface ReplicatorOptions {
    * placed, and starts nothing more.
    */
   signal?: AbortSignal;
-  /** Told when a host refused the bytes of a copy on a directory target: that copy may be damaged (node/checks/damage.ts). */
-  onReadFailure?: (tier: Tier, object: ObjectSummary, error: unknown) => void;
+  /**
+   * Told when sending from a copy on a directory target failed because of the copy (the
+   * host refused its bytes, or the file is gone or cut short): node/checks/damage.ts.
+   */
+  onReadFailure?: ReadFailureListener<ObjectSummary>;
 }
 
 /** A place to send from, and the home's own target it reads, if it is one. */
@@ -304,9 +308,10 @@ export class Replicator {
         const refusal = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause.code : undefined;
         // The host's other refusals (quota, a bad request) would repeat with any copy.
         if (refusal !== undefined && refusal !== 'EHASH') throw err;
-        if (refusal === 'EHASH') {
-          sources.splice(sources.indexOf(source), 1);
-          if (source.target) this.o.onReadFailure?.(source.target, object, err);
+        if (refusal === 'EHASH') sources.splice(sources.indexOf(source), 1);
+        // A relative that went away mid-put says nothing of the copy; a refusal or a file gone or short does.
+        if (source.target && (refusal === 'EHASH' || lstatSync(source.target.location(object.id), { throwIfNoEntry: false })?.size !== object.size)) {
+          this.o.onReadFailure?.(source.target, object, err);
         }
         problems.push((err as Error).message);
       }
