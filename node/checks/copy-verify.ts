@@ -4,8 +4,16 @@
 // interface is used, so every kind of place can be checked the same way.
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { MerkleBuilder } from '../../storage/merkle.ts';
-import { ObjectNotFoundError, type ObjectSource, type Tier } from '../../storage/tier/tier.ts';
+import { ObjectNotFoundError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
 import { deferredReadable } from '../deferred-stream.ts';
+
+/**
+ * Kinds of target the check covers. A directory is read for free; an S3 target in
+ * an archive class cannot be read without a paid retrieval, and its HEAD-based check
+ * (size, class, stored checksum) is the cloud check's (DESIGN.md, Checks). A kind is
+ * added here once its reads cost nothing: the check itself uses only the Tier interface.
+ */
+export const CHECKED_KINDS: readonly TierKind[] = ['dir'];
 
 /** What the catalog says an object is: enough to recognise its bytes. */
 export interface ExpectedObject {

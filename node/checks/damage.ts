@@ -7,7 +7,7 @@
 import type { Catalog, CatalogPayload, PlacementRecord } from '../../storage/catalog/catalog.ts';
 import type { Tier } from '../../storage/tier/tier.ts';
 import { alertKey, type AlertCenter } from '../alerts.ts';
-import { verifiedSource, verifyCopy, type CopyFault, type ExpectedObject } from './copy-verify.ts';
+import { CHECKED_KINDS, verifiedSource, verifyCopy, type CopyFault, type ExpectedObject } from './copy-verify.ts';
 
 /** Everything the checks need from the home. */
 export interface CopyCareContext {
@@ -70,9 +70,12 @@ export async function handleFindings(ctx: CopyCareContext, findings: Finding[]):
 /** Writes the object to `target` again from the first healthy copy elsewhere; returns where it came from. */
 async function repair(ctx: CopyCareContext, target: Tier, object: ExpectedObject): Promise<string> {
   const healthy = new Set((await ctx.catalog.placements(object.id)).filter((p) => p.damaged === undefined && p.target !== target.name).map((p) => p.target));
+  const others = ctx.homeTiers.filter((t) => t !== target && healthy.has(t.name)).map((tier) => ({ tier, name: tier.name }));
+  // Cheapest first, as a restore reads: directories, relatives, then the cloud (egress is billed; a cold copy fails and the next is tried).
   const sources = [
-    ...ctx.homeTiers.filter((t) => t !== target && healthy.has(t.name)).map((tier) => ({ tier, name: tier.name })),
+    ...others.filter((s) => s.tier.kind === 'dir'),
     ...(await ctx.relatives()).filter((r) => healthy.has(r.tier.name)),
+    ...others.filter((s) => s.tier.kind !== 'dir'),
   ];
   const problems: string[] = [];
   for (const source of sources) {
@@ -118,9 +121,9 @@ export type CheckedObject = ExpectedObject & { kind: 'blob' | 'volume' };
 export class SuspectCopies {
   readonly #copies = new Map<string, { target: string; object: CheckedObject }>();
 
-  /** Has the shape of a ReadFailureListener (node/object-read.ts). */
+  /** Has the shape of a ReadFailureListener (node/object-read.ts). Kinds the check does not cover are not taken (a cold S3 read fails by design). */
   readonly add = (tier: Tier, object: CheckedObject): void => {
-    if (tier.kind !== 'peer') this.#copies.set(`${tier.name}\0${object.id}`, { target: tier.name, object });
+    if (CHECKED_KINDS.includes(tier.kind)) this.#copies.set(`${tier.name}\0${object.id}`, { target: tier.name, object });
   };
 
   get size(): number {

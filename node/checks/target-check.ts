@@ -8,7 +8,7 @@ import { alertKey } from '../alerts.ts';
 import type { ProgressSink } from '../progress.ts';
 import type { PlacementRecord } from '../../storage/catalog/catalog.ts';
 import type { Tier, TierKind } from '../../storage/tier/tier.ts';
-import { verifyCopy } from './copy-verify.ts';
+import { CHECKED_KINDS, verifyCopy } from './copy-verify.ts';
 import { handleFindings, type CopyCareContext, type DamagedCopy, type Finding } from './damage.ts';
 
 export interface TargetCheckOptions {
@@ -52,8 +52,10 @@ function sampler(share: number): (id: string) => boolean {
 
 export async function runTargetCheck(ctx: CopyCareContext & { progress: ProgressSink }, options: TargetCheckOptions): Promise<TargetCheckReport> {
   const startedAt = Date.now();
-  const tiers = options.target === undefined ? ctx.homeTiers : ctx.homeTiers.filter((t) => t.name === options.target);
-  if (options.target !== undefined && tiers.length === 0) throw new Error(`no target named "${options.target}": see "hearth target ls"`);
+  const named = options.target === undefined ? ctx.homeTiers : ctx.homeTiers.filter((t) => t.name === options.target);
+  if (options.target !== undefined && named.length === 0) throw new Error(`no target named "${options.target}": see "hearth target ls"`);
+  const tiers = named.filter((t) => CHECKED_KINDS.includes(t.kind));
+  if (options.target !== undefined && tiers.length === 0) throw new Error(`target ${options.target} is a ${named[0]!.kind} target: hearth check covers ${CHECKED_KINDS.join(', ')} targets for now`);
   if (tiers.length === 0) throw new Error('this home has no target of its own to check: add one with "hearth target add dir PATH"');
   const summaries = new Map<Tier, TargetSummary>(tiers.map((t) => [t, { name: t.name, kind: t.kind, objects: 0, bytes: 0, readObjects: 0, readBytes: 0 }]));
   const read = sampler(options.readData);
