@@ -288,9 +288,10 @@ describe('a home with a relative: the daemon', () => {
     expect((await check(home('A'), ['--read-data'])).code).toBe(0);
   });
 
-  it('a replication pass that meets a bad copy on the target reports and repairs it', async () => {
-    const victim = objects()[1];
+  it('a replication pass that meets a bad or a missing copy on the target reports and repairs it', async () => {
+    const [gone, victim] = objects();
     flipByte(onUsb(victim.id));
+    rmSync(onUsb(gone.id));
     const before = hooks.length;
     // A new relative needs a copy; the outbox is gone, so it is sent from the target, which C refuses.
     daemons.push(await startDaemon(home('C')));
@@ -298,8 +299,12 @@ describe('a home with a relative: the daemon', () => {
     await eventually(() => existsSync(hosted('C', victim.id)) && sha(onUsb(victim.id)) === sha(hosted('B', victim.id)), 'the bad copy replaced after the pass', 120);
     expect(sha(hosted('C', victim.id))).toBe(sha(hosted('B', victim.id)));
     expect(daemons[0]!.stderr()).toMatch(new RegExp(`target usb: object ${victim.id} \\(volume\\) merkle: .*repaired from relative B`));
-    await eventually(() => hooks.slice(before).some((h) => h.problem === 'target-damage' && h.objects.includes(victim.id)), 'the alert');
-    expect(objects().find((o) => o.id === victim.id).placements.every((p: any) => p.damaged === undefined)).toBe(true);
+    await eventually(() => existsSync(onUsb(gone.id)), 'the missing copy written again');
+    expect(sha(onUsb(gone.id))).toBe(sha(hosted('B', gone.id)));
+    expect(sha(hosted('C', gone.id))).toBe(sha(hosted('B', gone.id)));
+    expect(daemons[0]!.stderr()).toMatch(new RegExp(`target usb: object ${gone.id} \\(volume\\) missing: .*repaired from relative B`));
+    await eventually(() => hooks.slice(before).some((h) => h.problem === 'target-damage' && h.objects.includes(victim.id) && h.objects.includes(gone.id)), 'the alert');
+    expect(objects().every((o) => o.placements.every((p: any) => p.damaged === undefined))).toBe(true);
   });
 
   it('a copy no relative online could repair stays marked, and is repaired when one comes back', async () => {
