@@ -6,6 +6,8 @@ import type { RestoreReport } from '../node/restore.ts';
 import type { LsEntry, ObjectEntry } from '../node/commands.ts';
 import type { SourceDrift } from '../node/drift.ts';
 import type { AuditReport } from '../node/audit.ts';
+import type { TargetCheckReport } from '../node/checks/target-check.ts';
+import type { DamagedCopy } from '../node/checks/damage.ts';
 import { formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
 
@@ -25,7 +27,7 @@ export function printBackup(r: BackupReport): void {
   for (const c of (r as { cloudCatalog?: Array<{ target: string; error?: string }> }).cloudCatalog ?? []) if (c.error) console.log(`error: catalog copy on ${c.target}: ${c.error}`);
 }
 
-export function printRestore(r: RestoreReport & { bytesRead: number; cold?: ColdPlan }): void {
+export function printRestore(r: RestoreReport & { bytesRead: number; cold?: ColdPlan; damagedCopies?: DamagedCopy[] }): void {
   if (r.cold?.waiting.length) {
     console.log(describeColdWait(r.cold));
     return;
@@ -33,6 +35,27 @@ export function printRestore(r: RestoreReport & { bytesRead: number; cold?: Cold
   const skipped = r.skipped ? `; ${r.skipped} already there, left as they were` : '';
   console.log(`restored ${r.files} files (${formatSize(r.bytes)}), ${r.symlinks} links, ${r.dirs} folders${skipped}; read ${formatSize(r.bytesRead)} from targets`);
   for (const f of r.failed) console.log(`failed: ${displayPath(f.path)}: ${f.error}`);
+  for (const d of r.damagedCopies ?? []) printDamaged(d);
+}
+
+/** One line per bad copy: where, what, and what became of it. */
+function printDamaged(d: DamagedCopy): void {
+  console.log(`damaged: ${d.target}: ${d.kind} ${d.id}: ${d.fault}: ${d.detail}; ${d.repairedFrom ? `repaired from ${d.repairedFrom}` : `NOT repaired: ${d.repairError}`}`);
+}
+
+export function printCheck(r: TargetCheckReport): void {
+  for (const d of r.damaged) printDamaged(d);
+  for (const t of r.targets) {
+    if (t.error !== undefined) console.log(`target ${t.name}: not checked: ${t.error}`);
+    else console.log(`target ${t.name}: ${t.objects} objects (${formatSize(t.bytes)}) present with the right size; ${t.readObjects} read and hashed (${formatSize(t.readBytes)})`);
+  }
+  const repaired = r.damaged.filter((d) => d.repairedFrom).length;
+  const unchecked = r.targets.filter((t) => t.error !== undefined).length;
+  const found = [
+    ...(r.damaged.length ? [`${r.damaged.length} damaged or missing copies (${repaired} repaired)`] : []),
+    ...(unchecked ? [`${unchecked} targets it could not check`] : []),
+  ];
+  console.log(r.ok ? 'check ok: no damaged or missing copy' : `check found ${found.join(' and ')}`);
 }
 
 export function printLs(list: LsEntry[]): void {
@@ -45,7 +68,7 @@ export function printLs(list: LsEntry[]): void {
 
 export function printObjects(list: ObjectEntry[]): void {
   printTable(
-    list.map((o) => [o.id.slice(0, 16), o.kind, formatSize(o.size), String(o.files), o.placements.map((p) => p.target).join(',') || '-', o.name]),
+    list.map((o) => [o.id.slice(0, 16), o.kind, formatSize(o.size), String(o.files), o.placements.map((p) => (p.damaged === undefined ? p.target : `${p.target}(DAMAGED)`)).join(',') || '-', o.name]),
     ['ID', 'KIND', 'SIZE', 'FILES', 'PLACED', 'NAME'],
   );
 }

@@ -5,7 +5,7 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printCost, printBackup, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { printCost, printBackup, printCheck, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 import type { SourceConfig, TargetConfig } from '../node/config.ts';
 import { parseDisplayPath } from '../storage/paths.ts';
@@ -298,6 +298,21 @@ program
     if (o.json) return printJson(r);
     console.log(`scrubbed ${r.objects} objects (${formatSize(r.bytes)}): ${damaged.length ? `${damaged.length} damaged` : 'all intact'}`);
     for (const d of damaged) console.log(`damaged: ${d.id} of ${d.owner} (${d.reason})`);
+  });
+
+program
+  .command('check')
+  .description('check this home\'s own targets: every object there, its size, and with --read-data its bytes; bad copies are repaired and alerted')
+  .option('--read-data', 'read every object and compare its Merkle root with the catalog\'s')
+  .option('--read-data-subset <percent>', 'read and hash only this share of the objects, like 5%')
+  .option('--target <name>', 'check only this target')
+  .option('--json', 'print one JSON document; progress as JSON lines on stderr')
+  .action(async (o: { readData?: boolean; readDataSubset?: string; target?: string; json?: boolean }) => {
+    if (o.readData && o.readDataSubset !== undefined) throw new Error('give --read-data or --read-data-subset, not both');
+    const r = await ops.check(home(), { readData: o.readData ? '100%' : o.readDataSubset, target: o.target, progress: createProgress({ json: Boolean(o.json) }) });
+    if (!r.ok) process.exitCode = 3;
+    if (o.json) return printJson(r);
+    printCheck(r);
   });
 
 program

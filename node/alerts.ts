@@ -15,7 +15,9 @@ export type Problem =
   | { kind: 'scrub-damage'; relative: string; objects: string[] }
   | { kind: 'relative-unreachable'; relative: string; since: number }
   | { kind: 'backup-failed'; error: string }
-  | { kind: 'drift'; source: string; changed: number; missing: number };
+  | { kind: 'drift'; source: string; changed: number; missing: number }
+  /** Copies on one of the home's own targets found missing or damaged; `repaired` are those copied again since. */
+  | { kind: 'target-damage'; target: string; objects: string[]; repaired: string[] };
 
 export type ProblemKind = Problem['kind'];
 
@@ -120,6 +122,8 @@ export function problemKey(problem: Problem): string {
       return alertKey(problem.kind);
     case 'drift':
       return alertKey(problem.kind, problem.source);
+    case 'target-damage':
+      return alertKey(problem.kind, problem.target);
   }
 }
 
@@ -127,6 +131,9 @@ export function problemKey(problem: Problem): string {
 function normalize(problem: Problem): Problem {
   if (problem.kind === 'audit-failed' || problem.kind === 'scrub-damage') {
     return { ...problem, objects: [...new Set(problem.objects)].sort() };
+  }
+  if (problem.kind === 'target-damage') {
+    return { ...problem, objects: [...new Set(problem.objects)].sort(), repaired: [...new Set(problem.repaired)].sort() };
   }
   return { ...problem };
 }
@@ -437,7 +444,9 @@ export interface WebhookDocument {
   key?: string;
   problem?: ProblemKind;
   relative?: string;
+  target?: string;
   objects?: string[];
+  repaired?: string[];
   objectCount?: number;
   since?: string;
   error?: string;
@@ -474,6 +483,12 @@ function webhookDocument(message: AlertMessage, home: string): WebhookDocument {
       doc.changed = p.changed;
       doc.missing = p.missing;
       break;
+    case 'target-damage':
+      doc.target = p.target;
+      doc.objects = p.objects.slice(0, WEBHOOK_OBJECT_LIST);
+      doc.objectCount = p.objects.length;
+      doc.repaired = p.repaired.slice(0, WEBHOOK_OBJECT_LIST);
+      break;
   }
   return doc;
 }
@@ -499,7 +514,7 @@ function localTime(t: number): string {
 
 function objectLines(objects: string[]): string[] {
   const shown = objects.slice(0, EMAIL_OBJECT_LIST).map((id) => `  ${id}`);
-  if (objects.length > shown.length) shown.push(`  … and ${objects.length - shown.length} more ("hearth verify --json" lists them all)`);
+  if (objects.length > shown.length) shown.push(`  … and ${objects.length - shown.length} more ("hearth verify --json" or "hearth check --json" lists them all)`);
   return ['Objects:', ...shown];
 }
 
@@ -542,6 +557,17 @@ function wordingOf(problem: Problem, now: number): Wording {
         details: [],
         whatToDo: `"hearth drift" lists the files. If the changes are yours, the next backup records them. If not (a failing disk, a mistaken delete), "hearth restore" brings back the backed-up versions.`,
       };
+    case 'target-damage': {
+      const left = problem.objects.length - problem.repaired.length;
+      return {
+        headline: `target ${problem.target}: ${plural(problem.objects.length, 'damaged or missing object')}${left ? `, ${left} not repaired` : ', repaired'}`,
+        happened: `Hearth found ${plural(problem.objects.length, 'object')} of this home's backup missing, cut short or with the wrong checksum on its own target ${problem.target}; ${problem.repaired.length} of them have been copied again from a healthy copy.`,
+        details: objectLines(problem.objects),
+        whatToDo: left
+          ? `No healthy copy of ${plural(left, 'object')} could be reached: start "hearth daemon" so relatives can supply them, or plug in the other backup disk, then run "hearth check --target ${problem.target}". Damage on disk often means a failing drive: check its SMART status and filesystem.`
+          : `Nothing is lost. Damage on disk often means a failing drive: check ${problem.target}'s SMART status and filesystem; "hearth check --read-data --target ${problem.target}" reads every object again.`,
+      };
+    }
   }
 }
 

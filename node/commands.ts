@@ -14,6 +14,9 @@ import { scrubHostStore } from '../storage/hoststore/scrub.ts';
 import { DEFAULT_IGNORES } from '../storage/scanner/scanner.ts';
 import { driftReport, type SourceDrift } from './drift.ts';
 import { AlertCenter, type ChannelResult } from './alerts.ts';
+import { runTargetCheck, type TargetCheckReport } from './checks/target-check.ts';
+import { settleSuspects, SuspectCopies, type CopyCareContext, type DamagedCopy } from './checks/damage.ts';
+import { parseShare } from './units.ts';
 import type { AuditReport } from './audit.ts';
 import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
@@ -173,6 +176,31 @@ export interface OpContext {
   family?: FamilyOps;
   /** Aborted when the daemon stops: long operations stop at their next safe point. */
   signal?: AbortSignal;
+  /** The daemon's alert center (one per home: it keeps alerts.json); without a daemon, the op opens one. */
+  alerts?: AlertCenter;
+  /** The daemon's log; without a daemon, what is logged goes to the progress sink. */
+  log?: (line: string) => void;
+}
+
+/** What the checks (node/checks/) need, from an operation's context. */
+export function copyCare(ctx: OpContext): CopyCareContext {
+  const s = ctx.session;
+  const log = ctx.log ?? ((line: string) => ctx.progress.log(line));
+  return {
+    catalog: s.catalog,
+    homeTiers: s.tiers(),
+    // Relatives connected now: dialling one that is away costs seconds per copy, and a copy
+    // left marked is repaired after the replication pass that follows its return (repairMarked).
+    relatives: async () => {
+      const family = ctx.family;
+      if (!family) return [];
+      const names = new Map((await FamilyRoster.open(s.paths.dir)).members().map((m) => [m.peerId, m.name]));
+      return (await family.readTiers()).filter((tier) => family.connected(tier.name)).map((tier) => ({ tier, name: `relative ${names.get(tier.name) ?? tier.name}` }));
+    },
+    alerts: ctx.alerts ?? new AlertCenter({ home: s.paths.dir, settings: () => s.config, log }),
+    log,
+    signal: ctx.signal,
+  };
 }
 
 /** The daemon's network side, as the operations see it (node/daemon.ts provides it). */
@@ -181,6 +209,8 @@ export interface FamilyOps {
   outboxDir: string;
   /** Extra tiers to read from (relatives), cheapest last. */
   readTiers(from?: string): Promise<Tier[]>;
+  /** Whether a relative (by PeerId) is connected now. */
+  connected(peerId: string): boolean;
   /** Called after a backup recorded new objects: replicate and push the catalog. */
   afterBackup(progress: ProgressSink): Promise<unknown>;
   call(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown>;
@@ -246,8 +276,11 @@ export const SESSION_OPS: Record<string, Op> = {
       }
     }
     if (cold.waiting.length) return { files: 0, symlinks: 0, dirs: 0, bytes: 0, skipped: 0, failed: [], bytesRead: 0, cold };
-    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress, signal: ctx.signal }, args);
-    return { ...report, bytesRead: tiers.reduce((n, t) => n + t.counts().bytesGot, 0), cold };
+    const suspects = new SuspectCopies();
+    const report = await runRestore({ catalog: s.catalog, tiers, identity: s.keys.x25519Secret, progress: ctx.progress, signal: ctx.signal, onReadFailure: suspects.add }, args);
+    const bytesRead = tiers.reduce((n, t) => n + t.counts().bytesGot, 0);
+    const damagedCopies: DamagedCopy[] = suspects.size ? await settleSuspects(copyCare(ctx), suspects) : [];
+    return { ...report, bytesRead, cold, damagedCopies };
   },
 
   async cost(ctx) {
@@ -292,7 +325,7 @@ export const SESSION_OPS: Record<string, Op> = {
     for await (const o of ctx.session.catalog.objects()) {
       out.push({
         id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
-        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location })),
+        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location, ...(p.damaged === undefined ? {} : { damaged: p.damaged }) })),
       });
     }
     return out;
@@ -313,6 +346,12 @@ export const SESSION_OPS: Record<string, Op> = {
   },
 
   'catalog-verify': (ctx) => ctx.session.catalog.verify(),
+
+  /** Existence, size and (a share of) the Merkle roots of every object on the home's own targets; bad copies are marked, alerted and repaired. */
+  async check(ctx, args: { readData?: string; target?: string }) {
+    const readData = args.readData === undefined ? 0 : parseShare(args.readData, '--read-data-subset');
+    return runTargetCheck({ ...copyCare(ctx), progress: ctx.progress }, { readData, target: args.target });
+  },
 
   /** Re-hash every object this home keeps for relatives; damage reaches each owner through /hearth/status/1. */
   async scrub(ctx) {
@@ -398,12 +437,15 @@ export const backup = (dir: string, options: { pack: boolean; progress: Progress
 
 export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) => {
   const { progress, ...args } = options;
-  return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan }>(dir, 'restore', { ...args, to: resolve(options.to) }, progress);
+  return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan; damagedCopies?: DamagedCopy[] }>(dir, 'restore', { ...args, to: resolve(options.to) }, progress);
 };
 
 export const listFiles = (dir: string, options: { path?: string; at?: number }) => runOp<LsEntry[]>(dir, 'ls', options);
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
 export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'status', {});
+/** `readData`: "100%" for --read-data, "N%" for --read-data-subset, absent for sizes only. */
+export const check = (dir: string, options: { readData?: string; target?: string; progress: ProgressSink }) =>
+  runOp<TargetCheckReport>(dir, 'check', { readData: options.readData, target: options.target }, options.progress);
 export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
 export const cost = (dir: string) => runOp<CostReport>(dir, 'cost', {});
 export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
@@ -423,7 +465,7 @@ export interface LsEntry {
 /** One object as `hearth objects` shows it: the catalog's summary, its file count and where it is. */
 export type ObjectEntry = Pick<ObjectSummary, 'id' | 'kind' | 'name' | 'size' | 'plainSize' | 'merkleRoot' | 'leafSize'> & {
   files: number;
-  placements: Array<Pick<PlacementRecord, 'tier' | 'target' | 'location'>>;
+  placements: Array<Pick<PlacementRecord, 'tier' | 'target' | 'location' | 'damaged'>>;
 };
 
 /**

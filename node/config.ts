@@ -3,7 +3,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
-import { parseDuration, parseSize } from './units.ts';
+import { parseDuration, parseShare, parseSize } from './units.ts';
 import { checkWebhookUrl } from './alerts.ts';
 import { parseSchedule } from './scheduler.ts';
 import { PRICE_DEFAULTS } from './prices.ts';
@@ -115,6 +115,8 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
   'audit.timeout': durationSetting('10m', 'how long a relative may take to answer an audit (it is asked once more before it fails)'),
   'schedule.scrub': { default: '15 03:00', describe: 'monthly scrub of relatives\' objects kept here ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.scrub') },
+  'schedule.check': { default: '22 03:30', describe: 'monthly check of this home\'s own targets: existence and size of every object, and the bytes of a share of them ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.check') },
+  'check.readDataSubset': { default: '5%', describe: 'share of objects whose bytes the scheduled check reads and hashes (0% to 100%; damaged copies are always read)', check: (v) => void parseShare(v, 'check.readDataSubset') },
   'alerts.drift.threshold': { default: '500', describe: 'alert when more files than this changed or vanished locally since their backup, before a scheduled backup', check: positiveInt('alerts.drift.threshold') },
   'alerts.email.to': { default: '', describe: 'where alert emails go (addresses, comma-separated); empty: no email', check: emailAddresses('alerts.email.to') },
   'alerts.email.from': { default: '', describe: 'sender of alert emails (default: hearth@<host name>)', check: emailAddresses('alerts.email.from') },

@@ -21,7 +21,8 @@ import { createHearthHost, DAEMON_LISTEN_DEFAULT, type HearthHost } from './host
 import { FamilyRoster, type FamilyMember } from './family.ts';
 import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
-import { SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
+import { copyCare, SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
+import { repairMarked, settleSuspects, SuspectCopies } from './checks/damage.ts';
 import { Replicator, type ReplicationReport } from './replicator.ts';
 import { auditRelative, objectsAt, type AuditReport } from './audit.ts';
 import { auditService, type AuditService } from '../protocol/audit.ts';
@@ -54,7 +55,7 @@ export interface DaemonOptions {
 }
 
 /** Operations that change state run one at a time; reads run alongside them. */
-const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'join', 'peers-rm', 'replicate', 'verify']);
+const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'check', 'join', 'peers-rm', 'replicate', 'verify']);
 /** Operations that stop when their command does (Ctrl-C on "hearth restore"); a backup goes on to its end. */
 const STOPPED_WITH_CLIENT = new Set(['restore']);
 
@@ -73,6 +74,8 @@ export class Daemon {
   private scheduler: Scheduler | undefined;
 
   private readonly merkleIndex: MerkleIndexStore;
+  /** Copies on this home's targets that replication failed to send from, checked after each pass. */
+  private readonly suspects = new SuspectCopies();
   /** Aborted by stop(): what runs stops at its next safe point. */
   private readonly stopping = new AbortController();
 
@@ -97,6 +100,7 @@ export class Daemon {
       unreachableAfter: () => this.session.config.duration('policy.unreachableAfter'),
       log: this.log,
       signal: this.stopping.signal,
+      onReadFailure: this.suspects.add,
     });
   }
 
@@ -182,6 +186,7 @@ export class Daemon {
         { name: 'backup', schedule: () => this.session.config.get('schedule.backup'), run: () => this.scheduledBackup() },
         { name: 'scrub', schedule: () => this.session.config.get('schedule.scrub'), run: () => this.handle('scrub', {}, silentProgress) },
         { name: 'audit', schedule: () => this.session.config.get('schedule.audit'), run: () => this.handle('verify', {}, silentProgress) },
+        { name: 'check', schedule: () => this.session.config.get('schedule.check'), run: () => this.handle('check', { readData: this.session.config.get('check.readDataSubset') }, silentProgress) },
       ],
       onFailure: (job, err) => {
         if (this.stopping.signal.aborted) return this.log(`scheduled ${job} stopped: ${err.message}`);
@@ -219,6 +224,14 @@ export class Daemon {
   private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
     const report = await this.replicator.run(progress);
     await this.alertOnRelatives(report);
+    // Copies on this home's targets the pass could not send from, and marked ones a relative back online can now replace.
+    try {
+      const care = copyCare(this.opContext(progress ?? silentProgress));
+      if (this.suspects.size) await settleSuspects(care, this.suspects);
+      await repairMarked(care);
+    } catch (err) {
+      this.log(`checking this home's copies after replication failed: ${(err as Error).stack ?? (err as Error).message}`);
+    }
     return report;
   }
 
@@ -245,7 +258,7 @@ export class Daemon {
     const work = (): Promise<unknown> => {
       this.session.reloadConfig();
       const signal = clientGone && STOPPED_WITH_CLIENT.has(op) ? AbortSignal.any([this.stopping.signal, clientGone]) : this.stopping.signal;
-      const ctx: OpContext = { session: this.session, progress, family: this.familyOps(), signal };
+      const ctx = this.opContext(progress, signal);
       const sessionOp = SESSION_OPS[op];
       if (sessionOp) return sessionOp(ctx, args);
       return this.networkOp(op, args, progress);
@@ -256,6 +269,10 @@ export class Daemon {
     return run;
   }
 
+  private opContext(progress: ProgressSink, signal: AbortSignal = this.stopping.signal): OpContext {
+    return { session: this.session, progress, family: this.familyOps(), signal, alerts: this.alerts, log: this.log };
+  }
+
   private familyOps(): FamilyOps {
     return {
       outboxDir: this.session.paths.outbox,
@@ -263,6 +280,7 @@ export class Daemon {
         const members = from === undefined ? this.roster.members() : from === '' ? [] : [this.memberNamed(from)];
         return members.map((m) => this.replicator.tierFor(m) as Tier);
       },
+      connected: (peerId) => this.host.getConnections(peerIdFromString(peerId)).length > 0,
       afterBackup: (progress) => this.replicate(progress),
       statusExtras: () => this.statusExtras(),
       call: (op, args, progress) => this.networkOp(op, args, progress),

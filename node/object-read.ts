@@ -37,16 +37,32 @@ export class AgeHeaderCache {
   }
 }
 
-export async function readObjectRange(
+/**
+ * Told when reading a copy failed, whether at once or on the stream: the copy may be
+ * damaged. The error alone cannot say (a failed chunk authentication is damage, a
+ * dropped disk or an aborted read is not), so the listener verifies the copy itself
+ * (node/checks/suspects.ts) rather than trusting the message.
+ */
+export type ReadFailureListener<O> = (tier: Tier, object: O, error: unknown) => void;
+
+export async function readObjectRange<O extends { id: string; size: number }>(
   tier: Tier,
-  object: { id: string; size: number },
+  object: O,
   identity: Uint8Array,
   offset: number,
   length: number,
   headers?: AgeHeaderCache,
+  onFailure?: ReadFailureListener<O>,
 ): Promise<Readable> {
   const read = (at: number, count: number): Promise<Readable> => tier.get(object.id, { offset: at, length: count });
   const source = { read, encryptedSize: object.size, identity };
-  const header = headers ? await headers.get(object.id, () => openAgeHeader(source)) : undefined;
-  return decryptRange({ ...source, plainOffset: offset, plainLength: length, header });
+  try {
+    const header = headers ? await headers.get(object.id, () => openAgeHeader(source)) : undefined;
+    const plain = await decryptRange({ ...source, plainOffset: offset, plainLength: length, header });
+    if (onFailure) plain.once('error', (err) => onFailure(tier, object, err));
+    return plain;
+  } catch (err) {
+    onFailure?.(tier, object, err);
+    throw err;
+  }
 }

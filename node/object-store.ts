@@ -126,9 +126,14 @@ export class ObjectStore {
       rmSync(join(this.outboxDir, encoded.id), { force: true });
       linkSync(encoded.spoolFile, join(this.outboxDir, encoded.id));
     }
+    // Only one directory target may take the spool file itself: it hard-links it, and two
+    // targets on one filesystem sharing an inode would be one copy, damaged together.
+    let linked = false;
     for (const tier of this.tiers) {
       if (!this.wants(tier, meta.kind)) continue;
-      await tier.put(encoded.id, { size: encoded.encryptedSize, file: encoded.spoolFile, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
+      const file = tier.kind === 'dir' && linked ? undefined : encoded.spoolFile;
+      if (tier.kind === 'dir') linked = true;
+      await tier.put(encoded.id, { size: encoded.encryptedSize, file, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
     }
     return payloads;
@@ -146,8 +151,11 @@ export class ObjectStore {
    */
   openPlaintext(object: { id: string; size: number; plainSize: number }): Readable {
     return deferredReadable(async () => {
-      const placed = new Set((await this.catalog.placements(object.id)).map((p) => p.target));
-      const tier = this.tiers.find((t) => placed.has(t.name));
+      const placements = await this.catalog.placements(object.id);
+      // A copy marked damaged (node/checks/) is read only when there is no other.
+      const healthy = new Set(placements.filter((p) => p.damaged === undefined).map((p) => p.target));
+      const placed = new Set(placements.map((p) => p.target));
+      const tier = this.tiers.find((t) => healthy.has(t.name)) ?? this.tiers.find((t) => placed.has(t.name));
       if (!tier) throw new Error(`object ${object.id} is on no configured target`);
       return readObjectRange(tier, object, this.keys.x25519Secret, 0, object.plainSize);
     });

@@ -3,7 +3,7 @@
 // placements and carries out the difference, and keeps each relative's copy of the
 // catalog log up to date. It runs after every backup, when a relative connects,
 // and on a timer; a relative that is offline is simply tried again next time.
-import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -18,6 +18,7 @@ import type { ProgressSink } from './progress.ts';
 import { deferredReadable } from './deferred-stream.ts';
 import { placeColdCopies } from './cold-placement.ts';
 import type { PlacementPolicy } from './placement-policy.ts';
+import type { ReadFailureListener } from './object-read.ts';
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
@@ -55,7 +56,15 @@ export interface ReplicatorOptions {
    * placed, and starts nothing more.
    */
   signal?: AbortSignal;
+  /**
+   * Told when sending from a copy on a directory target failed because of the copy (the
+   * host refused its bytes, or the file is gone or cut short): node/checks/damage.ts.
+   */
+  onReadFailure?: ReadFailureListener<ObjectSummary>;
 }
+
+/** A place to send from, and the home's own target it reads, if it is one. */
+type Source = HashedObjectSource & { target?: Tier };
 
 export class Replicator {
   private readonly o: ReplicatorOptions;
@@ -158,14 +167,14 @@ export class Replicator {
       for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
       const held = new Set(atPeers.filter((p) => trusted.has(p.target)).map((p) => p.target));
       const present = new Set(atPeers.map((p) => p.target));
-      let sources: HashedObjectSource[] | undefined;
+      let sources: Source[] | undefined;
       for (const member of online) {
         if (held.size >= desired) break;
         if (present.has(member.peerId)) continue;
         try {
           sources ??= this.sourcesFor(object, online);
           firstPutAt ??= performance.now();
-          const { sent } = await this.putFrom(this.tierFor(member), object.id, sources);
+          const { sent } = await this.putFrom(this.tierFor(member), object, sources);
           lastPutAt = performance.now();
           report.sent.objects++;
           report.sent.bytes += sent;
@@ -228,9 +237,10 @@ export class Replicator {
     const localTiers = this.o.localTiers();
     const reachable = new Map<string, Tier>([...localTiers.map((t) => [t.name, t] as const), ...online.map((m) => [m.peerId, this.tierFor(m)] as const)]);
     // A volume's cold copy is not needed before a staged blob goes: relatives and
-    // directory targets are what the policy requires of every volume.
+    // directory targets are what the policy requires of every volume. A copy marked
+    // damaged (node/checks/) holds nothing the blob could be given up for.
     const placedEnough = (placements: PlacementRecord[]): boolean =>
-      localTiers.filter((t) => t.kind === 'dir').every((t) => placements.some((p) => p.target === t.name)) && placements.filter((p) => p.tier === 'peer').length >= desired;
+      localTiers.filter((t) => t.kind === 'dir').every((t) => placements.some((p) => p.target === t.name && p.damaged === undefined)) && placements.filter((p) => p.tier === 'peer').length >= desired;
     const blobs: Array<ObjectSummary & { placements: PlacementRecord[] }> = [];
     for await (const o of this.o.catalog.objects()) if (o.kind === 'blob') blobs.push(o);
     for (const blob of blobs) {
@@ -266,19 +276,19 @@ export class Replicator {
    * they came in 64 KiB reads and a pipe, which cost the owner about 0.4
    * CPU-seconds per GiB more and sent 16 times as many chunks.
    */
-  private sourcesFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): HashedObjectSource[] {
+  private sourcesFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): Source[] {
     const root = { size: object.size, merkleRoot: object.merkleRoot, leafSize: object.leafSize };
     const fileSource = (path: string): HashedObjectSource => ({ ...root, open: (offset) => createReadStream(path, { start: offset, highWaterMark: SOURCE_CHUNK }) });
-    const sources: HashedObjectSource[] = [];
+    const sources: Source[] = [];
     const outbox = join(this.o.outboxDir, object.id);
     if (existsSync(outbox)) sources.push(fileSource(outbox));
     const holders: Tier[] = [
-      ...this.o.localTiers().filter((t) => object.placements.some((p) => p.target === t.name)),
+      ...this.o.localTiers().filter((t) => object.placements.some((p) => p.target === t.name && p.damaged === undefined)),
       ...online.filter((m) => object.placements.some((p) => p.target === m.peerId)).map((m) => this.tierFor(m)),
     ];
     for (const tier of holders) {
       // A directory target's location is the object's file.
-      if (tier.kind === 'dir') sources.push(fileSource(tier.location(object.id)));
+      if (tier.kind === 'dir') sources.push({ ...fileSource(tier.location(object.id)), target: tier });
       else sources.push({ ...root, open: (offset) => deferredReadable(() => tier.get(object.id, { offset, length: object.size - offset })) });
     }
     return sources;
@@ -289,16 +299,20 @@ export class Replicator {
    * the host refuses, gives way to the next. A source refused for its bytes is
    * dropped from `sources`, so other relatives are not sent it too.
    */
-  private async putFrom(tier: PeerTier, id: string, sources: HashedObjectSource[]): Promise<PutResult> {
+  private async putFrom(tier: PeerTier, object: ObjectSummary, sources: Source[]): Promise<PutResult> {
     const problems: string[] = [];
     for (const source of [...sources]) {
       try {
-        return await tier.send(id, source, this.o.signal);
+        return await tier.send(object.id, source, this.o.signal);
       } catch (err) {
         const refusal = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause.code : undefined;
         // The host's other refusals (quota, a bad request) would repeat with any copy.
         if (refusal !== undefined && refusal !== 'EHASH') throw err;
         if (refusal === 'EHASH') sources.splice(sources.indexOf(source), 1);
+        // A relative that went away mid-put says nothing of the copy; a refusal or a file gone or short does.
+        if (source.target && (refusal === 'EHASH' || lstatSync(source.target.location(object.id), { throwIfNoEntry: false })?.size !== object.size)) {
+          this.o.onReadFailure?.(source.target, object, err);
+        }
         problems.push((err as Error).message);
       }
     }

@@ -15,7 +15,7 @@ import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog, ContentLocation, FileRecord } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
-import { AgeHeaderCache, readObjectRange } from './object-read.ts';
+import { AgeHeaderCache, readObjectRange, type ReadFailureListener } from './object-read.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
 import { collectGarbage } from '../storage/collect-garbage.ts';
 import { holdYoungGenerationSmallest, restoringYoungGeneration } from './heap-tuning.ts';
@@ -83,6 +83,8 @@ export interface RestoreContext {
   progress: ProgressSink;
   /** Aborted on SIGINT/SIGTERM: the restore stops, and removes the temp files under way. */
   signal?: AbortSignal;
+  /** Told of every failed read, so a damaged copy on the home's own target is reported (node/checks/damage.ts). */
+  onReadFailure?: ReadFailureListener<ContentLocation['object']>;
 }
 
 interface Selection {
@@ -300,7 +302,7 @@ async function placeVerified(rec: FileRecord, tmp: Buffer, dest: Buffer, sha256:
  * restored on its own, from every place that holds it.
  */
 async function restoreRun(ctx: RestoreContext, run: Run, headers: AgeHeaderCache, restored: (rec: FileRecord) => void, fileAlone: (file: RunFile) => Promise<void>): Promise<void> {
-  const bytes = await readObjectRange(run.tier, run.object, ctx.identity, run.start, run.end - run.start, headers)
+  const bytes = await readObjectRange(run.tier, run.object, ctx.identity, run.start, run.end - run.start, headers, ctx.onReadFailure)
     .then((plain) => buffer(plain))
     .catch(() => undefined);
   if (bytes) scavengeEvery(bytes.length);
@@ -328,7 +330,7 @@ async function restoreFile(ctx: RestoreContext, rec: FileRecord, dest: Buffer, l
       ctx.signal?.throwIfAborted();
       const tmp = RestoreFolder.tempFor(dest);
       try {
-        const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length, headers);
+        const plain = await readObjectRange(tier, loc.object, ctx.identity, loc.offset, loc.length, headers, ctx.onReadFailure);
         const sha = createHash('sha256');
         const tap = new Transform({
           transform(chunk: Buffer, _enc, cb) {

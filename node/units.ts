@@ -49,3 +49,11 @@ export function parseTime(text: string, now = Date.now()): number {
   if (Number.isNaN(t)) throw new Error(`invalid time "${text}": use a date like 2026-05-01, a date-time like 2026-05-01T14:30, or an age like 3d`);
   return t;
 }
+
+/** "5%", "100%", or a bare percentage ("5") → a share from 0 to 1. */
+export function parseShare(text: string, what = 'share'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
+  const percent = m ? Number(m[1]) : NaN;
+  if (!(percent >= 0 && percent <= 100)) throw new Error(`${what} "${text}" is not a percentage: give one from 0% to 100%, like 5%`);
+  return percent / 100;
+}

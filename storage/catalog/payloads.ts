@@ -80,6 +80,13 @@ export interface PlacePayload {
   target: string;
   location: string;
   time: number;
+  /**
+   * Set when a check or a read found this copy missing, truncated or with the wrong
+   * Merkle root (node/checks/): the copy is kept (it may be the only one, and a damaged
+   * volume still holds intact files) but counts for nothing until a repair records a
+   * `place` without it. Older versions ignore the field.
+   */
+  damaged?: string;
 }
 
 export interface UnplacePayload {
@@ -138,7 +145,7 @@ const SHAPES: Record<KnownKind, Record<string, Check>> = {
   object: { id: isId, kind: oneOf('blob', 'volume'), name: isString, size: isCount, plainSize: isCount,
     merkleRoot: isHash, leafSize: isCount, contents: isRanges, time: isTime },
   contents: { id: isId, contents: isRanges, time: isTime },
-  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime },
+  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString) },
   unplace: { id: isId, target: isName, time: isTime },
   retire: { id: isId, time: isTime },
 };

@@ -27,7 +27,8 @@ export interface ObjectSource {
   /**
    * The same bytes as a local file that stays unchanged until put() returns, when
    * they are one (a spooled object): a tier on this machine may link or copy the
-   * file instead of streaming open(), far cheaper for a volume of gigabytes.
+   * file instead of streaming open(), far cheaper for a volume of gigabytes. A
+   * link makes the place share the file's inode, so give it to one linking place only.
    */
   file?: string;
 }
