@@ -189,6 +189,10 @@ export function copyCare(ctx: OpContext): CopyCareContext {
   return {
     catalog: s.catalog,
     homeTiers: s.tiers(),
+    storageClassOf: (name) => {
+      const s3 = s.s3Tiers().find((t) => t.name === name);
+      return s3 ? (s3.storageClass ?? 'STANDARD') : undefined;
+    },
     // Relatives connected now: dialling one that is away costs seconds per copy, and a copy
     // left marked is repaired after the replication pass that follows its return (repairMarked).
     relatives: async () => {
@@ -350,7 +354,7 @@ export const SESSION_OPS: Record<string, Op> = {
   /** Existence, size and (a share of) the Merkle roots of every object on the home's own targets; bad copies are marked, alerted and repaired. */
   async check(ctx, args: { readData?: string; target?: string }) {
     const readData = args.readData === undefined ? 0 : parseShare(args.readData, '--read-data-subset');
-    return runTargetCheck({ ...copyCare(ctx), progress: ctx.progress }, { readData, target: args.target });
+    return runTargetCheck({ ...copyCare(ctx), progress: ctx.progress, prices: priceTable(ctx.session.config) }, { readData, target: args.target });
   },
 
   /** Re-hash every object this home keeps for relatives; damage reaches each owner through /hearth/status/1. */

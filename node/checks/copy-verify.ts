@@ -7,13 +7,22 @@ import { MerkleBuilder } from '../../storage/merkle.ts';
 import { ObjectNotFoundError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
 import { deferredReadable } from '../deferred-stream.ts';
 
+/** Kinds of target the check covers; it uses only the Tier interface. */
+export const CHECKED_KINDS: readonly TierKind[] = ['dir', 's3'];
+
 /**
- * Kinds of target the check covers. A directory is read for free; an S3 target in
- * an archive class cannot be read without a paid retrieval, and its HEAD-based check
- * (size, class, stored checksum) is the cloud check's (DESIGN.md, Checks). A kind is
- * added here once its reads cost nothing: the check itself uses only the Tier interface.
+ * Kinds whose bytes are read for nothing. An S3 read is a billed request and egress,
+ * and an archived object cannot be read without a paid retrieval: S3 copies are
+ * checked from one listing per 1,000 objects (existence, size, storage class) and
+ * never read (DESIGN.md, Checks: "nothing is retrieved from cold storage").
  */
-export const CHECKED_KINDS: readonly TierKind[] = ['dir'];
+export const FREE_READ_KINDS: readonly TierKind[] = ['dir'];
+
+/** What a listing says of one copy. */
+export interface ListedCopy {
+  size: number;
+  storageClass?: string;
+}
 
 /** What the catalog says an object is: enough to recognise its bytes. */
 export interface ExpectedObject {
@@ -24,8 +33,8 @@ export interface ExpectedObject {
   leafSize: number;
 }
 
-/** missing: no such object there; size: another length; merkle: other bytes; unreadable: the read failed. */
-export type CopyFault = 'missing' | 'size' | 'merkle' | 'unreadable';
+/** missing: no such object there; size: another length; merkle: other bytes; unreadable: the read failed; class: another storage class than the target's. */
+export type CopyFault = 'missing' | 'size' | 'merkle' | 'unreadable' | 'class';
 
 export interface CopyVerdict {
   fault?: CopyFault;
@@ -40,16 +49,26 @@ export interface CopyVerdict {
  * reached (a disk that is not mounted, a relative offline): that says nothing of
  * the copy, and must not mark every object on an unplugged disk as damaged.
  */
-export async function verifyCopy(tier: Tier, object: ExpectedObject, readData: boolean, signal?: AbortSignal): Promise<CopyVerdict> {
+export async function verifyCopy(tier: Tier, object: ExpectedObject, readData: boolean, signal?: AbortSignal, listing?: { copy: ListedCopy | undefined; storageClass?: string }): Promise<CopyVerdict> {
   let size: number;
-  try {
-    size = (await tier.stat(object.id)).size;
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return { fault: 'missing', detail: `not on ${tier.name}`, readBytes: 0 };
-    throw err;
+  if (listing) {
+    // From a listing taken for the whole check: no request per object.
+    if (!listing.copy) return { fault: 'missing', detail: `not on ${tier.name}`, readBytes: 0 };
+    size = listing.copy.size;
+    const stored = listing.copy.storageClass ?? 'STANDARD';
+    if (listing.storageClass && size === object.size && stored !== listing.storageClass) {
+      return { fault: 'class', detail: `stored as ${stored} on ${tier.name}, the target keeps ${listing.storageClass} (a lifecycle rule, or a copy made outside Hearth)`, readBytes: 0 };
+    }
+  } else {
+    try {
+      size = (await tier.stat(object.id)).size;
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return { fault: 'missing', detail: `not on ${tier.name}`, readBytes: 0 };
+      throw err;
+    }
   }
   if (size !== object.size) return { fault: 'size', detail: `${size} bytes on ${tier.name}, the catalog says ${object.size}`, readBytes: 0 };
-  if (!readData) return { readBytes: 0 };
+  if (!readData || !FREE_READ_KINDS.includes(tier.kind)) return { readBytes: 0 };
   const tree = new MerkleBuilder(object.leafSize);
   try {
     for await (const chunk of await tier.get(object.id, undefined, signal)) {

@@ -7,13 +7,15 @@
 import type { Catalog, CatalogPayload, PlacementRecord } from '../../storage/catalog/catalog.ts';
 import type { Tier } from '../../storage/tier/tier.ts';
 import { alertKey, type AlertCenter } from '../alerts.ts';
-import { CHECKED_KINDS, verifiedSource, verifyCopy, type CopyFault, type ExpectedObject } from './copy-verify.ts';
+import { FREE_READ_KINDS, verifiedSource, verifyCopy, type CopyFault, type ExpectedObject } from './copy-verify.ts';
 
 /** Everything the checks need from the home. */
 export interface CopyCareContext {
   catalog: Catalog;
-  /** The home's own targets (directory targets today), checked and repaired. */
+  /** The home's own targets (directories, S3), checked and repaired. */
   homeTiers: Tier[];
+  /** The storage class an S3 target keeps its objects in (absent: the store's default). */
+  storageClassOf?: (target: string) => string | undefined;
   /** Relatives a healthy copy can come from; empty when no daemon runs. `name` is for people. */
   relatives: () => Promise<Array<{ tier: Tier; name: string }>>;
   alerts: AlertCenter;
@@ -123,7 +125,7 @@ export class SuspectCopies {
 
   /** Has the shape of a ReadFailureListener (node/object-read.ts). Kinds the check does not cover are not taken (a cold S3 read fails by design). */
   readonly add = (tier: Tier, object: CheckedObject): void => {
-    if (CHECKED_KINDS.includes(tier.kind)) this.#copies.set(`${tier.name}\0${object.id}`, { target: tier.name, object });
+    if (FREE_READ_KINDS.includes(tier.kind)) this.#copies.set(`${tier.name}\0${object.id}`, { target: tier.name, object });
   };
 
   get size(): number {
@@ -179,7 +181,7 @@ export async function repairMarked(ctx: CopyCareContext): Promise<DamagedCopy[]>
   return handleFindings(ctx, findings);
 }
 
-const FAULTS: readonly CopyFault[] = ['missing', 'size', 'merkle', 'unreadable'];
+const FAULTS: readonly CopyFault[] = ['missing', 'size', 'merkle', 'unreadable', 'class'];
 
 /** A mark is "<fault>: <detail>" (handleFindings writes it). */
 function splitMark(mark: string): [CopyFault, string] {

@@ -8,7 +8,8 @@ import { alertKey } from '../alerts.ts';
 import type { ProgressSink } from '../progress.ts';
 import type { PlacementRecord } from '../../storage/catalog/catalog.ts';
 import type { Tier, TierKind } from '../../storage/tier/tier.ts';
-import { CHECKED_KINDS, verifyCopy } from './copy-verify.ts';
+import { CHECKED_KINDS, FREE_READ_KINDS, verifyCopy, type ListedCopy } from './copy-verify.ts';
+import type { PriceTable } from '../prices.ts';
 import { handleFindings, type CopyCareContext, type DamagedCopy, type Finding } from './damage.ts';
 
 export interface TargetCheckOptions {
@@ -29,6 +30,8 @@ export interface TargetSummary {
   readBytes: number;
   /** Set when the target could not be checked (a disk not mounted): nothing was judged. */
   error?: string;
+  /** Requests the check sent to a cloud target, and what they cost at the price table's rates. */
+  requests?: { list: number; head: number; dollars: number };
 }
 
 export interface TargetCheckReport {
@@ -50,15 +53,36 @@ function sampler(share: number): (id: string) => boolean {
   return (id) => share >= 1 || createHash('sha256').update(seed).update(id).digest().readUInt32BE(0) < share * 2 ** 32;
 }
 
-export async function runTargetCheck(ctx: CopyCareContext & { progress: ProgressSink }, options: TargetCheckOptions): Promise<TargetCheckReport> {
+/** One listing of an S3 target: 1 request per 1,000 objects instead of a HEAD each. */
+async function listCopies(tier: Tier): Promise<Map<string, ListedCopy>> {
+  const copies = new Map<string, ListedCopy>();
+  for await (const o of tier.list()) copies.set(o.name, { size: o.size, storageClass: (o as { storageClass?: string }).storageClass });
+  return copies;
+}
+
+export async function runTargetCheck(ctx: CopyCareContext & { progress: ProgressSink; prices?: PriceTable }, options: TargetCheckOptions): Promise<TargetCheckReport> {
   const startedAt = Date.now();
   const named = options.target === undefined ? ctx.homeTiers : ctx.homeTiers.filter((t) => t.name === options.target);
   if (options.target !== undefined && named.length === 0) throw new Error(`no target named "${options.target}": see "hearth target ls"`);
   const tiers = named.filter((t) => CHECKED_KINDS.includes(t.kind));
   if (options.target !== undefined && tiers.length === 0) throw new Error(`target ${options.target} is a ${named[0]!.kind} target: hearth check covers ${CHECKED_KINDS.join(', ')} targets for now`);
-  if (tiers.length === 0) throw new Error('this home has no target of its own to check: add one with "hearth target add dir PATH"');
+  if (tiers.length === 0) throw new Error('this home has no target of its own to check: add one with "hearth target add dir PATH" or "hearth target add s3 --bucket B"');
   const summaries = new Map<Tier, TargetSummary>(tiers.map((t) => [t, { name: t.name, kind: t.kind, objects: 0, bytes: 0, readObjects: 0, readBytes: 0 }]));
   const read = sampler(options.readData);
+  const listings = new Map<Tier, Map<string, ListedCopy>>();
+  for (const tier of tiers) {
+    if (FREE_READ_KINDS.includes(tier.kind)) continue;
+    const summary = summaries.get(tier)!;
+    try {
+      const listed = await listCopies(tier);
+      listings.set(tier, listed);
+      const list = Math.max(1, Math.ceil(listed.size / 1000));
+      summary.requests = { list, head: 0, dollars: (list / 1000) * (ctx.prices?.get('price.request.write') ?? 0.05) };
+    } catch (err) {
+      summary.error = (err as Error).message;
+      ctx.log(`check of target ${tier.name} stopped: ${summary.error}`);
+    }
+  }
   const findings: Finding[] = [];
   /** Marked copies that read well now (the disk was replaced by a good clone, say). */
   const healed: PlacementRecord[] = [];
@@ -73,10 +97,11 @@ export async function runTargetCheck(ctx: CopyCareContext & { progress: Progress
       // A copy marked damaged is read every time: it is the repair's work list.
       const readData = placement.damaged !== undefined || read(object.id);
       try {
-        const verdict = await verifyCopy(tier, object, readData, ctx.signal);
+        const listed = listings.get(tier);
+        const verdict = await verifyCopy(tier, object, readData, ctx.signal, listed ? { copy: listed.get(object.id), storageClass: ctx.storageClassOf?.(tier.name) } : undefined);
         summary.objects++;
         summary.bytes += object.size;
-        if (readData) summary.readObjects++;
+        if (verdict.readBytes > 0 || (readData && FREE_READ_KINDS.includes(tier.kind))) summary.readObjects++;
         summary.readBytes += verdict.readBytes;
         doneBytes += verdict.readBytes;
         if (verdict.fault) findings.push({ tier, object, placement, fault: verdict.fault, detail: verdict.detail! });
@@ -93,6 +118,7 @@ export async function runTargetCheck(ctx: CopyCareContext & { progress: Progress
   // often than a disk that lost everything: marking and re-copying it all would fill the
   // filesystem under the mount point. Until targets carry a marker file (DESIGN.md), say so instead.
   for (const [tier, summary] of summaries) {
+    if (!FREE_READ_KINDS.includes(tier.kind)) continue;
     const missing = findings.filter((f) => f.tier === tier && f.fault === 'missing').length;
     if (summary.error !== undefined || summary.objects < 2 || missing < summary.objects) continue;
     summary.error = `none of the ${summary.objects} objects placed there is present: is the right disk mounted? Nothing was marked or copied`;
