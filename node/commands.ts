@@ -1,7 +1,7 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, join as joinPath, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
 import type { ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
@@ -234,13 +234,14 @@ export const SESSION_OPS: Record<string, Op> = {
     if (tiers.length === 0 && !ctx.family && (await FamilyRoster.open(s.paths.dir)).members().length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
     // With relatives, objects wait in the outbox until the daemon has sent them.
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
-    if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool);
+    const resumable = (id: string): boolean => s.config.data.targets.some((t) => t.kind === 's3' && existsSync(joinPath(s.paths.dir, 's3-uploads', t.name, `${id}.json`)));
+    if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool, undefined, resumable);
     await s.deferredDeletes.sendDue(tiers, (c) => priceTable(s.config).minimumDays(c), (line) => ctx.progress.log(line));
     const policy = placementPolicyOf(s.config);
     const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
-    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants });
+    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     const cold = await placeColdCopies({
       catalog: s.catalog,

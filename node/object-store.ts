@@ -4,7 +4,8 @@
 // and only then record object and placements in the catalog, in one batch. A crash
 // before that record leaves at worst an unreferenced file on a target, never a
 // catalog entry for bytes that are not there.
-import { createReadStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { MerkleBuilder } from '../storage/merkle.ts';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -40,10 +41,10 @@ export interface EncodedObject {
  * written since `startedMs` (this process's start) are left alone, so an encode
  * still running here (the daemon's) is never touched. Returns how many were removed.
  */
-export function sweepSpoolLeftovers(spoolDir: string, startedMs: number = performance.timeOrigin): number {
+export function sweepSpoolLeftovers(spoolDir: string, startedMs: number = performance.timeOrigin, keep: (name: string) => boolean = () => false): number {
   let removed = 0;
   for (const entry of readdirSync(spoolDir, { withFileTypes: true })) {
-    if (!entry.isFile()) continue;
+    if (!entry.isFile() || keep(entry.name)) continue;
     const path = join(spoolDir, entry.name);
     if ((lstatSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < startedMs) {
       rmSync(path, { force: true });
@@ -62,13 +63,19 @@ export class ObjectStore {
 
   private readonly outboxDir: string | undefined;
   private readonly wants: (tier: Tier, kind: 'blob' | 'volume') => boolean;
+  private readonly resumable: (id: string) => boolean;
 
   /**
    * With `outboxDir`, every stored object is also kept there (a hard link to the
    * spool copy, no extra bytes) until the replicator has sent it to relatives.
    * `wants` is the placement policy's answer for a new object (default: every tier).
+   * `resumable` says an upload of that object was under way when a run was killed
+   * (an S3 multipart journal): its spool file was kept, and is used again.
    */
-  constructor(options: { spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string; wants?: (tier: Tier, kind: 'blob' | 'volume') => boolean }) {
+  constructor(options: {
+    spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string;
+    wants?: (tier: Tier, kind: 'blob' | 'volume') => boolean; resumable?: (id: string) => boolean;
+  }) {
     this.spoolDir = options.spoolDir;
     this.outboxDir = options.outboxDir;
     if (this.outboxDir) mkdirSync(this.outboxDir, { recursive: true });
@@ -77,6 +84,7 @@ export class ObjectStore {
     this.tiers = options.tiers;
     this.encoder = options.encoder;
     this.wants = options.wants ?? (() => true);
+    this.resumable = options.resumable ?? (() => false);
     mkdirSync(this.spoolDir, { recursive: true });
   }
 
@@ -88,6 +96,12 @@ export class ObjectStore {
       const result = await this.encoder.encode({ plaintext, output, recipient: this.keys.x25519Public, inline: options.inline });
       const id = objectId(this.keys.namingKey, result.plainDigest);
       const spoolFile = join(this.spoolDir, id);
+      if (this.resumable(id) && existsSync(spoolFile)) {
+        // The same plaintext encrypted again has other ciphertext (a fresh file key);
+        // the upload under way holds parts of the first, so that one is kept.
+        rmSync(tmp, { force: true });
+        return { id, spoolFile, ...result, encryptedSize: statSync(spoolFile).size, merkleRoot: await merkleRootOf(spoolFile, result.leafSize) };
+      }
       renameSync(tmp, spoolFile);
       return { id, spoolFile, ...result };
     } catch (err) {
@@ -183,4 +197,10 @@ export class ObjectStore {
     await this.catalog.append(payloads);
     return true;
   }
+}
+
+async function merkleRootOf(file: string, leafSize: number): Promise<string> {
+  const tree = new MerkleBuilder(leafSize);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) tree.update(chunk as Buffer);
+  return tree.digest();
 }
