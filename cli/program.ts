@@ -109,9 +109,9 @@ target.command('ls').option('--json', 'print one JSON document').action((o: { js
   if (o.json) printJson(list);
   else printTable(list.map((t) => [t.name, t.kind, ops.targetWhere(t)]), ['NAME', 'KIND', 'WHERE']);
 });
-target.command('rm <name>').action((name: string) => {
-  ops.removeEntry(home(), 'targets', name);
-  console.log(`removed target ${name}`);
+target.command('rm <name>').action(async (name: string) => {
+  const { abortedUploads } = await ops.removeTarget(home(), name);
+  console.log(`removed target ${name}${abortedUploads ? ` (aborted ${abortedUploads} unfinished uploads there, so the bucket does not bill their parts)` : ''}`);
 });
 
 const config = program.command('config').description('settings (volume.size, ignore, ...)');

@@ -1,6 +1,6 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, join as joinPath, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
@@ -157,6 +157,29 @@ export function removeEntry(dir: string, what: 'sources' | 'targets', name: stri
   if (i < 0) throw new Error(`no ${what === 'sources' ? 'source' : 'target'} named "${name}": see "hearth ${what === 'sources' ? 'source' : 'target'} ls"`);
   list.splice(i, 1);
   config.save();
+}
+
+/**
+ * Removes a target; an S3 target's unfinished multipart uploads are aborted first,
+ * since a bucket bills the parts of an upload nobody will complete.
+ */
+export async function removeTarget(dir: string, name: string): Promise<{ abortedUploads: number }> {
+  const paths = new HomePaths(dir);
+  const keys = loadIdentity(paths);
+  const config = loadConfig(paths);
+  const target = config.data.targets.find((t) => t.name === name);
+  let abortedUploads = 0;
+  if (target?.kind === 's3') {
+    const tier = openS3Tier(target, paths, peerIdFromSeed(keys.ed25519Seed), config);
+    const journal = joinPath(paths.dir, 's3-uploads', target.name);
+    for (const entry of existsSync(journal) ? readdirSync(journal) : []) {
+      if (!entry.endsWith('.json')) continue;
+      await tier.abandonUpload(entry.slice(0, -'.json'.length));
+      abortedUploads++;
+    }
+  }
+  removeEntry(dir, 'targets', name);
+  return { abortedUploads };
 }
 
 export function getSetting(dir: string, key: string): string {

@@ -157,4 +157,22 @@ describe('hearth target add s3', () => {
     const got = snapshotTree(join(to, 'photos-killed'));
     for (const [path, entry] of expected) expect(got.get(path), path).toEqual(entry);
   });
+
+  it('removing a target aborts its unfinished uploads', async () => {
+    const home = join(work, 'removed');
+    const photos = join(work, 'photos-removed');
+    writeFile(photos, 'video/long.mp4', 30 * 1024 * 1024, 41);
+    await ok(home, ['init']);
+    await ok(home, ['source', 'add', photos]);
+    await ok(home, s3Args(['--prefix', 'removed', '--name', 'gone']));
+    await ok(home, ['config', 'set', 's3.partSize', '5MiB']);
+    const child = hearthSpawn(home, ['backup']);
+    const deadline = Date.now() + 60_000;
+    while (s3.ledger.filter((e) => e.op === 'UploadPart' && e.key.startsWith('removed/')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const aborts = s3.count('AbortMultipartUpload');
+    expect(await ok(home, ['target', 'rm', 'gone'])).toMatch(/removed target gone \(aborted 1 unfinished uploads there/);
+    expect(s3.count('AbortMultipartUpload')).toBe(aborts + 1);
+  });
 });
