@@ -270,7 +270,7 @@ peersCmd.option('--json', 'print one JSON document').action(async (o: { json?: b
   if (o.json) printJson(list);
   else printPeers(list);
 });
-peersCmd.command('rm <name>').description('unpair a relative (its copies are re-placed elsewhere)').action(async (name: string) => {
+peersCmd.command('rm <name>').description('unpair a relative: its connections close and it is refused until invited again (its copies are re-placed elsewhere)').action(async (name: string) => {
   const r = await ops.removePeer(home(), name);
   console.log(`removed ${r.removed} (${r.peerId})`);
 });

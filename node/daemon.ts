@@ -172,9 +172,11 @@ export class Daemon {
       void this.roster.markSeen(id, addrs);
     });
     const interval = this.session.config.duration('replicate.interval');
+    void this.roster.pruneInvites().catch((err: Error) => this.log(`pruning spent invite codes failed: ${err.message}`));
     this.timer = setInterval(() => {
       this.replicateSoon();
       void this.hostStore.purgeExpired().catch((err: Error) => this.log(`purge failed: ${err.message}`));
+      void this.roster.pruneInvites().catch((err: Error) => this.log(`pruning spent invite codes failed: ${err.message}`));
       // Audit proofs read 64 KiB per sample once an object is indexed, not the object.
       void this.merkleIndex.buildMissing().catch((err: Error) => this.log(`merkle index build failed: ${err.message}`));
     }, interval);
@@ -325,6 +327,9 @@ export class Daemon {
         return this.peers();
       case 'peers-rm': {
         const removed = await this.roster.removeMember(args.name as string);
+        // The gater refuses it from now on; what it has open is closed here.
+        const removedPeer = peerIdFromString(removed.peerId);
+        await this.host.hangUp(removedPeer).catch((err: Error) => this.log(`closing ${removed.name}'s connections failed: ${err.message}`));
         this.replicateSoon();
         return { removed: removed.name, peerId: removed.peerId };
       }

@@ -13,8 +13,12 @@ import type { FamilyGate } from './host.ts';
 export const ROSTER_FILE = 'family.json';
 const ROSTER_VERSION = 1;
 export const MAX_OUTSTANDING_INVITES = 64;
-/** Used and expired invites are kept this long, so a late `hearth join` hears "used" or "expired" rather than "unknown". */
-const SPENT_INVITE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+/**
+ * Used and expired invites are kept this long, so a late `hearth join` hears "used"
+ * or "expired" rather than "unknown"; pruneInvites() (run by the daemon on its
+ * replication timer, and before each new invite) forgets them after that.
+ */
+export const SPENT_INVITE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 
 export interface FamilyMember {
   /** Unique within the roster: `hearth peers rm NAME` uses it. */
@@ -26,6 +30,12 @@ export interface FamilyMember {
   quotaWeGrantThem: number;
   pairedAt: string;
   lastSeen: string | null;
+  /**
+   * The invite this home redeemed when the member joined it (absent when this home
+   * joined the member). Only that code, unexpired, answers a repeated join: a
+   * removed member's old code never re-links it.
+   */
+  inviteId?: string;
 }
 
 interface RosterState {
@@ -71,6 +81,11 @@ export class FamilyRoster implements PairStore, FamilyGate {
     return this.expected.has(peerId) || this.hasOutstandingInvite();
   }
 
+  /** Whom the pair handler answers: members (a lost reply's retry) and, while a code is outstanding, anyone. */
+  mayPair(peerId: string): boolean {
+    return this.isMember(peerId) || this.hasOutstandingInvite();
+  }
+
   hasOutstandingInvite(): boolean {
     const now = this.now().getTime();
     return this.state.invites.some((i) => isOutstanding(i, now));
@@ -94,7 +109,7 @@ export class FamilyRoster implements PairStore, FamilyGate {
 
   async addInvite(invite: StoredInvite): Promise<void> {
     await this.change((draft, now) => {
-      draft.invites = draft.invites.filter((i) => isOutstanding(i, now) || spentAt(i) > now - SPENT_INVITE_RETENTION_MS);
+      draft.invites = unspent(draft.invites, now);
       if (draft.invites.filter((i) => isOutstanding(i, now)).length >= MAX_OUTSTANDING_INVITES) {
         throw new Error(`this home already has ${MAX_OUTSTANDING_INVITES} unused invite codes: wait for some to expire`);
       }
@@ -103,16 +118,34 @@ export class FamilyRoster implements PairStore, FamilyGate {
     });
   }
 
+  /** Forget used and expired codes older than SPENT_INVITE_RETENTION_MS; returns how many. */
+  async pruneInvites(): Promise<number> {
+    const now = this.now().getTime();
+    const kept = unspent(this.state.invites, now);
+    if (kept.length === this.state.invites.length) return 0;
+    return this.change((draft, at) => {
+      const before = draft.invites.length;
+      draft.invites = unspent(draft.invites, at);
+      return before - draft.invites.length;
+    });
+  }
+
   redeemInvite(inviteId: string, joiner: PairedPeer): Promise<RedeemOutcome> {
     return this.change((draft, now): RedeemOutcome => {
       const invite = draft.invites.find((i) => i.id === inviteId);
-      // The same joiner again is a retry whose reply was lost: answer it again.
-      if (invite?.usedBy === joiner.peerId) return { ok: true, ...upsertMember(draft, joiner, now) };
-      if (!invite || invite.usedAt !== undefined) return { ok: false, reason: 'used' };
+      if (!invite) return { ok: false, reason: 'used' };
+      // Expiry first: past it a code links nobody, not even the home that used it.
       if (Date.parse(invite.expiresAt) <= now) return { ok: false, reason: 'expired' };
+      if (invite.usedAt !== undefined) {
+        // The member that joined with this very code, asking again, is a retry whose
+        // reply was lost: answer it again. Anyone else, a removed member included, is refused.
+        const member = draft.members.find((m) => m.peerId === joiner.peerId);
+        if (invite.usedBy !== joiner.peerId || member?.inviteId !== invite.id) return { ok: false, reason: 'used' };
+        return { ok: true, ...upsertMember(draft, joiner, now, invite.id) };
+      }
       invite.usedAt = new Date(now).toISOString();
       invite.usedBy = joiner.peerId;
-      return { ok: true, ...upsertMember(draft, joiner, now) };
+      return { ok: true, ...upsertMember(draft, joiner, now, invite.id) };
     });
   }
 
@@ -120,7 +153,11 @@ export class FamilyRoster implements PairStore, FamilyGate {
     return this.change((draft, now) => upsertMember(draft, peer, now));
   }
 
-  /** Forget a member (by name or PeerId); returns what was removed. */
+  /**
+   * Forget a member (by name or PeerId); returns what was removed. From then on the
+   * gater refuses its PeerId (unless a code is outstanding, and then it may only
+   * pair, with a new code); the caller closes its open connections.
+   */
   removeMember(peerIdOrName: string): Promise<FamilyMember> {
     return this.change((draft) => {
       const target = this.member(peerIdOrName);
@@ -164,15 +201,21 @@ function isOutstanding(invite: StoredInvite, now: number): boolean {
   return invite.usedAt === undefined && Date.parse(invite.expiresAt) > now;
 }
 
+/** The invites worth keeping at `now`: outstanding ones, and spent ones within the retention. */
+function unspent(invites: readonly StoredInvite[], now: number): StoredInvite[] {
+  return invites.filter((i) => isOutstanding(i, now) || spentAt(i) > now - SPENT_INVITE_RETENTION_MS);
+}
+
 function spentAt(invite: StoredInvite): number {
   return invite.usedAt !== undefined ? Date.parse(invite.usedAt) : Date.parse(invite.expiresAt);
 }
 
 /** Add a paired home, or update it in place when its PeerId is already a member (a recovered home). */
-function upsertMember(draft: RosterState, peer: PairedPeer, now: number): { relinked: boolean; name: string } {
+function upsertMember(draft: RosterState, peer: PairedPeer, now: number, inviteId?: string): { relinked: boolean; name: string } {
   const at = new Date(now).toISOString();
   const existing = draft.members.find((m) => m.peerId === peer.peerId);
   if (existing) {
+    if (inviteId !== undefined) existing.inviteId = inviteId;
     // The family already knows this home by its name; a re-link keeps it.
     if (peer.addrs.length > 0) existing.addrs = peer.addrs;
     existing.quotaTheyGrantUs = peer.quotaTheyGrantUs;
@@ -189,6 +232,7 @@ function upsertMember(draft: RosterState, peer: PairedPeer, now: number): { reli
     quotaWeGrantThem: peer.quotaWeGrantThem,
     pairedAt: at,
     lastSeen: at,
+    ...(inviteId !== undefined ? { inviteId } : {}),
   });
   return { relinked: false, name };
 }

@@ -22,6 +22,8 @@ export const MAX_PEER_NAME_LENGTH = 64;
 const MAX_PEER_ADDRS = 16;
 const MAX_ADDR_LENGTH = 300;
 const PROOF_LABEL = Buffer.from('hearth/pair/1 proof\0');
+/** How long a refused stranger's connection may take to close cleanly (the refusal in flight) before it is reset. */
+const STRANGER_CLOSE_MS = 2000;
 
 export const PAIR_LIMITS = {
   maxMessageBytes: 8 * 1024,
@@ -71,6 +73,12 @@ export interface PairStore {
   recordPeer(peer: PairedPeer): Promise<{ relinked: boolean; name: string }>;
   /** Let the gater admit this not-yet-member until the returned function is called. */
   expectInviter(peerId: string): () => void;
+  /**
+   * Whether the pair handler answers this peer now: a member (repeating a join whose
+   * reply was lost), or anyone while one of this home's codes is unused and unexpired.
+   */
+  mayPair(peerId: string): boolean;
+  isMember(peerId: string): boolean;
 }
 
 export interface PairServiceInit {
@@ -263,16 +271,38 @@ export class PairService implements Startable {
     }
   }
 
+  /**
+   * A stranger gets one proof per connection: a stream when no code is outstanding
+   * (it connected while one was, and it has since been used or expired), a refused
+   * proof, or a malformed request ends its connection, not only the stream.
+   */
   private async handlePair(stream: Stream, connection: Connection): Promise<void> {
     const signal = AbortSignal.timeout(this.timeoutMs);
+    const joiner = connection.remotePeer;
+    const cutStranger = async (why: string): Promise<void> => {
+      if (this.store.isMember(joiner.toString())) return;
+      await connection.close({ signal: AbortSignal.timeout(STRANGER_CLOSE_MS) }).catch(() => connection.abort(new Error(why)));
+    };
+    if (!this.store.mayPair(joiner.toString())) {
+      stream.abort(new Error('this home has no invite code outstanding'));
+      await cutStranger('this home has no invite code outstanding');
+      return;
+    }
+    let accepted = false;
     try {
       const frames = jsonFrames(stream, this.maxMessageBytes);
       const request = parsePairRequest(await frames.read(signal));
-      await frames.write(await this.answer(request, connection.remotePeer), signal);
+      const reply = await this.answer(request, joiner);
+      accepted = reply.ok;
+      await frames.write(reply, signal);
       await stream.close({ signal });
+      // The joiner closes its side once it has read the reply; closing the
+      // connection before that could cut the refusal off.
+      if (!accepted) await remoteClosed(stream, STRANGER_CLOSE_MS);
     } catch (err) {
       stream.abort(err as Error);
     }
+    if (!accepted) await cutStranger('pairing refused');
   }
 
   private async answer(request: PairRequest, joiner: PeerId): Promise<PairReply> {
@@ -300,6 +330,18 @@ export class PairService implements Startable {
 
 export function pairService(init: PairServiceInit): (components: PairComponents) => PairService {
   return (components) => new PairService(components, init);
+}
+
+/** Resolves when both ends of `stream` are closed, or after `ms`. */
+async function remoteClosed(stream: Stream, ms: number): Promise<void> {
+  if (stream.status === 'closed' || stream.status === 'aborted' || stream.status === 'reset') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    stream.addEventListener('close', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }
 
 function refusal(reason: InviteRefusal, error: string): PairReply {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FamilyRoster, MAX_OUTSTANDING_INVITES, ROSTER_FILE } from '../node/family.ts';
+import { FamilyRoster, MAX_OUTSTANDING_INVITES, ROSTER_FILE, SPENT_INVITE_RETENTION_MS } from '../node/family.ts';
 import type { PairedPeer, StoredInvite } from '../protocol/pair.ts';
 
 const dirs: string[] = [];
@@ -130,5 +130,49 @@ describe('FamilyRoster', () => {
     c.advance(32 * DAY);
     await roster.addInvite(invite('later', c.now()));
     expect(roster.invites().map((i) => i.id)).toEqual(['later']);
+  });
+
+  it('a spent code answers only a retry by the member it made, and only until it expires', async () => {
+    const c = clock();
+    const roster = await FamilyRoster.open(await tempHome(), { now: c.now });
+    await roster.addInvite({ ...invite('big', c.now()), quota: 1000 });
+    expect(await roster.redeemInvite('big', peer('peer-b'))).toMatchObject({ ok: true, relinked: false });
+    // A lost reply: the same member asks again and hears the same yes.
+    expect(await roster.redeemInvite('big', peer('peer-b'))).toMatchObject({ ok: true, relinked: true });
+
+    // Removed, Bob replays it: refused, and nothing is recorded.
+    await roster.removeMember('peer-b');
+    expect(await roster.redeemInvite('big', peer('peer-b'))).toEqual({ ok: false, reason: 'used' });
+    expect(roster.members()).toEqual([]);
+
+    // Invited again with a smaller quota, he cannot get the old code's quota back.
+    await roster.addInvite({ ...invite('small', c.now()), quota: 10 });
+    await roster.redeemInvite('small', { ...peer('peer-b'), quotaWeGrantThem: 10 });
+    expect(await roster.redeemInvite('big', { ...peer('peer-b'), quotaWeGrantThem: 1000 })).toEqual({ ok: false, reason: 'used' });
+    expect(roster.member('peer-b')).toMatchObject({ quotaWeGrantThem: 10, inviteId: 'small' });
+
+    // Past its expiry a code answers nobody, not even its own member's retry.
+    c.advance(3 * DAY);
+    expect(await roster.redeemInvite('small', { ...peer('peer-b'), quotaWeGrantThem: 10 })).toEqual({ ok: false, reason: 'expired' });
+    expect(roster.mayPair('stranger')).toBe(false);
+    expect(roster.mayPair('peer-b')).toBe(true);
+  });
+
+  it('prunes spent codes on demand (the daemon does it on its timer) and keeps outstanding ones', async () => {
+    const c = clock();
+    const dir = await tempHome();
+    const roster = await FamilyRoster.open(dir, { now: c.now });
+    await roster.addInvite(invite('used', c.now()));
+    await roster.redeemInvite('used', peer('peer-b'));
+    await roster.addInvite(invite('expired', c.now(), HOUR));
+    c.advance(2 * HOUR);
+    expect(await roster.pruneInvites()).toBe(0);
+    c.advance(SPENT_INVITE_RETENTION_MS - 3 * HOUR);
+    await roster.addInvite(invite('fresh', c.now(), 10 * DAY));
+    c.advance(2 * HOUR);
+    expect(await roster.pruneInvites()).toBe(2);
+    expect(await roster.pruneInvites()).toBe(0);
+    const reopened = await FamilyRoster.open(dir, { now: c.now });
+    expect(reopened.invites().map((i) => i.id)).toEqual(['fresh']);
   });
 });

@@ -6,6 +6,7 @@ import { PAIR_PROTOCOL, PairRefusedError } from '../protocol/pair.ts';
 import { encodeInvite, InviteCodeError, parseInvite } from '../protocol/invite.ts';
 import { ROSTER_FILE } from '../node/family.ts';
 import { cleanup, newSeed, startHome, type TestHome } from './host-fixture.ts';
+import { eventually } from './helpers/daemon.ts';
 
 const homes: TestHome[] = [];
 const dirs: string[] = [];
@@ -193,7 +194,7 @@ describe('/hearth/pair/1', () => {
     expect(recovered.roster.members()).toEqual([expect.objectContaining({ peerId: alice.peerId, name: 'alice', quotaTheyGrantUs: 30 })]);
   });
 
-  it('an oversized or malformed pair request resets that stream only; the next join works', async () => {
+  it('an oversized or malformed pair request resets the stream and ends the stranger\'s connection; a new one may join', async () => {
     const alice = await home('alice');
     const bob = await home('bob');
     const { code } = await alice.node.services.pair.invite({ quota: 1 });
@@ -204,6 +205,7 @@ describe('/hearth/pair/1', () => {
         stream.send(bad);
         const err = await rejection(lpStream(stream).read({ signal: AbortSignal.timeout(5000) }));
         expect(err.name).toBe('StreamResetError');
+        await eventually(() => bob.node.getConnections(alice.node.peerId).length === 0, 'Alice to end the connection', 40, 100);
       }
     } finally {
       release();
