@@ -1,9 +1,12 @@
 // The owner's audit of one relative: every object of this home placed there is
 // sampled (docs/audit.md has the math), the relative proves the sampled leaves
 // over /hearth/audit/1, and each proof is checked against the Merkle root the
-// catalog kept. A relative that does not answer within the deadline is audited
-// again with a fresh seed; objects it still has not answered for then fail.
+// catalog kept. A relative that does not answer within the deadline, or breaks
+// off, is asked again with the same seed, so for the same leaves: an honest host
+// only needed more time, and a host that saw the seed and stopped short of an
+// object it cannot prove gains no second draw. Objects still unanswered then fail.
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId } from '@libp2p/interface';
 import type { Catalog } from '../storage/catalog/catalog.ts';
@@ -49,12 +52,14 @@ export interface AuditRelativeOptions extends AuditTarget {
   peerId: PeerId | string;
   /** This home's objects placed at the relative: objectsAt(catalog, peerId). */
   objects: readonly AuditObject[];
-  /** The first attempt's seed (32 bytes); random when absent. Retries always use fresh random seeds. */
+  /** The audit's seed (32 bytes); random when absent. Retries ask with the same seed. */
   seed?: Uint8Array;
   /** Deadline for one attempt's answers, in ms. */
   timeoutMs?: number;
   /** Attempts after one that timed out or broke off. */
   retries?: number;
+  /** Pause before a retry, so a connection that broke has closed and the retry dials afresh. */
+  retryDelayMs?: number;
   /** Cancels the whole audit (the promise rejects). */
   signal?: AbortSignal;
 }
@@ -88,6 +93,7 @@ export const AUDIT_DEFAULTS = {
   /** Long enough for a host to read ~500 random 64 KiB blocks from a sleeping disk. */
   timeoutMs: 10 * 60_000,
   retries: 1,
+  retryDelayMs: 5_000,
 };
 
 /** The owner's objects placed at one relative, as the catalog records them. */
@@ -170,11 +176,15 @@ export async function auditRelative(options: AuditRelativeOptions): Promise<Audi
   let pending = plan.objects;
   let attempts = 0;
   let error: string | undefined;
+  // One seed for every attempt: a fresh one would let a host that broke off redraw its samples.
+  const seed = options.seed ?? randomBytes(AUDIT_SEED_BYTES);
   while (pending.length > 0 && attempts <= retries) {
-    const seed = attempts === 0 && options.seed ? options.seed : randomBytes(AUDIT_SEED_BYTES);
+    if (attempts > 0) await delay(options.retryDelayMs ?? AUDIT_DEFAULTS.retryDelayMs, undefined, options.signal ? { signal: options.signal } : {});
     attempts++;
     const result = await attempt({ node: options.node, peerId, seed, timeoutMs, signal: options.signal, traffic, failures }, pending);
-    pending = result.unanswered;
+    // The object the relative stopped at goes last, so the ones after it are not held hostage.
+    const [stuck, ...rest] = result.unanswered;
+    pending = stuck ? [...rest, stuck] : [];
     error = result.error;
   }
   for (const o of pending) failures.set(o.id, `not answered after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${error}`);

@@ -276,7 +276,7 @@ describe('/hearth/audit/1', () => {
       streams.push(stream);
     });
     await introduce(owner, silent);
-    const report = await auditRelative({ node: owner, peerId: silent.peerId, objects: objects.map(auditObject), timeoutMs: 300, retries: 1 });
+    const report = await auditRelative({ node: owner, peerId: silent.peerId, objects: objects.map(auditObject), timeoutMs: 300, retries: 1, retryDelayMs: 10 });
     expect(report.passed).toBe(false);
     expect(report.attempts).toBe(2);
     expect(streams).toHaveLength(2);
@@ -298,9 +298,50 @@ describe('/hearth/audit/1', () => {
     }));
     extra.push({ stop: async () => { await slow.stop(); await rm(slowHome, { recursive: true, force: true }); } });
     await putObjects(owner, slow.node, objects);
-    const report = await auditRelative({ node: owner, peerId: slow.node.peerId, objects: objects.map(auditObject), timeoutMs: 3000, retries: 1 });
+    const report = await auditRelative({ node: owner, peerId: slow.node.peerId, objects: objects.map(auditObject), timeoutMs: 3000, retries: 1, retryDelayMs: 10 });
     expect(report).toMatchObject({ passed: true, attempts: 2, failedObjects: [] });
     expect(report.error).toBeUndefined();
+  });
+
+  it('a host that breaks off before an object it cannot prove is asked again for the same leaves, and that object fails', async () => {
+    // The host lost one leaf of `target`: the first leaf this audit's seed samples.
+    const target = objects[4]!;
+    const seed = fixedSeed('break off');
+    const planned = planAudit(objects.map(auditObject)).objects.find((o) => o.id === target.id)!;
+    const lost = sampleIndices(seed, target.id, planned.leafCount, planned.samples)[0]!;
+    const asked: number[][] = [];
+    const cheatHome = await mkdtemp(join(tmpdir(), 'hearth-audit-break-off-'));
+    let cheatNode: Libp2p | undefined;
+    // A real audit service whose prover, seeing it must prove the lost leaf, hangs
+    // up on the owner instead of answering (as a host that read the seed would).
+    const cheat = await startAuditHost(9, () => [owner.peerId], cheatHome, (index): LeafProver => ({
+      open: async (ownerId, id, leafSize) => {
+        const object = await index.open(ownerId, id, leafSize);
+        if (id !== target.id) return object;
+        return {
+          size: object.size,
+          close: () => object.close(),
+          prove: async (indices) => {
+            asked.push([...indices]);
+            if (!indices.includes(lost)) return object.prove(indices);
+            await cheatNode!.hangUp(owner.peerId);
+            return new Promise<never>(() => undefined);
+          },
+        };
+      },
+    }));
+    cheatNode = cheat.node;
+    extra.push({ stop: async () => { await cheat.stop(); await rm(cheatHome, { recursive: true, force: true }); } });
+    await putObjects(owner, cheat.node, objects);
+
+    const report = await auditRelative({ node: owner, peerId: cheat.node.peerId, objects: objects.map(auditObject), seed, retries: 2, retryDelayMs: 300, timeoutMs: 20_000 });
+    expect(report.attempts).toBe(3);
+    expect(asked).toHaveLength(3);
+    for (const indices of asked) expect(indices).toEqual(asked[0]);
+    expect(report.passed).toBe(false);
+    // The object after it in the request was asked again before it, and proved.
+    expect(report.failedObjects).toEqual([target.id]);
+    expect(report.failures[0]!.reason).toMatch(/^not answered after 3 attempts: the relative could not be reached or broke off/);
   });
 
   it('an owner can audit only its own objects; strangers are refused', async () => {
