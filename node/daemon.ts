@@ -112,14 +112,17 @@ export class Daemon {
     try {
       const roster = await FamilyRoster.open(session.paths.dir);
       const config = () => session.config;
+      hostCatalogs = await HostCatalogStore.open(hostedCatalogsPath(session.paths.dir));
+      const catalogs = hostCatalogs;
+      // One quota covers a relative's objects and its catalog copy (DESIGN.md,
+      // "Pairing"): each side is allowed what the other leaves of it.
+      const quotaFor = (owner: string): number => roster.member(owner)?.quotaWeGrantThem ?? 0;
       const hostStore = new HostStore({
         home: session.paths.dir,
-        quotaFor: (owner) => roster.member(owner)?.quotaWeGrantThem ?? 0,
+        quotaFor: async (owner) => Math.max(0, quotaFor(owner) - (await catalogs.bytes(owner))),
         deleteDelay: config().duration('host.deleteDelay'),
       });
-      hostCatalogs = await HostCatalogStore.open(hostedCatalogsPath(session.paths.dir));
       const merkleIndex = new MerkleIndexStore({ store: hostStore });
-      const catalogs = hostCatalogs;
       host = await createHearthHost<DaemonServices>({
         seed: session.keys.ed25519Seed,
         listen: options.listen?.length ? options.listen : DAEMON_LISTEN_DEFAULT,
@@ -131,7 +134,7 @@ export class Daemon {
           status: statusService({
             source: {
               version: HEARTH_VERSION,
-              quotaFor: (peer) => roster.member(peer)?.quotaWeGrantThem ?? 0,
+              quotaFor,
               storedBytesFor: async (peer) => (await hostStore.usage(peer)).used,
               pendingDeletionsFor: async (peer) => (await hostStore.pendingDeletions(peer)).length,
               freeBytes: () => freeBytesAt(session.paths.dir),
@@ -139,7 +142,7 @@ export class Daemon {
             },
           }),
           object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()) }),
-          catalog: catalogSyncService({ store: catalogs }),
+          catalog: catalogSyncService({ store: catalogs, catalogRoomFor: async (owner) => quotaFor(owner) - (await hostStore.usage(owner)).used }),
           audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
         } as never,
       });
@@ -389,6 +392,7 @@ export class Daemon {
         bytesTheyStoreForUs: theyStore ?? null,
         bytesWeStoreForThem: weStore.used,
         catalogRecordsWeHold: (await this.hostCatalogs.head(m.peerId)).seq,
+        catalogBytesWeHold: await this.hostCatalogs.bytes(m.peerId),
         quotaTheyGrantUs: m.quotaTheyGrantUs,
         quotaWeGrantThem: m.quotaWeGrantThem,
         pendingDeletions: pending.map((p) => ({ id: p.name, size: p.size, deleteAt: new Date(p.deleteAt).toISOString() })),

@@ -12,7 +12,7 @@ import {
   CatalogChainError, HEADER_BYTES, MAX_ENVELOPE_BYTES, ZERO_HASH, decodeEnvelope, envelopeHash,
   type ChainErrorCode, type ChainHead,
 } from '../storage/catalog/envelope.ts';
-import type { HostCatalogStore } from '../storage/hostcatalog/host-catalog-store.ts';
+import { CatalogQuotaError, type HostCatalogStore } from '../storage/hostcatalog/host-catalog-store.ts';
 import {
   MalformedMessageError, ProtocolViolationError, StreamReader, encodeFrame, sendBytes, sendJson,
 } from './messages.ts';
@@ -36,8 +36,11 @@ export const CATALOG_LIMITS = {
 
 const MAX_ERROR_LENGTH = 500;
 
-/** Why a sync stopped: a host's refusal (its chain error code), or 'behind' (see syncCatalogTo). */
-export type CatalogSyncCode = ChainErrorCode | 'behind';
+/**
+ * Why a sync stopped: a host's refusal (its chain error code, or 'quota': the copy
+ * would outgrow what the host grants), or 'behind' (see syncCatalogTo).
+ */
+export type CatalogSyncCode = ChainErrorCode | 'quota' | 'behind';
 
 export class CatalogSyncError extends Error {
   readonly code: CatalogSyncCode;
@@ -68,6 +71,11 @@ export interface CatalogCallOptions {
 export interface CatalogSyncServiceInit {
   /** Where this home keeps its relatives' logs. */
   store: HostCatalogStore;
+  /**
+   * Most bytes `owner`'s catalog copy may take here (the daemon: the quota it
+   * grants the owner, less the owner's objects). Unbounded when absent.
+   */
+  catalogRoomFor?(owner: string): number | Promise<number>;
   timeoutMs?: number;
   idleTimeoutMs?: number;
   /** Both sides: the host refuses bigger batches, the client cuts its pushes to this size. */
@@ -97,6 +105,7 @@ export class CatalogSyncService implements Startable {
   readonly protocol = CATALOG_PROTOCOL;
   private readonly components: CatalogSyncComponents;
   private readonly store: HostCatalogStore;
+  private readonly catalogRoomFor: ((owner: string) => number | Promise<number>) | undefined;
   private readonly timeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly maxBatchBytes: number;
@@ -106,6 +115,7 @@ export class CatalogSyncService implements Startable {
   constructor(components: CatalogSyncComponents, init: CatalogSyncServiceInit) {
     this.components = components;
     this.store = init.store;
+    this.catalogRoomFor = init.catalogRoomFor;
     this.timeoutMs = init.timeoutMs ?? CATALOG_LIMITS.timeoutMs;
     this.idleTimeoutMs = init.idleTimeoutMs ?? CATALOG_LIMITS.idleTimeoutMs;
     this.maxBatchBytes = init.maxBatchBytes ?? CATALOG_LIMITS.maxBatchBytes;
@@ -309,11 +319,13 @@ export class CatalogSyncService implements Startable {
     }
     if (remaining !== 0) throw new MalformedMessageError(`push declared ${request.bytes} bytes but its ${request.count} records hold ${request.bytes - remaining}`);
     try {
-      const { head, added } = await this.store.append(owner, envelopes, { from: request.from });
+      const maxBytes = this.catalogRoomFor ? await this.catalogRoomFor(owner) : undefined;
+      const { head, added } = await this.store.append(owner, envelopes, { from: request.from, ...(maxBytes !== undefined ? { maxBytes } : {}) });
       await this.reply(stream, { ok: true, head, added });
     } catch (err) {
-      if (!(err instanceof CatalogChainError)) throw err;
-      await this.reply(stream, { ok: false, code: err.code, seq: err.seq ?? null, error: err.message.slice(0, MAX_ERROR_LENGTH), head: await this.store.head(owner) });
+      const refusal = err instanceof CatalogChainError ? { code: err.code, seq: err.seq ?? null } : err instanceof CatalogQuotaError ? { code: 'quota', seq: null } : undefined;
+      if (!refusal) throw err;
+      await this.reply(stream, { ok: false, ...refusal, error: (err as Error).message.slice(0, MAX_ERROR_LENGTH), head: await this.store.head(owner) });
     }
   }
 
@@ -422,14 +434,14 @@ function parseAcceptance(peer: PeerId, reply: Record<string, unknown>): { head: 
   return { head: chainHead(reply.head, 'catalog reply: head') };
 }
 
-const CHAIN_ERROR_CODES: readonly string[] = ['malformed', 'signature', 'replay', 'gap', 'fork'] satisfies ChainErrorCode[];
+const REFUSAL_CODES: readonly string[] = ['malformed', 'signature', 'replay', 'gap', 'fork', 'quota'] satisfies Array<ChainErrorCode | 'quota'>;
 
 function parseRefusal(peer: PeerId, reply: Record<string, unknown>): CatalogSyncError {
   const { code, seq, error } = reply;
-  if (typeof code !== 'string' || !CHAIN_ERROR_CODES.includes(code) || typeof error !== 'string' || (seq !== null && !Number.isSafeInteger(seq))) {
+  if (typeof code !== 'string' || !REFUSAL_CODES.includes(code) || typeof error !== 'string' || (seq !== null && !Number.isSafeInteger(seq))) {
     throw new ProtocolViolationError(`relative ${peer} refused a catalog push without a valid reason`);
   }
-  return new CatalogSyncError(code as ChainErrorCode, seq === null ? undefined : (seq as number), chainHead(reply.head, 'push refusal: head'),
+  return new CatalogSyncError(code as ChainErrorCode | 'quota', seq === null ? undefined : (seq as number), chainHead(reply.head, 'push refusal: head'),
     `relative ${peer} refused the catalog push: ${error.slice(0, MAX_ERROR_LENGTH)}`);
 }
 

@@ -10,7 +10,7 @@ import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveKeys, type HomeKeys } from '../storage/keys.ts';
 import { Catalog, CatalogChainError, ZERO_HASH, encodeEnvelope, envelopeHash, type ChainErrorCode, type FilePayload } from '../storage/catalog/catalog.ts';
-import { HostCatalogStore } from '../storage/hostcatalog/host-catalog-store.ts';
+import { CatalogQuotaError, HostCatalogStore } from '../storage/hostcatalog/host-catalog-store.ts';
 
 interface Owner {
   keys: HomeKeys;
@@ -182,5 +182,23 @@ describe('HostCatalogStore', () => {
   it('refuses an owner that is not an Ed25519 PeerId', async () => {
     await expect(store.head('not-a-peer-id')).rejects.toThrow(/is not a PeerId/);
     await expect(store.append('not-a-peer-id', [])).rejects.toThrow(/is not a PeerId/);
+  });
+
+  it('refuses, whole, a push that would take the copy past maxBytes; records already held cost nothing', async () => {
+    const owner = await newOwner('bounded');
+    await appendFiles(owner, 0, 20);
+    const all = await envelopes(owner);
+    const size = (list: Buffer[]) => list.reduce((n, b) => n + b.byteLength, 0);
+    const firstTen = all.slice(0, 10);
+    await store.append(owner.peerId, firstTen, { maxBytes: size(firstTen) });
+    expect(await store.bytes(owner.peerId)).toBe(size(firstTen));
+    // The same records again, under the same bound: nothing new, nothing refused.
+    expect((await store.append(owner.peerId, firstTen, { maxBytes: size(firstTen) })).added).toBe(0);
+    const err = await store.append(owner.peerId, all.slice(10), { maxBytes: size(all) - 1 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CatalogQuotaError);
+    expect((err as Error).message).toMatch(new RegExp(`catalog ${size(all)} bytes, over the ${size(all) - 1} bytes its quota leaves it here \\(${size(firstTen)} held\\): ask the host for more quota`));
+    expect(await store.head(owner.peerId)).toMatchObject({ seq: 10 });
+    expect(await store.bytes(owner.peerId)).toBe(size(firstTen));
+    expect((await store.append(owner.peerId, all.slice(10), { maxBytes: size(all) })).head.seq).toBe(20);
   });
 });

@@ -10,6 +10,10 @@
 // 14 zero-padded hex digits hold any safe integer, so keys sort in seq order.
 // An append writes its records and the new head in one batch: a crash leaves the
 // log either before or after the whole push.
+//
+// A copy is bounded by what the caller allows (HostCatalogAppendOptions.maxBytes:
+// the daemon passes the quota it grants the owner less the owner's objects here):
+// a push that would take the held bytes past it is refused whole.
 import { join } from 'node:path';
 import { Level } from 'level';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -31,6 +35,23 @@ export interface HostCatalogAppendOptions {
    * refused as a rollback, even when every record it carries is already held.
    */
   from?: ChainHead;
+  /** Most envelope bytes the owner's held log may reach; a push past it throws CatalogQuotaError. */
+  maxBytes?: number;
+}
+
+/** A push that would take an owner's catalog copy past what the host allows it. */
+export class CatalogQuotaError extends Error {
+  /** Bytes held before the push, and what the push would have made them. */
+  readonly held: number;
+  readonly wanted: number;
+  readonly maxBytes: number;
+  constructor(owner: string, held: number, wanted: number, maxBytes: number) {
+    super(`this catalog push would make the copy of ${owner}'s catalog ${wanted} bytes, over the ${Math.max(0, maxBytes)} bytes its quota leaves it here (${held} held): ask the host for more quota or free space first`);
+    this.name = 'CatalogQuotaError';
+    this.held = held;
+    this.wanted = wanted;
+    this.maxBytes = maxBytes;
+  }
 }
 
 export interface HostCatalogAppendResult {
@@ -90,7 +111,9 @@ export class HostCatalogStore {
    * CatalogChainError: 'malformed'; 'signature' (not signed by the owner's key);
    * 'gap'; 'fork' (differs from the held record of the same seq, or follows a
    * record other than the held one); 'replay' (a record repeated out of order, or,
-   * with options.from, a push that would roll the held log back).
+   * with options.from, a push that would roll the held log back). Throws
+   * CatalogQuotaError when the new records would take the held bytes past
+   * options.maxBytes (records already held cost nothing).
    */
   append(owner: string, envelopes: readonly Uint8Array[], options: HostCatalogAppendOptions = {}): Promise<HostCatalogAppendResult> {
     return this.exclusive(owner, async () => {
@@ -114,6 +137,7 @@ export class HostCatalogStore {
         bytes += envelopeBytes.byteLength;
       }
       if (ops.length === 0) return { head: { ...held }, added: 0 };
+      if (options.maxBytes !== undefined && bytes > options.maxBytes) throw new CatalogQuotaError(owner, log.bytes, bytes, options.maxBytes);
       await this.db.batch([...ops, { type: 'put', key: headKey(owner), value: encodeOwnerHead(chain, bytes) }], { sync: true });
       this.owners.set(owner, { head: chain, bytes, publicKey: log.publicKey });
       return { head: { ...chain }, added: ops.length };
