@@ -35,7 +35,10 @@ export const PAIR_LIMITS = {
 /** A code this home handed out, as the inviter keeps it. */
 export interface StoredInvite {
   id: string;
-  /** Hex SHA-256 of the secret: the key of the joiner's proof (the secret itself is not kept). */
+  /**
+   * Hex SHA-256 of the secret: the key of the joiner's proof, so as good as the code
+   * while the code is outstanding (docs/invite-code.md says what keeping it protects).
+   */
   secretHash: string;
   /** What the inviter will call the joiner; the joiner's own name when absent. */
   name?: string;
