@@ -28,7 +28,8 @@ const STRANGER_CLOSE_MS = 2000;
 export const PAIR_LIMITS = {
   maxMessageBytes: 8 * 1024,
   timeoutMs: 20_000,
-  maxInboundStreams: 4,
+  /** One proof per stranger connection: a second stream at once is refused, and the first one's failure ends the connection. */
+  maxInboundStreams: 1,
   maxOutboundStreams: 4,
 };
 

@@ -214,6 +214,31 @@ describe('/hearth/pair/1', () => {
     expect((await bob.node.services.pair.join(code, { quota: 1 })).peerId).toBe(alice.peerId);
   });
 
+  it('a stranger gets one pair stream at a time: a second one opened alongside is refused', async () => {
+    const alice = await home('alice');
+    const bob = await home('bob');
+    await alice.node.services.pair.invite({ quota: 1 });
+    const release = bob.roster.expectInviter(alice.peerId);
+    try {
+      const first = await bob.node.dialProtocol(alice.node.getMultiaddrs()[0]!, PAIR_PROTOCOL);
+      const request = Buffer.from(JSON.stringify({ proof: '00'.repeat(32), name: 'bob', quota: 1, addrs: [] }));
+      const second = await bob.node.dialProtocol(alice.node.peerId, PAIR_PROTOCOL).then(async (stream) => {
+        const lp = lpStream(stream);
+        try {
+          await lp.write(request);
+          await lp.read({ signal: AbortSignal.timeout(5000) });
+          return 'answered';
+        } catch (err) {
+          return (err as Error).name;
+        }
+      }, (err: Error) => err.name);
+      expect(second).not.toBe('answered');
+      expect(first.status).toBe('open');
+    } finally {
+      release();
+    }
+  });
+
   it('two homes with the same name get distinct roster names', async () => {
     const alice = await home('alice');
     const one = await home('grandma');
