@@ -30,8 +30,6 @@ export const AUDIT_LIMITS = {
   maxSamplesPerRequest: 16384,
   /** The one leaf size audited: the one hosts index (a leaf size of the owner's choosing would size the host's work). */
   leafSize: HOSTED_LEAF_SIZE,
-  /** The host holds one object's proofs before sending them: samples x leaf size stays under this. */
-  maxLeafBytesPerObject: 16 * 1024 * 1024,
   /** A path has one hash per tree level: 64 covers any object size. */
   maxPathHashes: 64,
   /** The host gives up on one request after this (the owner's own deadline is usually shorter). */
@@ -152,7 +150,6 @@ export function parseAuditRequest(message: Record<string, unknown>): AuditReques
     const leafSize = item.leafSize;
     if (leafSize !== AUDIT_LIMITS.leafSize) throw new MalformedMessageError(`audit request leafSize of ${item.id} must be ${AUDIT_LIMITS.leafSize}`);
     const sampled = whole('samples', Math.min(AUDIT_LIMITS.maxSamplesPerObject, merkleLeafCount(size, leafSize)));
-    if (sampled * leafSize > AUDIT_LIMITS.maxLeafBytesPerObject) throw new MalformedMessageError(`audit request asks ${sampled} leaves of ${leafSize} bytes of ${item.id}: over ${AUDIT_LIMITS.maxLeafBytesPerObject} bytes`);
     samples += sampled;
     return { id: item.id, size, leafSize, samples: sampled };
   });
