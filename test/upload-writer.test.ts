@@ -2,7 +2,7 @@
 // writes, directly in whole 4 KiB blocks where the file system allows it and through
 // the page cache for the rest, and hands back.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -91,6 +91,24 @@ describe('UploadWriter', () => {
     const failed = await writer.write([randomBytes(5000)]).then(() => writer.finish()).catch((err: Error) => err);
     expect(failed).toBeInstanceOf(Error);
     expect((failed as Error).message).toMatch(/ENOENT/);
+  });
+
+  it('hashes a whole stored object in turns, so another upload on the shared worker is not held up behind it', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, '');
+    await truncate(big, 256 * MiB);
+    const order: string[] = [];
+    const hashing = hashStoredFile(big, 256 * MiB, LEAF, `${big}.merkle`).then(() => order.push('whole object hashed'));
+    const small = join(dir, 'small');
+    await writeFile(small, '');
+    const data = randomBytes(100 * KiB);
+    const writer = new UploadWriter(small, `${small}.merkle`, data.byteLength, LEAF, 0);
+    await writer.write([data]);
+    await writer.finish();
+    order.push('small upload stored');
+    await hashing;
+    expect(order).toEqual(['small upload stored', 'whole object hashed']);
+    expect((await stat(`${big}.merkle`)).size).toBe(indexFileBytes(256 * MiB));
   });
 
   it('hashes a stored file as it is', async () => {

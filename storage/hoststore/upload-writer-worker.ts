@@ -40,6 +40,10 @@ interface Job {
   unsynced: number;
   /** The first failure: later data is ignored and finish() reports it. */
   error?: JobFailure;
+  /** Bytes the file held at open, hashed from the file first. */
+  prefixEnd: number;
+  /** Requests that came while the prefix is hashed, answered in order after it; undefined once it is. */
+  waiting: WriterRequest[] | undefined;
 }
 
 const jobs = new Map<number, Job>();
@@ -73,6 +77,8 @@ function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
     stage: undefined,
     staged: 0,
     unsynced: 0,
+    prefixEnd: request.offset,
+    waiting: undefined,
   };
   jobs.set(request.job, job);
   if (request.indexPath !== undefined) {
@@ -87,12 +93,31 @@ function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
     job.directFd = openDirect(request.path);
     if (job.directFd !== undefined) job.stage = alignedBuffer(STAGE_BYTES);
   }
-  // What the file already holds is hashed from the file itself.
-  while (job.hashed < request.offset) {
-    const bytesRead = readSync(job.fd, prefixBuffer, 0, Math.min(SLAB_BYTES, request.offset - job.hashed), job.hashed);
-    if (bytesRead === 0) throw new Error(`the file ended at ${job.hashed} of the ${request.offset} bytes expected`);
-    hash(job, prefixBuffer.subarray(0, bytesRead));
+  // What the file already holds is hashed from the file itself, a slab per turn, so
+  // that a whole stored object (a build, a check, a long resume) never holds up the
+  // other uploads this worker serves.
+  if (job.hashed < job.prefixEnd) {
+    job.waiting = [];
+    setImmediate(() => hashPrefix(request.job, job));
   }
+}
+
+function hashPrefix(id: number, job: Job): void {
+  if (jobs.get(id) !== job) return;
+  try {
+    const bytesRead = readSync(job.fd, prefixBuffer, 0, Math.min(SLAB_BYTES, job.prefixEnd - job.hashed), job.hashed);
+    if (bytesRead === 0) throw new Error(`the file ended at ${job.hashed} of the ${job.prefixEnd} bytes expected`);
+    hash(job, prefixBuffer.subarray(0, bytesRead));
+  } catch (err) {
+    job.error ??= failureOf(err);
+  }
+  if (job.error === undefined && job.hashed < job.prefixEnd) {
+    setImmediate(() => hashPrefix(id, job));
+    return;
+  }
+  const waiting = job.waiting!;
+  job.waiting = undefined;
+  for (const request of waiting) receive(request);
 }
 
 function hash(job: Job, bytes: Uint8Array): void {
@@ -233,17 +258,28 @@ function handle(request: WriterRequest): void {
   }
 }
 
+function failureOf(err: unknown): JobFailure {
+  return err instanceof JobError ? err.failure : { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code };
+}
+
 // A failure while data flows is kept in its job, which then takes no more data; a
 // failed open, finish or abandon ends the job.
-parentPort!.on('message', (request: WriterRequest) => {
+function receive(request: WriterRequest): void {
+  const waiting = request.kind === 'open' ? undefined : jobs.get(request.job)?.waiting;
+  if (waiting) {
+    waiting.push(request);
+    return;
+  }
   try {
     handle(request);
   } catch (err) {
-    const failure: JobFailure = err instanceof JobError ? err.failure : { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code };
+    const failure = failureOf(err);
     const job = jobs.get(request.job);
     if (request.kind === 'data' && job) job.error ??= failure;
     else if (job) closeJob(request.job, job);
     if (request.kind === 'data') reply({ job: request.job, to: 'data', error: failure, slab: request.slab }, [request.slab]);
     else reply({ job: request.job, to: request.kind, error: failure });
   }
-});
+}
+
+parentPort!.on('message', receive);
