@@ -122,6 +122,11 @@ describe('trouble at a relative', () => {
     const ownerDir = readdirSync(hostedAtB).find((name) => !name.startsWith('filler-'));
     if (ownerDir) expect(readdirSync(join(hostedAtB, ownerDir, 'partial')).length).toBe(0);
 
+    // bea's own scrub still runs on the full disk, read-only, and says so.
+    const scrub = await hearthAsync(home('B'), ['scrub']);
+    expect(scrub.code).toBe(0);
+    expect(scrub.stdout).toMatch(/^warning: .*ENOSPC.*scrubbed read-only, results not recorded for the owners$/m);
+
     for (const name of fillers) rmSync(name);
     await until(async () => (await cliJson<any[]>('A', ['objects'])).every((o) => o.placements.some((p: any) => p.target === b.peerId)), 'the objects placed at bea once it has room');
     await until(() => hooks.some((h) => h.problem === 'relative-disk-full' && h.event === 'resolved'), 'the disk-full alert to be resolved');
