@@ -1,8 +1,8 @@
 // The host's Merkle index file of one object, and building it from the object's
-// bytes read in order: by the host store while an upload arrives (host-store.ts),
-// or by MerkleIndexStore from the stored file (merkle-index.ts), which also reads
-// it to prove leaves. Format, costs and why a cache the host wrote itself is safe:
-// docs/audit.md.
+// bytes read in order, in the upload worker (upload-writer-worker.ts): while an
+// upload arrives (host-store.ts), or from the stored file for MerkleIndexStore
+// (merkle-index.ts), which also reads it to prove leaves. Format, costs and why a
+// cache the host wrote itself is safe: docs/audit.md.
 //
 // The tree (storage/merkle.ts) is RFC 6962's over fixed-size leaves, which is the
 // same as building it level by level: pair neighbours, promote an odd last node
