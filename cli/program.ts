@@ -292,12 +292,13 @@ program
   .description('re-hash every object this home keeps for relatives; damage is reported to their owners')
   .option('--json', 'print one JSON document')
   .action(async (o: { json?: boolean }) => {
-    const r = (await ops.scrub(home(), createProgress({ json: Boolean(o.json) }))) as { objects: number; bytes: number; owners: Array<{ owner: string; damaged: Array<{ id: string; reason: string }> }> };
+    const r = (await ops.scrub(home(), createProgress({ json: Boolean(o.json) }))) as { objects: number; bytes: number; unsaved?: string; owners: Array<{ owner: string; damaged: Array<{ id: string; reason: string }> }> };
     const damaged = r.owners.flatMap((w) => w.damaged.map((d) => ({ ...d, owner: w.owner })));
     if (damaged.length) process.exitCode = 3;
     if (o.json) return printJson(r);
     console.log(`scrubbed ${r.objects} objects (${formatSize(r.bytes)}): ${damaged.length ? `${damaged.length} damaged` : 'all intact'}`);
     for (const d of damaged) console.log(`damaged: ${d.id} of ${d.owner} (${d.reason})`);
+    if (r.unsaved) console.log(`warning: ${r.unsaved}`);
   });
 
 program

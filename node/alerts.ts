@@ -14,6 +14,7 @@ export type Problem =
   | { kind: 'audit-failed'; relative: string; objects: string[] }
   | { kind: 'scrub-damage'; relative: string; objects: string[] }
   | { kind: 'relative-unreachable'; relative: string; since: number }
+  | { kind: 'relative-disk-full'; relative: string }
   | { kind: 'backup-failed'; error: string }
   | { kind: 'drift'; source: string; changed: number; missing: number }
   /** Copies on one of the home's own targets found missing or damaged; `repaired` are those copied again since. */
@@ -117,6 +118,7 @@ export function problemKey(problem: Problem): string {
     case 'audit-failed':
     case 'scrub-damage':
     case 'relative-unreachable':
+    case 'relative-disk-full':
       return alertKey(problem.kind, problem.relative);
     case 'backup-failed':
       return alertKey(problem.kind);
@@ -475,6 +477,9 @@ function webhookDocument(message: AlertMessage, home: string): WebhookDocument {
       doc.relative = p.relative;
       doc.since = new Date(p.since).toISOString();
       break;
+    case 'relative-disk-full':
+      doc.relative = p.relative;
+      break;
     case 'backup-failed':
       doc.error = p.error;
       break;
@@ -543,6 +548,13 @@ function wordingOf(problem: Problem, now: number): Wording {
         whatToDo: `Check that ${problem.relative}'s computer is on, online and running "hearth daemon"; "hearth peers" shows when it was last seen. While it stays away, Hearth copies the objects it held for this home to other places.`,
       };
     }
+    case 'relative-disk-full':
+      return {
+        headline: `${problem.relative}'s disk is full`,
+        happened: `${problem.relative} refused to store this home's objects: its disk is full.`,
+        details: [],
+        whatToDo: `Ask whoever runs ${problem.relative} to free space on the disk holding its Hearth home ("hearth status" there shows what is free). Until then, the objects it refused wait for it or go to other relatives.`,
+      };
     case 'backup-failed':
       return {
         headline: 'backup failed',

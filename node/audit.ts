@@ -114,7 +114,7 @@ export function planAudit(objects: readonly AuditObject[], target: AuditTarget =
   const total = samplesNeeded(target.lossFraction ?? AUDIT_TARGET.lossFraction, target.confidence ?? AUDIT_TARGET.confidence);
   const samples = allocateSamples(leafCounts, total, target.minSamplesPerObject ?? AUDIT_TARGET.minSamplesPerObject);
   const planned = unique.map((o, i): PlannedObject => {
-    if (o.leafSize > AUDIT_LIMITS.maxLeafSize) throw new Error(`object ${o.id} has ${o.leafSize}-byte Merkle leaves; audits support up to ${AUDIT_LIMITS.maxLeafSize}`);
+    if (o.leafSize !== AUDIT_LIMITS.leafSize) throw new Error(`object ${o.id} has ${o.leafSize}-byte Merkle leaves; hosts audit ${AUDIT_LIMITS.leafSize}-byte leaves only`);
     if (samples[i]! > AUDIT_LIMITS.maxSamplesPerObject) throw new Error(`object ${o.id} would need ${samples[i]} samples, over the protocol's ${AUDIT_LIMITS.maxSamplesPerObject}: lower the audit's confidence`);
     return { ...o, leafCount: leafCounts[i]!, samples: samples[i]! };
   });

@@ -141,7 +141,7 @@ export class Daemon {
               damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
-          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()) }),
+          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), log }),
           catalog: catalogSyncService({ store: catalogs, catalogRoomFor: async (owner) => quotaFor(owner) - (await hostStore.usage(owner)).used }),
           audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
         } as never,
@@ -246,12 +246,14 @@ export class Daemon {
     this.replicate().catch((err: Error) => this.log(`replication failed: ${err.message}`));
   }
 
-  /** Scrub damage a relative reported, and relatives unreachable past policy.unreachableAfter. */
+  /** Scrub damage a relative reported, a relative's full disk, and relatives unreachable past policy.unreachableAfter. */
   private async alertOnRelatives(report: ReplicationReport): Promise<void> {
     const limit = this.session.config.duration('policy.unreachableAfter');
     for (const m of this.roster.members()) {
       const damaged = report.repaired.filter((r) => r.peer === m.name && r.reason === 'scrub').map((r) => r.id);
       if (damaged.length) await this.alerts.raise({ kind: 'scrub-damage', relative: m.name, objects: damaged });
+      if (report.failed.some((f) => f.peer === m.name && f.reason === 'disk-full')) await this.alerts.raise({ kind: 'relative-disk-full', relative: m.name });
+      else if (report.placed.some((p) => p.peer === m.name)) await this.alerts.resolve(alertKey('relative-disk-full', m.name));
       const lastSeen = Date.parse(m.lastSeen ?? m.pairedAt);
       const online = this.host.getConnections(peerIdFromString(m.peerId)).length > 0;
       if (!online && Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });

@@ -25,7 +25,8 @@ export interface ReplicationReport {
   /** Placements found bad (scrub, audit) and sent again in this pass. */
   repaired: Array<{ id: string; peer: string; reason: string }>;
   retired: number;
-  failed: Array<{ id?: string; peer: string; error: string }>;
+  /** `reason` is set when the relative, not the copy sent, was the problem: its disk is full, or it went offline. */
+  failed: Array<{ id?: string; peer: string; error: string; reason?: 'disk-full' | 'offline' }>;
   catalogPushed: Array<{ peer: string; head: number }>;
   pending: number;
   /** Cold copies this pass placed on S3 targets (policy.cold). */
@@ -174,7 +175,7 @@ export class Replicator {
         try {
           sources ??= this.sourcesFor(object, online);
           firstPutAt ??= performance.now();
-          const { sent } = await this.putFrom(this.tierFor(member), object, sources);
+          const { sent } = await this.putFrom(member, object, sources);
           lastPutAt = performance.now();
           report.sent.objects++;
           report.sent.bytes += sent;
@@ -183,8 +184,9 @@ export class Replicator {
           report.placed.push({ id: object.id, peer: member.name });
         } catch (err) {
           if (stopping()) break;
-          report.failed.push({ id: object.id, peer: member.name, error: (err as Error).message });
-          this.o.log(`replication of ${object.id.slice(0, 12)} to ${member.name} failed: ${(err as Error).message}`);
+          const failure = { id: object.id, peer: member.name, error: (err as Error).message, ...(err instanceof RelativeError ? { reason: err.reason } : {}) };
+          report.failed.push(failure);
+          this.o.log(`replication of ${object.id.slice(0, 12)} to ${member.name} failed: ${failure.error}`);
         }
       }
       if (held.size < desired) report.pending++;
@@ -297,19 +299,27 @@ export class Replicator {
   /**
    * Put from the first source that works: one that cannot be read, or whose bytes
    * the host refuses, gives way to the next. A source refused for its bytes is
-   * dropped from `sources`, so other relatives are not sent it too.
+   * dropped from `sources`, so other relatives are not sent it too. A relative
+   * whose disk is full, or that went offline, fails the put at once (RelativeError):
+   * another copy would fare no better.
    */
-  private async putFrom(tier: PeerTier, object: ObjectSummary, sources: Source[]): Promise<PutResult> {
+  private async putFrom(member: FamilyMember, object: ObjectSummary, sources: Source[]): Promise<PutResult> {
+    const tier = this.tierFor(member);
     const problems: string[] = [];
     for (const source of [...sources]) {
       try {
         return await tier.send(object.id, source, this.o.signal);
       } catch (err) {
-        const refusal = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause.code : undefined;
+        const remote = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause : undefined;
+        if (remote?.code === 'ENOSPC') throw new RelativeError('disk-full', `disk full at ${member.name}: ${remote.free ?? 'no'} bytes free`, { cause: err });
         // The host's other refusals (quota, a bad request) would repeat with any copy.
+        const refusal = remote?.code;
         if (refusal !== undefined && refusal !== 'EHASH') throw err;
+        if (refusal === undefined && this.o.host.getConnections(tier.peerId).length === 0) {
+          throw new RelativeError('offline', `${member.name} went offline during the transfer (${(err as Error).message})`, { cause: err });
+        }
         if (refusal === 'EHASH') sources.splice(sources.indexOf(source), 1);
-        // A relative that went away mid-put says nothing of the copy; a refusal or a file gone or short does.
+        // A refusal or a file gone or short says something of the copy.
         if (source.target && (refusal === 'EHASH' || lstatSync(source.target.location(object.id), { throwIfNoEntry: false })?.size !== object.size)) {
           this.o.onReadFailure?.(source.target, object, err);
         }
@@ -329,5 +339,14 @@ export class Replicator {
 
   private dropOutbox(id: string): void {
     rmSync(join(this.o.outboxDir, id), { force: true });
+  }
+}
+
+/** A put failed because of the relative itself, not the copy sent. */
+class RelativeError extends Error {
+  readonly reason: 'disk-full' | 'offline';
+  constructor(reason: 'disk-full' | 'offline', message: string, options: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
   }
 }

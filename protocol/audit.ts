@@ -11,6 +11,7 @@ import { encodeFrame, encodeJsonFrame, MalformedMessageError, ProtocolViolationE
 import type { Dialer, ProtocolRegistrar } from './object.ts';
 import { HostStoreError, isValidObjectId, type HostStore } from '../storage/hoststore/host-store.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
+import { HOSTED_LEAF_SIZE } from '../storage/hoststore/merkle-index-file.ts';
 import { merkleLeafCount, type MerkleProof } from '../storage/merkle.ts';
 
 export const AUDIT_PROTOCOL = '/hearth/audit/1';
@@ -27,9 +28,8 @@ export const AUDIT_LIMITS = {
   maxObjectsPerRequest: 1000,
   maxSamplesPerObject: 4096,
   maxSamplesPerRequest: 16384,
-  maxLeafSize: 64 * 1024,
-  /** The host holds one object's proofs before sending them: samples x leaf size stays under this. */
-  maxLeafBytesPerObject: 16 * 1024 * 1024,
+  /** The one leaf size audited: the one hosts index (a leaf size of the owner's choosing would size the host's work). */
+  leafSize: HOSTED_LEAF_SIZE,
   /** A path has one hash per tree level: 64 covers any object size. */
   maxPathHashes: 64,
   /** The host gives up on one request after this (the owner's own deadline is usually shorter). */
@@ -147,10 +147,9 @@ export function parseAuditRequest(message: Record<string, unknown>): AuditReques
       return n as number;
     };
     const size = whole('size', Number.MAX_SAFE_INTEGER);
-    const leafSize = whole('leafSize', AUDIT_LIMITS.maxLeafSize);
-    if (leafSize === 0) throw new MalformedMessageError(`audit request leafSize of ${item.id} must be positive`);
+    const leafSize = item.leafSize;
+    if (leafSize !== AUDIT_LIMITS.leafSize) throw new MalformedMessageError(`audit request leafSize of ${item.id} must be ${AUDIT_LIMITS.leafSize}`);
     const sampled = whole('samples', Math.min(AUDIT_LIMITS.maxSamplesPerObject, merkleLeafCount(size, leafSize)));
-    if (sampled * leafSize > AUDIT_LIMITS.maxLeafBytesPerObject) throw new MalformedMessageError(`audit request asks ${sampled} leaves of ${leafSize} bytes of ${item.id}: over ${AUDIT_LIMITS.maxLeafBytesPerObject} bytes`);
     samples += sampled;
     return { id: item.id, size, leafSize, samples: sampled };
   });

@@ -15,7 +15,6 @@ import {
 } from './messages.ts';
 import {
   HostStoreError,
-  isValidLeafSize,
   isValidMerkleRoot,
   isValidObjectId,
   type DeclaredObject,
@@ -24,7 +23,6 @@ import {
   type OwnerUsage,
   type Upload,
 } from '../storage/hoststore/host-store.ts';
-import { MAX_INDEXED_LEAF_SIZE } from '../storage/hoststore/merkle-index-file.ts';
 import { MerkleBuilder } from '../storage/merkle.ts';
 import type { ByteRange, ObjectSource } from '../storage/tier/tier.ts';
 
@@ -60,10 +58,13 @@ export type ObjectErrorCode = HostStoreError['code'] | 'EINTERNAL';
 /** The host refused a request and said why. */
 export class RemoteObjectError extends Error {
   readonly code: ObjectErrorCode;
-  constructor(code: ObjectErrorCode, message: string) {
+  /** With ENOSPC: the bytes the host said were free on its disk. */
+  readonly free: number | undefined;
+  constructor(code: ObjectErrorCode, message: string, free?: number) {
     super(message);
     this.name = 'RemoteObjectError';
     this.code = code;
+    this.free = free;
   }
 }
 
@@ -85,6 +86,8 @@ export interface ObjectServiceInit {
   idleTimeout?: number;
   maxInboundStreams?: number;
   maxOutboundStreams?: number;
+  /** Where refusals go (a full disk, a quota, a refused id), one line each. */
+  log?: (line: string) => void;
 }
 
 /** The host side: serves the relatives' requests from a HostStore. */
@@ -96,6 +99,7 @@ export class ObjectService implements Startable {
   readonly #idleTimeout: number;
   readonly #maxInboundStreams: number;
   readonly #maxOutboundStreams: number;
+  readonly #log: (line: string) => void;
   #started = false;
 
   constructor(components: ObjectServiceComponents, init: ObjectServiceInit) {
@@ -105,6 +109,7 @@ export class ObjectService implements Startable {
     this.#idleTimeout = init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS;
     this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS;
+    this.#log = init.log ?? (() => {});
   }
 
   readonly [Symbol.toStringTag] = '@hearth/object';
@@ -136,10 +141,13 @@ export class ObjectService implements Startable {
       const request = parseRequest(await reader.readJson(MAX_REQUEST_SIZE));
       try {
         await this.#serve(request, peer.toString(), stream, reader);
-      } catch (err) {
+      } catch (caught) {
         // A refusal the owner can act on is an answer; anything else resets the stream.
-        if (!(err instanceof HostStoreError) || stream.writeStatus !== 'writable') throw err;
-        await sendJson(stream, { error: err.message, code: err.code }, MAX_RESPONSE_SIZE);
+        const err = await this.#store.refusalFor(caught);
+        if (!(err instanceof HostStoreError)) throw err;
+        if (err.code !== 'ENOOBJECT') this.#log(`${request.op}${'id' in request ? ` of ${request.id}` : ''} from ${peer} refused: ${err.message}`);
+        if (stream.writeStatus !== 'writable') throw err;
+        await sendJson(stream, { error: err.message, code: err.code, ...(err.free === undefined ? {} : { free: err.free }) }, MAX_RESPONSE_SIZE);
       }
       await stream.close();
     } catch (err) {
@@ -221,8 +229,8 @@ export function parseRequest(message: Record<string, unknown>): ObjectRequest {
   switch (op) {
     case 'put': {
       if (!isValidMerkleRoot(message.merkleRoot)) throw new MalformedMessageError('put request field merkleRoot must be 64 lowercase hex digits');
-      if (!isValidLeafSize(message.leafSize)) throw new MalformedMessageError(`put request field leafSize must be an integer from 1 to ${MAX_INDEXED_LEAF_SIZE}`);
-      return { op, id: id(), size: count('size', false) as number, merkleRoot: message.merkleRoot, leafSize: message.leafSize };
+      // Any count parses; the store refuses a leaf size it does not index, with an answer.
+      return { op, id: id(), size: count('size', false) as number, merkleRoot: message.merkleRoot, leafSize: count('leafSize', false) as number };
     }
     case 'get':
       return { op, id: id(), offset: count('offset', true), length: count('length', true) };
@@ -298,8 +306,23 @@ export class ObjectClient {
         throw new ProtocolViolationError(`host answered put with offset ${String(offset)} for an object of ${source.size} bytes`);
       }
       const start = offset as number;
-      const sent = start === source.size ? 0 : await sendExactly(stream, source.open(start), source.size - start, { signal });
-      await readReply(reader);
+      if (start === source.size) {
+        await readReply(reader);
+        return { offset: start, sent: 0 };
+      }
+      // Read while sending: a host that fails mid-put (a full disk) answers why and
+      // stops reading, and that answer is the error, not the stalled or reset send.
+      const answer = readReply(reader);
+      const sending = sendExactly(stream, source.open(start), source.size - start, { signal });
+      try {
+        await Promise.race([sending, answer]);
+      } catch (err) {
+        sending.catch(() => {});
+        const refusal = await answer.then(() => undefined, (answered: unknown) => (answered instanceof RemoteObjectError ? answered : undefined));
+        throw refusal ?? err;
+      }
+      const sent = await sending;
+      await answer;
       return { offset: start, sent };
     });
   }
@@ -422,7 +445,7 @@ async function readReply(reader: StreamReader): Promise<Record<string, unknown>>
   const reply = await reader.readJson(MAX_RESPONSE_SIZE);
   if (typeof reply.error === 'string') {
     const code = typeof reply.code === 'string' ? (reply.code as ObjectErrorCode) : 'EINTERNAL';
-    throw new RemoteObjectError(code, reply.error);
+    throw new RemoteObjectError(code, reply.error, Number.isSafeInteger(reply.free) ? (reply.free as number) : undefined);
   }
   return reply;
 }

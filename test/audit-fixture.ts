@@ -12,6 +12,7 @@ import type { PeerId } from '@libp2p/interface';
 import { AuditService, type LeafProver } from '../protocol/audit.ts';
 import { deriveKeys, type HomeKeys } from '../storage/keys.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
+import type { HostStoreOptions } from '../storage/hoststore/host-store.ts';
 import { encodeObject, objectId, type ObjectEncoderPool } from '../storage/objects/encode.ts';
 import { PeerTier } from '../storage/tier/peer.ts';
 import type { AuditObject } from '../node/audit.ts';
@@ -46,9 +47,19 @@ export interface AuditHost {
   stop(): Promise<void>;
 }
 
-/** A host whose audit service proves with a real MerkleIndexStore, or with `prover(index)` standing in for a dishonest host. */
-export async function startAuditHost(seedByte: number, members: () => PeerId[], home: string, prover?: (index: MerkleIndexStore) => LeafProver): Promise<AuditHost> {
-  const host = await startHost(seedByte, members, { home, quotaFor: () => Infinity });
+/**
+ * A host whose audit service proves with a real MerkleIndexStore, or with
+ * `prover(index)` standing in for a dishonest host; `options` set its store's
+ * quota and clock and where its object service logs refusals.
+ */
+export async function startAuditHost(
+  seedByte: number,
+  members: () => PeerId[],
+  home: string,
+  prover?: (index: MerkleIndexStore) => LeafProver,
+  options: Partial<Pick<HostStoreOptions, 'quotaFor' | 'now'>> & { log?: (line: string) => void } = {},
+): Promise<AuditHost> {
+  const host = await startHost(seedByte, members, { home, quotaFor: options.quotaFor ?? (() => Infinity), now: options.now }, undefined, options.log);
   const index = new MerkleIndexStore({ store: host.store });
   const audit = new AuditService({ registrar: host.node }, {
     store: host.store,

@@ -78,7 +78,7 @@ describe('sampling rules', () => {
     expect(() => parseAuditRequest(request({ objects: [] }))).toThrow(/1 to 1000 objects/);
     expect(() => parseAuditRequest(request({ objects: Array(1001).fill(item) }))).toThrow(/1 to 1000 objects/);
     expect(() => parseAuditRequest(request({ objects: [{ ...item, samples: 11 }] }))).toThrow(/samples of abc must be a whole number up to 10/);
-    expect(() => parseAuditRequest(request({ objects: [{ ...item, leafSize: 65537 }] }))).toThrow(/leafSize/);
+    for (const leafSize of [0, 1, 1024, 4096, 65537]) expect(() => parseAuditRequest(request({ objects: [{ ...item, leafSize }] }))).toThrow(/leafSize of abc must be 2048/);
     expect(() => parseAuditRequest(request({ objects: [{ ...item, id: '../x' }] }))).toThrow(/invalid object id/);
     const big = { id: 'big', size: 2 ** 40, leafSize: 2048, samples: 4096 };
     expect(() => parseAuditRequest(request({ objects: [big, big, big, big, { ...big, samples: 1 }] }))).toThrow(/16385 samples, over 16384/);
@@ -224,11 +224,13 @@ describe('/hearth/audit/1', () => {
     const target = objects[2]!;
     const older = hostFile(target);
     const stale = await readFile(older);
-    // The owner encrypts the same content again (same id, new bytes) and replaces the host's copy.
+    // The owner encrypts the same content again (same id, new bytes) and stores it
+    // at the host once the host's copy is gone (a stored id keeps its bytes).
     const newer = await encodeToFile(dir, target.plain, pool, 'newer');
     expect(newer.id).toBe(target.id);
     expect(newer.size).toBe(target.size);
     expect(newer.merkleRoot).not.toBe(target.merkleRoot);
+    await rm(older);
     await putObjects(owner, host.node, [newer]);
     const current = objects.map((o) => (o.id === target.id ? newer : o));
     expect((await audit({ objects: current.map(auditObject) })).passed).toBe(true);

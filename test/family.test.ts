@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
 import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
+import { hostedBytes } from '../storage/hoststore/host-store.ts';
 
 let work: string;
 const daemons: RunningDaemon[] = [];
@@ -85,7 +86,8 @@ describe('a family of three homes', () => {
       return objects.every((o) => o.placements.filter((p: any) => p.tier === 'peer').length === 2);
     }, 'every object to be placed at both relatives');
     const objects = hearthJson<any[]>(home('A'), ['objects']);
-    totalObjectBytes = objects.reduce((n, o) => n + o.size, 0);
+    // What a relative holds for A: each object and its Merkle index.
+    totalObjectBytes = objects.reduce((n, o) => n + hostedBytes(o.size), 0);
     for (const o of objects) expect(o.placements.map((p: any) => p.target).sort()).toEqual([daemons[1]!.peerId, c.peerId].sort());
     for (const relative of ['B', 'C']) {
       const ann = hearthJson<any[]>(home(relative), ['peers']).find((p) => p.peerId === a.peerId);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_DELETE_DELAY, HostStore, HostStoreError, type Upload } from '../storage/hoststore/host-store.ts';
+import { DEFAULT_DELETE_DELAY, HostStore, HostStoreError, hostedBytes, type Upload } from '../storage/hoststore/host-store.ts';
 import { readKeptHash } from '../storage/hoststore/kept-hash.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { merkleLeafCount, verifyMerkleProof } from '../storage/merkle.ts';
@@ -116,12 +116,12 @@ describe('HostStore', () => {
     expect(await store.usage(OWNER)).toEqual({ used: 0, quota: Infinity, pendingDeletionBytes: 0 });
   });
 
-  it('refuses a put declaring a leaf size it cannot index', async () => {
+  it('refuses a put declaring any leaf size but the 2 KiB every catalog records', async () => {
     const data = randomBytes(10);
-    for (const leafSize of [0, 1.5, 64 * 1024 + 1]) {
+    for (const leafSize of [0, 1, 1.5, 1024, 4096, 64 * 1024 + 1]) {
       const err = await errorOf(store.beginPut(OWNER, 'leaf1', { ...declaredFor(data), leafSize }));
       expect(err.code).toBe('EINVAL');
-      expect(err.message).toBe(`object leafSize must be an integer from 1 to 65536, got ${leafSize}`);
+      expect(err.message).toBe(`object leafSize must be 2048 (the Merkle leaf every Hearth catalog records), got ${leafSize}`);
     }
     expect(existsSync(join(home, 'hosted'))).toBe(false);
   });
@@ -178,33 +178,35 @@ describe('HostStore', () => {
     expect(await buffer((await store.read(OWNER, 'aa02')).stream)).toEqual(other);
   });
 
-  it('refuses a put over quota before writing anything, counting unfinished uploads and replacements', async () => {
-    quotas.set(OWNER, 1000);
-    const err = await errorOf(store.beginPut(OWNER, 'q1', { ...declaredFor(Buffer.alloc(0)), size: 1001 }));
+  it('refuses a put over quota before writing anything, counting unfinished uploads and Merkle indexes', async () => {
+    // An object of up to 64 KiB has a one-hash index: 32 bytes and the 72-byte trailer.
+    expect(hostedBytes(600)).toBe(704);
+    const quota = hostedBytes(600) + hostedBytes(300);
+    quotas.set(OWNER, quota);
+    const err = await errorOf(store.beginPut(OWNER, 'q1', { ...declaredFor(Buffer.alloc(0)), size: quota - 103 }));
     expect(err.code).toBe('EQUOTA');
-    expect(err.message).toBe(`object q1 needs 1001 bytes but ${OWNER} has 1000 of its 1000-byte quota left; ask the host for more or free space first`);
+    expect(err.message).toBe(`object q1 needs ${quota + 1} bytes (with its Merkle index) but ${OWNER} has ${quota} of its ${quota}-byte quota left; ask the host for more or free space first`);
     expect(existsSync(join(home, 'hosted'))).toBe(false);
 
     await put(store, OWNER, 'q1', randomBytes(600));
     // An unfinished upload reserves its whole declared size.
     const q2 = declaredFor(randomBytes(300));
     const running = await store.beginPut(OWNER, 'q2', q2);
-    expect((await store.usage(OWNER)).used).toBe(900);
-    expect((await errorOf(store.beginPut(OWNER, 'q3', { ...declaredFor(Buffer.alloc(0)), size: 101 }))).code).toBe('EQUOTA');
+    expect((await store.usage(OWNER)).used).toBe(quota);
+    expect((await errorOf(store.beginPut(OWNER, 'q3', { ...declaredFor(Buffer.alloc(0)), size: 1 }))).code).toBe('EQUOTA');
     await running.abandon();
-    // Resuming the same upload does not count it twice; replacing q1 counts only the difference.
+    // Resuming the same upload does not count it twice.
     await (await store.beginPut(OWNER, 'q2', q2)).abandon();
-    await put(store, OWNER, 'q1', randomBytes(700));
-    expect((await store.usage(OWNER)).used).toBe(1000);
+    expect((await store.usage(OWNER)).used).toBe(quota);
     // Another owner has its own quota.
     await put(store, OTHER, 'q1', randomBytes(5000));
 
     // Accounting survives a restart.
     store = open();
-    expect(await store.usage(OWNER)).toEqual({ used: 1000, quota: 1000, pendingDeletionBytes: 0 });
+    expect(await store.usage(OWNER)).toEqual({ used: quota, quota, pendingDeletionBytes: 0 });
     // Deleting an unfinished upload frees its reservation at once.
     await store.delete(OWNER, 'q2');
-    expect((await store.usage(OWNER)).used).toBe(700);
+    expect((await store.usage(OWNER)).used).toBe(hostedBytes(600));
   });
 
   it('delays deletes: the earliest request counts, a put cancels, purge removes after the delay', async () => {
@@ -224,7 +226,8 @@ describe('HostStore', () => {
       { name: 'd1', size: 2000, requestedAt: firstRequest, deleteAt: firstRequest + 30 * DAY },
       { name: 'd2', size: 3000, requestedAt: now, deleteAt: now + 30 * DAY },
     ]);
-    expect(await store.usage(OWNER)).toEqual({ used: 5000, quota: Infinity, pendingDeletionBytes: 5000 });
+    const both = hostedBytes(2000) + hostedBytes(3000);
+    expect(await store.usage(OWNER)).toEqual({ used: both, quota: Infinity, pendingDeletionBytes: both });
     expect(await buffer((await store.read(OWNER, 'd1')).stream)).toEqual(a);
 
     // The identical object put again: no bytes flow and the deletion is cancelled.
@@ -243,25 +246,35 @@ describe('HostStore', () => {
     expect(existsSync(store.indexFile(OWNER, 'd1'))).toBe(false);
     expect(await readKeptHash(home, OWNER, 'd1')).toBeUndefined();
     expect(await readdir(join(home, 'hosted', OWNER, 'deletions'))).toEqual([]);
-    expect(await store.usage(OWNER)).toEqual({ used: 3000, quota: Infinity, pendingDeletionBytes: 0 });
+    expect(await store.usage(OWNER)).toEqual({ used: hostedBytes(3000), quota: Infinity, pendingDeletionBytes: 0 });
   });
 
-  it('replaces an object with different bytes under the same id atomically, cancelling its deletion', async () => {
-    const before = randomBytes(4000);
-    const after = randomBytes(4000);
-    await put(store, OWNER, 'e1', before);
-    await store.delete(OWNER, 'e1');
-    const upload = await store.beginPut(OWNER, 'e1', declaredFor(after));
+  it('refuses other bytes under a stored id; a repair replaces a damaged copy only once the new bytes verify, its deletion left pending', async () => {
+    const data = randomBytes(4000);
+    await put(store, OWNER, 'e1', data);
+    const deleteAt = await store.delete(OWNER, 'e1');
+    for (const other of [Buffer.alloc(0), randomBytes(4000), randomBytes(5000)]) {
+      const err = await errorOf(store.beginPut(OWNER, 'e1', declaredFor(other)));
+      expect(err.code).toBe('EEXIST');
+      expect(err.message).toBe(`object e1 is already stored here with other content (4000 bytes, Merkle root ${declaredFor(data).merkleRoot}); object ids name their content, so a stored id keeps its bytes and this put is refused`);
+    }
+
+    const file = store.objectFile(OWNER, 'e1');
+    const handle = await openFile(file, 'r+');
+    await handle.write(Buffer.from([data[10]! ^ 1]), 0, 1, 10);
+    await handle.close();
+    const damaged = await readFile(file);
+    const upload = await store.beginPut(OWNER, 'e1', declaredFor(data));
     expect(upload.alreadyStored).toBe(false);
-    await writeAll(upload, after.subarray(0, 1000));
+    await writeAll(upload, data.subarray(0, 1000));
     // Readers still see the old bytes until the new ones are verified.
-    expect(await buffer((await store.read(OWNER, 'e1')).stream)).toEqual(before);
-    await writeAll(upload, after.subarray(1000));
+    expect(await buffer((await store.read(OWNER, 'e1')).stream)).toEqual(damaged);
+    await writeAll(upload, data.subarray(1000));
     await upload.finish();
-    expect(await buffer((await store.read(OWNER, 'e1')).stream)).toEqual(after);
-    await expectIndexedAndHashed(store, 'e1', after);
-    expect(await store.pendingDeletions(OWNER)).toEqual([]);
-    expect((await store.usage(OWNER)).used).toBe(4000);
+    expect(await buffer((await store.read(OWNER, 'e1')).stream)).toEqual(data);
+    await expectIndexedAndHashed(store, 'e1', data);
+    expect(await store.stat(OWNER, 'e1')).toEqual({ name: 'e1', size: 4000, deleteAt });
+    expect((await store.usage(OWNER)).used).toBe(hostedBytes(4000));
   });
 
   it('lets a newer put of the same object take over from a running one', async () => {

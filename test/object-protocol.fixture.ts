@@ -75,10 +75,10 @@ export function declaredFor(data: Uint8Array, leafSize = MERKLE_LEAF_SIZE): Decl
   return { size: data.byteLength, merkleRoot: merkle.digest(), leafSize };
 }
 
-export async function startHost(seedByte: number, members: () => PeerId[], storeOptions: HostStoreOptions, writeBytesPerSecond?: number): Promise<TestHost> {
+export async function startHost(seedByte: number, members: () => PeerId[], storeOptions: HostStoreOptions, writeBytesPerSecond?: number, log?: (line: string) => void): Promise<TestHost> {
   const node = await startNode(seedByte);
   const store = writeBytesPerSecond ? new SlowHostStore(storeOptions, writeBytesPerSecond) : new HostStore(storeOptions);
-  const service = new ObjectService({ registrar: node }, { store, isMember: (peer) => members().some((m) => m.equals(peer)) });
+  const service = new ObjectService({ registrar: node }, { store, isMember: (peer) => members().some((m) => m.equals(peer)), log });
   await service.start();
   await node.handle(BARE_PROTOCOL, handleBare);
   return {

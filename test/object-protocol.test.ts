@@ -11,6 +11,7 @@ import type { Stream } from '@libp2p/interface';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeJsonFrame, MessageTooLargeError, StreamReader } from '../protocol/messages.ts';
 import { PROTOCOL } from '../protocol/object.ts';
+import { hostedBytes } from '../storage/hoststore/host-store.ts';
 import { readKeptHash } from '../storage/hoststore/kept-hash.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
@@ -114,7 +115,8 @@ describe('/hearth/object/1 through PeerTier', () => {
       { name: 'cc33', size: 0 },
     ]);
     expect(existsSync(join(home, 'hosted', owner.peerId.toString(), 'objects', 'aa', 'aa11'))).toBe(true);
-    expect(await tier.usage()).toEqual({ used: big.byteLength + 1000, quota: Infinity, pendingDeletionBytes: 0 });
+    // Each object counts with its Merkle index.
+    expect(await tier.usage()).toEqual({ used: hostedBytes(big.byteLength) + hostedBytes(1000) + hostedBytes(0), quota: Infinity, pendingDeletionBytes: 0 });
 
     await expect(tier.stat('dd44')).rejects.toBeInstanceOf(ObjectNotFoundError);
     await expect(tier.get('dd44')).rejects.toBeInstanceOf(ObjectNotFoundError);
@@ -134,7 +136,7 @@ describe('/hearth/object/1 through PeerTier', () => {
 
     await tier.put('ee55', memorySource(data.subarray(0, 4 * MiB)));
     const err2 = await tier.put('ff66', memorySource(data.subarray(0, 2 * MiB))).catch((e: unknown) => e);
-    expect((err2 as Error).message).toMatch(/needs 2097152 bytes .* 1048576 of its 5242880-byte quota left/);
+    expect((err2 as Error).message).toMatch(new RegExp(`needs ${hostedBytes(2 * MiB)} bytes \\(with its Merkle index\\) but .* ${5 * MiB - hostedBytes(4 * MiB)} of its 5242880-byte quota left`));
     expect(await readdir(join(home, 'hosted', owner.peerId.toString(), 'partial'))).toEqual([]);
   });
 
@@ -266,7 +268,7 @@ describe('/hearth/object/1 through PeerTier', () => {
       JSON.stringify({ op: 'put', id: 'aa', size: -1, merkleRoot: root, leafSize: 2048 }),
       // A put declaring only a SHA-256, as before Merkle roots: the host cannot check or index it.
       JSON.stringify({ op: 'put', id: 'aa', size: 1, sha256: root }),
-      JSON.stringify({ op: 'put', id: 'aa', size: 1, merkleRoot: root, leafSize: 0 }),
+      JSON.stringify({ op: 'put', id: 'aa', size: 1, merkleRoot: root, leafSize: 'big' }),
       JSON.stringify({ op: 'put', id: 'aa', size: 1, merkleRoot: root.toUpperCase(), leafSize: 2048 }),
     ];
     for (const payload of malformed.map((text) => Buffer.from(text))) {
@@ -298,7 +300,8 @@ describe('/hearth/object/1 through PeerTier', () => {
       { name: 'de01', size: data.byteLength, requestedAt: now, deleteAt },
       { name: 'de02', size: 1000, requestedAt: now, deleteAt },
     ]);
-    expect(await tier.usage()).toEqual({ used: data.byteLength + 1000, quota: Infinity, pendingDeletionBytes: data.byteLength + 1000 });
+    const both = hostedBytes(data.byteLength) + hostedBytes(1000);
+    expect(await tier.usage()).toEqual({ used: both, quota: Infinity, pendingDeletionBytes: both });
 
     // Putting the object again keeps it.
     await tier.put('de02', memorySource(data.subarray(0, 1000)));
@@ -311,7 +314,7 @@ describe('/hearth/object/1 through PeerTier', () => {
     await expect(tier.get('de01')).rejects.toBeInstanceOf(ObjectNotFoundError);
     expect(await collect(tier.list())).toEqual([{ name: 'de02', size: 1000 }]);
     expect(await host.store.pendingDeletions(ownerId)).toEqual([]);
-    expect((await tier.usage()).used).toBe(1000);
+    expect((await tier.usage()).used).toBe(hostedBytes(1000));
   });
 
   it('refuses a reply longer than the reader allows from its length prefix', async () => {

@@ -2,11 +2,11 @@
 // writes, directly in whole 4 KiB blocks where the file system allows it and through
 // the page cache for the rest, and hands back.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { INDEX_TRAILER_SIZE } from '../storage/hoststore/merkle-index-file.ts';
+import { INDEX_TRAILER_SIZE, indexFileBytes } from '../storage/hoststore/merkle-index-file.ts';
 import { hashStoredFile, SLAB_BYTES, UploadWriter } from '../storage/hoststore/upload-writer.ts';
 import { declaredFor } from './object-protocol.fixture.ts';
 
@@ -33,13 +33,16 @@ async function feed(writer: UploadWriter, data: Buffer, pieces: number[]): Promi
 }
 
 async function stored(path: string, data: Buffer, offset = 0, pieces = [1 * MiB]): Promise<void> {
-  const writer = new UploadWriter(path, data.byteLength, LEAF, offset);
+  const writer = new UploadWriter(path, `${path}.merkle`, data.byteLength, LEAF, offset);
   await feed(writer, data.subarray(offset), pieces);
   const digests = await writer.finish();
   expect(await readFile(path)).toEqual(data);
   expect(digests.root).toBe(declaredFor(data, LEAF).merkleRoot);
-  // The index is keyed to the file as synced: its size sits in the trailer.
-  expect(digests.index.readBigUInt64BE(digests.index.length - INDEX_TRAILER_SIZE + 16)).toBe(BigInt(data.byteLength));
+  // The index is keyed to the file as synced: its size and inode sit in the trailer.
+  const index = await readFile(`${path}.merkle`);
+  expect(index.length).toBe(indexFileBytes(data.byteLength));
+  expect(index.readBigUInt64BE(index.length - INDEX_TRAILER_SIZE + 16)).toBe(BigInt(data.byteLength));
+  expect(index.readBigUInt64BE(index.length - INDEX_TRAILER_SIZE + 24)).toBe(digests.identity.ino);
 }
 
 describe('UploadWriter', () => {
@@ -64,10 +67,12 @@ describe('UploadWriter', () => {
     const data = randomBytes(2 * MiB + 999);
     const path = join(dir, 'abandoned');
     await writeFile(path, '');
-    const writer = new UploadWriter(path, data.byteLength, LEAF, 0);
+    const writer = new UploadWriter(path, `${path}.merkle`, data.byteLength, LEAF, 0);
     await feed(writer, data.subarray(0, MiB + 4097), [100 * KiB + 1]);
     await writer.abandon();
     expect((await stat(path)).size).toBe(MiB + 4097);
+    // An unfinished index is not kept: the resume hashes from byte 0 and writes it again.
+    expect(await stat(`${path}.merkle`).catch(() => undefined)).toBeUndefined();
     expect(await readFile(path)).toEqual(data.subarray(0, MiB + 4097));
     await stored(path, data, MiB + 4097);
   });
@@ -75,17 +80,35 @@ describe('UploadWriter', () => {
   it('refuses bytes beyond the declared size and fails finish() before all arrived', async () => {
     const path = join(dir, 'short');
     await writeFile(path, '');
-    const writer = new UploadWriter(path, 10_000, LEAF, 0);
+    const writer = new UploadWriter(path, `${path}.merkle`, 10_000, LEAF, 0);
     await expect(writer.write([randomBytes(10_001)])).rejects.toThrow(RangeError);
     await writer.write([randomBytes(9_000)]);
     await expect(writer.finish()).rejects.toThrow(/ended after 9000 of 10000 bytes/);
   });
 
   it('reports a partial file that cannot be opened on the next write or finish', async () => {
-    const writer = new UploadWriter(join(dir, 'missing', 'partial'), 5000, LEAF, 0);
+    const writer = new UploadWriter(join(dir, 'missing', 'partial'), join(dir, 'missing', 'partial.merkle'), 5000, LEAF, 0);
     const failed = await writer.write([randomBytes(5000)]).then(() => writer.finish()).catch((err: Error) => err);
     expect(failed).toBeInstanceOf(Error);
     expect((failed as Error).message).toMatch(/ENOENT/);
+  });
+
+  it('hashes a whole stored object in turns, so another upload on the shared worker is not held up behind it', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, '');
+    await truncate(big, 256 * MiB);
+    const order: string[] = [];
+    const hashing = hashStoredFile(big, 256 * MiB, LEAF, `${big}.merkle`).then(() => order.push('whole object hashed'));
+    const small = join(dir, 'small');
+    await writeFile(small, '');
+    const data = randomBytes(100 * KiB);
+    const writer = new UploadWriter(small, `${small}.merkle`, data.byteLength, LEAF, 0);
+    await writer.write([data]);
+    await writer.finish();
+    order.push('small upload stored');
+    await hashing;
+    expect(order).toEqual(['small upload stored', 'whole object hashed']);
+    expect((await stat(`${big}.merkle`)).size).toBe(indexFileBytes(256 * MiB));
   });
 
   it('hashes a stored file as it is', async () => {

@@ -2,6 +2,7 @@
 //   objects/<first 2 chars of id>/<id>   finished, verified objects
 //   partial/<id>                          bytes received so far (kept for resume)
 //   partial/<id>.json                     {size, merkleRoot, leafSize} the owner declared for them
+//   partial/<id>.merkle                   the Merkle index being written as they arrive
 //   merkle/<first 2 chars of id>/<id>     the object's Merkle index (merkle-index-file.ts)
 //   deletions/<id>                        {requestedAt}: delete asked, purge pending
 // An upload becomes visible only by a rename after the Merkle root of its bytes
@@ -9,12 +10,15 @@
 // they arrive, into that root, the Merkle index audits prove from (so the object
 // is not read again to index it) and the SHA-256 the scrub checks (kept under
 // hashes/, kept-hash.ts). Deletes are delayed so a compromised home cannot wipe
-// the family's copies of its data at once.
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+// the family's copies of its data at once, and for the same reason an id, once
+// stored, keeps its bytes: ids name their content, so a put of a stored id with
+// another root is refused, and a put of a damaged copy's id (a repair) replaces
+// the file only once the new bytes verified, leaving a pending deletion pending.
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { forgetHash, keepHash, syncDirectory } from './kept-hash.ts';
-import { MAX_INDEXED_LEAF_SIZE, writeIndexFile } from './merkle-index-file.ts';
+import { forgetHash, keepHash, readKeptHash, syncDirectory, type KeptHash } from './kept-hash.ts';
+import { HOSTED_LEAF_SIZE, indexFileBytes, publishIndexFile } from './merkle-index-file.ts';
 import { hashStoredFile, UploadWriter, type UploadDigests } from './upload-writer.ts';
 
 export const DEFAULT_DELETE_DELAY = 30 * 24 * 60 * 60 * 1000;
@@ -24,15 +28,23 @@ const OBJECT_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 const READ_CHUNK = 1024 * 1024;
 
-export type HostStoreErrorCode = 'EQUOTA' | 'EHASH' | 'ENOOBJECT' | 'ERANGE' | 'ESUPERSEDED' | 'EINVAL';
+export type HostStoreErrorCode = 'EQUOTA' | 'EHASH' | 'ENOOBJECT' | 'ERANGE' | 'ESUPERSEDED' | 'EINVAL' | 'EEXIST' | 'ENOSPC';
 
 export class HostStoreError extends Error {
   readonly code: HostStoreErrorCode;
-  constructor(code: HostStoreErrorCode, message: string) {
+  /** With ENOSPC: bytes free on the host's disk when it refused. */
+  readonly free: number | undefined;
+  constructor(code: HostStoreErrorCode, message: string, details: { free?: number } = {}) {
     super(message);
     this.name = 'HostStoreError';
     this.code = code;
+    this.free = details.free;
   }
+}
+
+/** What a hosted object occupies and counts against its owner's quota: its bytes and its Merkle index. */
+export function hostedBytes(size: number): number {
+  return size + indexFileBytes(size);
 }
 
 export function isValidObjectId(id: unknown): id is string {
@@ -42,11 +54,6 @@ export function isValidObjectId(id: unknown): id is string {
 /** A Merkle root as the owner declares it: 64 lowercase hex digits. */
 export function isValidMerkleRoot(hex: unknown): hex is string {
   return typeof hex === 'string' && DIGEST_PATTERN.test(hex);
-}
-
-/** Leaf sizes a put may declare: those the host can index for audits. */
-export function isValidLeafSize(leafSize: unknown): leafSize is number {
-  return Number.isSafeInteger(leafSize) && (leafSize as number) >= 1 && (leafSize as number) <= MAX_INDEXED_LEAF_SIZE;
 }
 
 /** What an owner declares about an object it puts; the host checks the bytes against it. */
@@ -83,7 +90,7 @@ export interface PendingDeletion {
 }
 
 export interface OwnerUsage {
-  /** Stored objects (pending deletions included) plus the declared size of every unfinished upload. */
+  /** Stored objects (pending deletions included) plus the declared size of every unfinished upload, each with its Merkle index (hostedBytes). */
   used: number;
   quota: number;
   pendingDeletionBytes: number;
@@ -105,8 +112,9 @@ export interface PurgedObject {
 type PartialMeta = DeclaredObject;
 
 interface OwnerAccount {
+  /** hostedBytes of every stored object. */
   objectBytes: number;
-  /** Unfinished uploads by id: each reserves the whole size its owner declared. */
+  /** Unfinished uploads by id: each reserves hostedBytes of the whole size its owner declared. */
   reserved: Map<string, number>;
 }
 
@@ -135,15 +143,16 @@ export class HostStore {
 
   /**
    * Start (or resume) storing an object. Refuses with EQUOTA before anything is
-   * written when the declared size does not fit the owner's quota. A newer put of
-   * the same object supersedes one still running (its connection may be dead).
+   * written when the declared size does not fit the owner's quota, and with
+   * EEXIST when the id is stored with another size or root. A newer put of the
+   * same object supersedes one still running (its connection may be dead).
    */
   async beginPut(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
     this.#checkNames(owner, id);
     const { size, merkleRoot, leafSize } = declared;
     if (!Number.isSafeInteger(size) || size < 0) throw new HostStoreError('EINVAL', `object size must be a non-negative integer, got ${size}`);
     if (!isValidMerkleRoot(merkleRoot)) throw new HostStoreError('EINVAL', 'object merkleRoot must be 64 lowercase hex digits');
-    if (!isValidLeafSize(leafSize)) throw new HostStoreError('EINVAL', `object leafSize must be an integer from 1 to ${MAX_INDEXED_LEAF_SIZE}, got ${leafSize}`);
+    if (leafSize !== HOSTED_LEAF_SIZE) throw new HostStoreError('EINVAL', `object leafSize must be ${HOSTED_LEAF_SIZE} (the Merkle leaf every Hearth catalog records), got ${leafSize}`);
     // Its own lock: a superseded upload may need the object lock to finish.
     return this.#exclusive(`put:${owner}`, id, async () => {
       await this.#settleActive(owner, id);
@@ -156,9 +165,17 @@ export class HostStore {
     const account = await this.#account(owner);
     const objectPath = this.#objectPath(owner, id);
     const existingSize = await fileSize(objectPath);
-    // Read, not taken from the object's index: a copy damaged on this disk since must be replaced.
-    if (existingSize === size && (await merkleRootOfFile(objectPath, size, leafSize)) === merkleRoot) {
-      return this.#register(owner, id, declared, size, undefined);
+    let repair = false;
+    if (existingSize !== undefined) {
+      const stored = await this.#storedContent(owner, id, existingSize);
+      if (stored.size !== size || stored.merkleRoot !== merkleRoot) {
+        throw new HostStoreError('EEXIST', `object ${id} is already stored here with other content (${stored.size} bytes, Merkle root ${stored.merkleRoot}); object ids name their content, so a stored id keeps its bytes and this put is refused`);
+      }
+      // Read, not taken from the kept hash: a copy damaged on this disk since is repaired.
+      if (existingSize === size && (stored.readNow || (await merkleRootOfFile(objectPath, size, leafSize)) === merkleRoot)) {
+        return this.#register(owner, id, declared, size, undefined);
+      }
+      repair = true;
     }
 
     const partialPath = this.#partialPath(owner, id);
@@ -171,19 +188,52 @@ export class HostStore {
       await this.#discardPartial(owner, id);
     }
 
+    // A repair's new bytes sit beside the damaged copy until they verify: both count.
     const quota = await this.#quotaFor(owner);
-    const others = usedBytes(account) - (account.reserved.get(id) ?? 0) - (existingSize ?? 0);
-    if (others + size > quota) {
-      throw new HostStoreError('EQUOTA', `object ${id} needs ${size} bytes but ${owner} has ${Math.max(0, quota - others)} of its ${quota}-byte quota left; ask the host for more or free space first`);
+    const needs = hostedBytes(size);
+    const others = usedBytes(account) - (account.reserved.get(id) ?? 0);
+    if (others + needs > quota) {
+      const what = repair ? `${needs} bytes (with its Merkle index) beside the damaged copy it repairs` : `${needs} bytes (with its Merkle index)`;
+      throw new HostStoreError('EQUOTA', `object ${id} needs ${what} but ${owner} has ${Math.max(0, quota - others)} of its ${quota}-byte quota left; ask the host for more or free space first`);
     }
-    account.reserved.set(id, size);
+    account.reserved.set(id, needs);
 
-    await mkdir(join(this.#ownerDir(owner), 'partial'), { recursive: true });
-    if (offset === 0) {
-      await writeFile(`${partialPath}.json`, JSON.stringify({ size, merkleRoot, leafSize } satisfies PartialMeta));
-      await writeFile(partialPath, '');
+    try {
+      await mkdir(join(this.#ownerDir(owner), 'partial'), { recursive: true });
+      if (offset === 0) {
+        await writeFile(`${partialPath}.json`, JSON.stringify({ size, merkleRoot, leafSize } satisfies PartialMeta));
+        await writeFile(partialPath, '');
+      }
+    } catch (err) {
+      // Nothing resumable was kept (a full disk, typically): nothing stays reserved.
+      if (offset === 0) await this.#discardPartial(owner, id).catch(() => {});
+      throw err;
     }
-    return this.#register(owner, id, declared, offset, new UploadWriter(partialPath, size, leafSize, offset));
+    return this.#register(owner, id, declared, offset, new UploadWriter(partialPath, `${partialPath}.merkle`, size, leafSize, offset));
+  }
+
+  /**
+   * The content a stored id names: its kept hash, or for an object stored before
+   * hashes were kept (or kept with another leaf size) its bytes' root, adopted
+   * now (`readNow`: the file was just read and matches it).
+   */
+  async #storedContent(owner: string, id: string, size: number): Promise<KeptHash & { readNow: boolean }> {
+    const kept = await readKeptHash(this.home, owner, id);
+    if (kept?.leafSize === HOSTED_LEAF_SIZE) return { ...kept, readNow: false };
+    const adopted: KeptHash = { merkleRoot: await merkleRootOfFile(this.#objectPath(owner, id), size, HOSTED_LEAF_SIZE), leafSize: HOSTED_LEAF_SIZE, size };
+    await keepHash(this.home, owner, id, adopted, 'replace');
+    return { ...adopted, readNow: true };
+  }
+
+  /**
+   * A failure as the owner should hear it: a file system out of space (or over a
+   * disk quota) becomes ENOSPC with the bytes still free; anything else is
+   * returned as it is.
+   */
+  async refusalFor(err: unknown): Promise<unknown> {
+    if (!isDiskFull(err)) return err;
+    const free = await freeBytes(this.home);
+    return new HostStoreError('ENOSPC', `disk full at the host: ${free} bytes free (${(err as Error).message})`, { free });
   }
 
   /** Read a whole object or a byte range of it (clamped to the object's end). */
@@ -284,7 +334,7 @@ export class HostStore {
             await rm(objectPath, { force: true });
             await forgetHash(this.home, owner, name);
             await rm(this.#indexPath(owner, name), { force: true });
-            (await this.#account(owner)).objectBytes -= size;
+            (await this.#account(owner)).objectBytes -= hostedBytes(size);
             purged.push({ owner, name, size });
           }
           await rm(this.#markerPath(owner, name), { force: true });
@@ -301,7 +351,7 @@ export class HostStore {
     return {
       used: usedBytes(account),
       quota: await this.#quotaFor(owner),
-      pendingDeletionBytes: pending.reduce((sum, p) => sum + p.size, 0),
+      pendingDeletionBytes: pending.reduce((sum, p) => sum + hostedBytes(p.size), 0),
     };
   }
 
@@ -342,27 +392,37 @@ export class HostStore {
   }
 
   /**
-   * Make verified, synced bytes visible, with the index and hash computed while
-   * they arrived; a put of the object cancels its pending deletion.
+   * Make verified, synced bytes visible, with the index and root computed while
+   * they arrived. Over a stored copy (a repair: the same root, checked again
+   * here) the pending deletion, if any, stays; a marker left beside no object is
+   * stale and goes.
    */
-  async #publish(owner: string, id: string, { size, leafSize }: DeclaredObject, partialPath: string, received: UploadDigests): Promise<void> {
+  async #publish(owner: string, id: string, { size, merkleRoot, leafSize }: DeclaredObject, partialPath: string, received: UploadDigests): Promise<void> {
     await this.#exclusive(owner, id, async () => {
       const objectPath = this.#objectPath(owner, id);
-      const replaced = (await fileSize(objectPath)) ?? 0;
+      const existing = await fileSize(objectPath);
+      if (existing !== undefined) {
+        const kept = await readKeptHash(this.home, owner, id);
+        if (kept !== undefined && (kept.size !== size || kept.merkleRoot !== merkleRoot)) {
+          await this.#discardPartial(owner, id);
+          throw new HostStoreError('EEXIST', `object ${id} was stored with other content while this upload ran; the upload was discarded`);
+        }
+      }
       const shardDir = join(this.#ownerDir(owner), 'objects', id.slice(0, 2));
       await mkdir(shardDir, { recursive: true });
+      // Before the bytes: a stored id's content never changes, so this hash is right for the old copy too.
+      await keepHash(this.home, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
       // Keyed to the partial's inode and mtime, which the rename keeps; until then
       // it matches no object file, so nothing uses it early.
-      await writeIndexFile(this.#indexPath(owner, id), received.index);
-      // Never an old hash beside new bytes: a scrub would call them damaged.
-      await forgetHash(this.home, owner, id);
+      await publishIndexFile(`${partialPath}.merkle`, this.#indexPath(owner, id));
       await rename(partialPath, objectPath);
       await syncDirectory(shardDir);
-      await keepHash(this.home, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
       await rm(`${partialPath}.json`, { force: true });
-      await rm(this.#markerPath(owner, id), { force: true });
       const account = await this.#account(owner);
-      account.objectBytes += size - replaced;
+      if (existing === undefined) {
+        await rm(this.#markerPath(owner, id), { force: true });
+        account.objectBytes += hostedBytes(size);
+      }
       account.reserved.delete(id);
     });
   }
@@ -376,9 +436,10 @@ export class HostStore {
 
   async #discardPartial(owner: string, id: string): Promise<void> {
     const partialPath = this.#partialPath(owner, id);
+    (await this.#account(owner)).reserved.delete(id);
     await rm(partialPath, { force: true });
     await rm(`${partialPath}.json`, { force: true });
-    (await this.#account(owner)).reserved.delete(id);
+    await rm(`${partialPath}.merkle`, { force: true });
   }
 
   #account(owner: string): Promise<OwnerAccount> {
@@ -393,14 +454,14 @@ export class HostStore {
 
   async #scanAccount(owner: string): Promise<OwnerAccount> {
     let objectBytes = 0;
-    for await (const object of this.list(owner)) objectBytes += object.size;
+    for await (const object of this.list(owner)) objectBytes += hostedBytes(object.size);
     const reserved = new Map<string, number>();
     const partialDir = join(this.#ownerDir(owner), 'partial');
     for (const name of await readdirIfExists(partialDir)) {
       if (!name.endsWith('.json')) continue;
       const id = name.slice(0, -'.json'.length);
       const meta = await readJsonFile<PartialMeta>(join(partialDir, name));
-      if (meta && (await fileSize(join(partialDir, id))) !== undefined) reserved.set(id, meta.size);
+      if (meta && Number.isSafeInteger(meta.size) && (await fileSize(join(partialDir, id))) !== undefined) reserved.set(id, hostedBytes(meta.size));
     }
     return { objectBytes, reserved };
   }
@@ -502,6 +563,7 @@ export class Upload {
   readonly #settle: () => void;
   #received = 0;
   #done = false;
+  #failure: unknown;
 
   constructor(init: UploadInit, hooks: UploadHooks) {
     this.owner = init.owner;
@@ -529,7 +591,12 @@ export class Upload {
     let length = 0;
     for (const chunk of chunks) length += chunk.byteLength;
     if (this.offset + this.#received + length > this.size) throw new HostStoreError('EINVAL', `upload of ${this.id} received more than its declared ${this.size} bytes`);
-    await this.#writer.write(chunks);
+    try {
+      await this.#writer.write(chunks);
+    } catch (err) {
+      this.#failure = err;
+      throw err;
+    }
     this.#received += length;
   }
 
@@ -549,6 +616,9 @@ export class Upload {
         throw new HostStoreError('EHASH', `object ${this.id}: the received bytes have Merkle root ${received.root} (${this.leafSize}-byte leaves) but the owner declared ${this.merkleRoot}; the upload was discarded, send it again`);
       }
       await this.#hooks.publish(received);
+    } catch (err) {
+      if (isDiskFull(err)) await this.#hooks.discard().catch(() => {});
+      throw err;
     } finally {
       // Keeps what arrived when finish() failed before the writer's own finish.
       await this.#writer?.abandon().catch(() => {});
@@ -557,12 +627,17 @@ export class Upload {
     }
   }
 
-  /** Stop, keeping what was received so the next put resumes from it. */
+  /**
+   * Stop, keeping what was received so the next put resumes from it; after a full
+   * disk, dropping it: that put cannot resume until space is freed, and the
+   * partial (and its reservation) holds space others need.
+   */
   async abandon(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
     try {
       await this.#writer?.abandon().catch(() => {});
+      if (isDiskFull(this.#failure)) await this.#hooks.discard().catch(() => {});
     } finally {
       this.#hooks.release();
       this.#settle();
@@ -582,6 +657,12 @@ function keyOf(owner: string, id: string): string {
 
 function notFound(owner: string, id: string): HostStoreError {
   return new HostStoreError('ENOOBJECT', `object ${id} is not stored here for ${owner}`);
+}
+
+/** The file system is out of space, or the user over its disk quota. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 function isNotFound(err: unknown): boolean {
@@ -625,4 +706,9 @@ async function readJsonFile<T>(path: string): Promise<T | undefined> {
 
 async function merkleRootOfFile(path: string, size: number, leafSize: number): Promise<string> {
   return (await hashStoredFile(path, size, leafSize)).root;
+}
+
+async function freeBytes(path: string): Promise<number> {
+  const info = await statfs(path);
+  return info.bavail * info.bsize;
 }

@@ -1,8 +1,8 @@
 // The host's Merkle index file of one object, and building it from the object's
-// bytes read in order: by the host store while an upload arrives (host-store.ts),
-// or by MerkleIndexStore from the stored file (merkle-index.ts), which also reads
-// it to prove leaves. Format, costs and why a cache the host wrote itself is safe:
-// docs/audit.md.
+// bytes read in order, in the upload worker (upload-writer-worker.ts): while an
+// upload arrives (host-store.ts), or from the stored file for MerkleIndexStore
+// (merkle-index.ts), which also reads it to prove leaves. Format, costs and why a
+// cache the host wrote itself is safe: docs/audit.md.
 //
 // The tree (storage/merkle.ts) is RFC 6962's over fixed-size leaves, which is the
 // same as building it level by level: pair neighbours, promote an odd last node
@@ -21,19 +21,20 @@
 //   16 object size (u64 BE)   24 object inode (u64 BE)   32 object mtime in ns (u64 BE)   40 root (32 bytes)
 // The index is valid only for the object file with that size, inode and mtime.
 import { hash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { assertLeafSize, MerkleBuilder, merkleLeafCount } from '../merkle.ts';
+import { assertLeafSize, MERKLE_LEAF_SIZE, MerkleBuilder, merkleLeafCount } from '../merkle.ts';
 
 /** 32 leaves of 2 KiB: a sample costs one 64 KiB read of the object. */
 export const INDEX_BLOCK_LEAVES = 32;
 /** Hashes per stored group: one 4 KiB page, seven tree levels. */
 export const INDEX_GROUP_HASHES = 128;
 /**
- * Largest leaf an index is built for, as audits allow (AUDIT_LIMITS.maxLeafSize):
- * a block, read whole to prove one leaf, stays at most 2 MiB.
+ * The one leaf size hosts accept, for puts and audits: what every owner's catalog
+ * records (storage/merkle.ts). An owner-chosen leaf would let it size the index
+ * (at 1 byte, as large as the object) and the host's work per byte.
  */
-export const MAX_INDEXED_LEAF_SIZE = 64 * 1024;
+export const HOSTED_LEAF_SIZE = MERKLE_LEAF_SIZE;
 
 export const INDEX_MAGIC = Buffer.from('HMI1', 'latin1');
 export const INDEX_TRAILER_SIZE = 72;
@@ -79,6 +80,11 @@ export function indexLength(levels: readonly StoredLevel[]): number {
   return (top ? top.start + top.count * HASH_SIZE : 0) + INDEX_TRAILER_SIZE;
 }
 
+/** Bytes of the index file of a hosted object of `size` bytes (about 1/2048 of it): what the host counts against the owner's quota besides the object. */
+export function indexFileBytes(size: number): number {
+  return indexLength(storedLevels(blockCount(size, HOSTED_LEAF_SIZE)));
+}
+
 /**
  * The tree over one group (consecutive hashes of one tree level, starting at a
  * multiple of the group size), level by level up to its single top node:
@@ -106,27 +112,40 @@ export function groupTree(group: Buffer): Buffer[][] {
   return levels;
 }
 
+/** Where an index builder puts finished groups of hashes: a positioned write into the index file being made. */
+export type IndexSink = (hashes: Uint8Array, position: number) => void;
+
 /**
  * Builds an object's index from its bytes, fed in order in pieces of any size.
- * Holds the whole index (about 1/2048 of the object) in memory until it is written.
+ * Each group of hashes goes to the sink once it is complete, so the builder holds
+ * one 4 KiB group per stored level (and the block being hashed), not the index:
+ * the file is written in place at its final offsets (padding included: the sink's
+ * file is sized to `length` first, zeros). Without a sink only the root is made.
  */
 export class MerkleIndexBuilder {
   readonly size: number;
   readonly leafSize: number;
+  /** Bytes of the index file, trailer included. */
+  readonly length: number;
   readonly #levels: StoredLevel[];
-  readonly #file: Buffer;
+  readonly #sink: IndexSink | undefined;
+  /** The group each stored level is filling, and how many hashes each level has. */
+  readonly #groups: Buffer[];
+  readonly #counts: number[];
   readonly #blockBytes: number;
   #block: MerkleBuilder;
-  #blocks = 0;
   #fed = 0;
   #root: string | undefined;
 
-  constructor(size: number, leafSize: number) {
+  constructor(size: number, leafSize: number, sink?: IndexSink) {
     assertLeafSize(leafSize);
     this.size = size;
     this.leafSize = leafSize;
     this.#levels = storedLevels(blockCount(size, leafSize));
-    this.#file = Buffer.alloc(indexLength(this.#levels));
+    this.length = indexLength(this.#levels);
+    this.#sink = sink;
+    this.#groups = this.#levels.map(() => Buffer.alloc(GROUP_BYTES));
+    this.#counts = this.#levels.map(() => 0);
     this.#blockBytes = INDEX_BLOCK_LEAVES * leafSize;
     this.#block = new MerkleBuilder(leafSize);
   }
@@ -142,29 +161,25 @@ export class MerkleIndexBuilder {
     this.#fed += bytes.length;
   }
 
-  /** Root (hex) of the bytes fed; computes the stored levels above the blocks. Only after the last byte. */
+  /** Root (hex) of the bytes fed; writes the groups still open. Only after the last byte. */
   root(): string {
     if (this.#root !== undefined) return this.#root;
     if (this.#fed !== this.size) throw new Error(`Merkle index of a ${this.size}-byte object fed only ${this.#fed} bytes`);
     if (this.#block.size > 0) this.#endBlock();
-    const levels = this.#levels;
-    for (let k = 1; k < levels.length; k++) {
-      const below = levels[k - 1]!;
-      for (let group = 0; group < levels[k]!.count; group++) {
-        const hashes = this.#file.subarray(below.start + group * GROUP_BYTES, below.start + Math.min(below.count, (group + 1) * INDEX_GROUP_HASHES) * HASH_SIZE);
-        groupTree(hashes).at(-1)![0]!.copy(this.#file, levels[k]!.start + group * HASH_SIZE);
-      }
-    }
-    const top = levels.at(-1);
-    this.#root = top ? groupTree(this.#file.subarray(top.start, top.start + top.count * HASH_SIZE)).at(-1)![0]!.toString('hex') : EMPTY_ROOT;
+    const top = this.#levels.length - 1;
+    if (top < 0) return (this.#root = EMPTY_ROOT);
+    for (let k = 0; k < top; k++) if (this.#counts[k]! % INDEX_GROUP_HASHES !== 0) this.#endGroup(k);
+    const hashes = this.#groups[top]!.subarray(0, this.#counts[top]! * HASH_SIZE);
+    this.#sink?.(hashes, this.#levels[top]!.start);
+    this.#root = groupTree(hashes).at(-1)![0]!.toString('hex');
     return this.#root;
   }
 
-  /** The index file's bytes, for the object file with this identity (its size must be the one fed). */
-  file(identity: ObjectIdentity): Buffer {
+  /** The index file's trailer, for the object file with this identity (its size must be the one fed); it goes at length - INDEX_TRAILER_SIZE. */
+  trailer(identity: ObjectIdentity): Buffer {
     if (identity.size !== this.size) throw new Error(`Merkle index of a ${this.size}-byte object cannot describe a file of ${identity.size} bytes`);
     const root = this.root();
-    const trailer = this.#file.subarray(this.#file.length - INDEX_TRAILER_SIZE);
+    const trailer = Buffer.alloc(INDEX_TRAILER_SIZE);
     INDEX_MAGIC.copy(trailer, 0);
     trailer.writeUInt32BE(this.leafSize, 4);
     trailer.writeUInt32BE(INDEX_BLOCK_LEAVES, 8);
@@ -174,41 +189,48 @@ export class MerkleIndexBuilder {
     trailer.writeBigUInt64BE(identity.mtimeNs, 32);
     // The empty object has no stored level; its root is implied.
     if (this.#levels.length) trailer.write(root, 40, 'hex');
-    return this.#file;
+    return trailer;
   }
 
   #endBlock(): void {
-    this.#file.write(this.#block.digest(), this.#blocks++ * HASH_SIZE, 'hex');
+    this.#append(0, Buffer.from(this.#block.digest(), 'hex'));
     this.#block = new MerkleBuilder(this.leafSize);
+  }
+
+  #append(level: number, hash: Buffer): void {
+    const at = this.#counts[level]!++ % INDEX_GROUP_HASHES;
+    hash.copy(this.#groups[level]!, at * HASH_SIZE);
+    if (level < this.#levels.length - 1 && at === INDEX_GROUP_HASHES - 1) this.#endGroup(level);
+  }
+
+  /** Write the level's group being filled and hand its root to the level above. */
+  #endGroup(level: number): void {
+    const count = this.#counts[level]!;
+    const group = Math.floor((count - 1) / INDEX_GROUP_HASHES);
+    const hashes = this.#groups[level]!.subarray(0, (count - group * INDEX_GROUP_HASHES) * HASH_SIZE);
+    this.#sink?.(hashes, this.#levels[level]!.start + group * GROUP_BYTES);
+    this.#append(level + 1, groupTree(hashes).at(-1)![0]!);
   }
 }
 
 /**
- * Write an index file whole: a crash leaves the old one or the new one, and a torn
- * index would fail every audit of an intact object, so it is synced first. The
- * temporary name is unique: an upload and a lazy build may write the same index
- * at once. `stillCurrent`, asked just before the rename, can drop a build whose
- * object was replaced meanwhile, so that it does not cover the replacement's index.
+ * Put a finished index file (synced by its writer) in place. A crash leaves the old
+ * index or the new one; a torn index would fail every audit of an intact object.
+ * `stillCurrent`, asked just before the rename, can drop a build whose object was
+ * replaced meanwhile, so that it does not cover the replacement's index.
  */
-export async function writeIndexFile(path: string, contents: Buffer, stillCurrent?: () => Promise<boolean>): Promise<boolean> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+export async function publishIndexFile(temporary: string, path: string, stillCurrent?: () => Promise<boolean>): Promise<boolean> {
   try {
-    const out = await open(temporary, 'wx');
-    try {
-      await out.writeFile(contents);
-      await out.datasync();
-    } finally {
-      await out.close();
-    }
-    if (stillCurrent && !(await stillCurrent())) {
-      await rm(temporary, { force: true });
-      return false;
-    }
+    if (stillCurrent && !(await stillCurrent())) return false;
+    await mkdir(dirname(path), { recursive: true });
     await rename(temporary, path);
     return true;
-  } catch (err) {
+  } finally {
     await rm(temporary, { force: true });
-    throw err;
   }
+}
+
+/** A unique temporary name beside `path`: an upload and a lazy build may make the same index at once. */
+export function temporaryIndexPath(path: string): string {
+  return `${path}.tmp-${randomBytes(4).toString('hex')}`;
 }

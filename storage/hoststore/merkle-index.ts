@@ -11,33 +11,34 @@
 // then, for each stored level, its node's siblings inside its group (one page
 // read, 127 hashes). Anything but the object file the index was written for (a
 // new upload is a new inode, an edit a new mtime) rebuilds it.
-import { open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { assertLeafSize, MERKLE_LEAF_SIZE, merkleLeafCount, merkleProofs, type MerkleProof } from '../merkle.ts';
+import { merkleLeafCount, merkleProofs, type MerkleProof } from '../merkle.ts';
 import { HostStoreError, isValidObjectId, type HostStore } from './host-store.ts';
+import { hashStoredFile } from './upload-writer.ts';
 import {
   blockCount,
   EMPTY_ROOT,
   GROUP_BYTES,
   groupTree,
   HASH_SIZE,
+  HOSTED_LEAF_SIZE,
   identityOf,
   INDEX_BLOCK_LEAVES,
   INDEX_GROUP_HASHES,
   INDEX_MAGIC,
   INDEX_TRAILER_SIZE,
   indexLength,
-  MerkleIndexBuilder,
+  publishIndexFile,
   storedLevels,
-  writeIndexFile,
+  temporaryIndexPath,
   type ObjectIdentity,
   type StoredLevel,
 } from './merkle-index-file.ts';
 
 export { INDEX_BLOCK_LEAVES, INDEX_GROUP_HASHES } from './merkle-index-file.ts';
 
-const BUILD_READ = 1024 * 1024;
-/** writeIndexFile's temporary files: `<id>.tmp-<8 hex digits>`. */
+/** temporaryIndexPath's names: `<id>.tmp-<8 hex digits>`. */
 const TEMPORARY_NAME = /\.tmp-[0-9a-f]{8}$/;
 const TEMPORARY_MAX_AGE = 60 * 60 * 1000;
 
@@ -72,7 +73,7 @@ export class MerkleIndexStore {
    * or stale. Throws HostStoreError ENOOBJECT when the object is not stored.
    */
   async open(owner: string, id: string, leafSize: number): Promise<IndexedObject> {
-    assertLeafSize(leafSize);
+    if (leafSize !== HOSTED_LEAF_SIZE) throw new HostStoreError('EINVAL', `object ${id}: hosts index ${HOSTED_LEAF_SIZE}-byte Merkle leaves only, not ${leafSize}`);
     const objectPath = this.#store.objectFile(owner, id);
     const indexPath = this.#store.indexFile(owner, id);
     const object = await openObject(objectPath, owner, id);
@@ -92,19 +93,18 @@ export class MerkleIndexStore {
   }
 
   /**
-   * Build every missing or stale index (for objects with `leafSize` leaves, the
-   * catalog's default) and remove indexes whose object is gone. Uploads write their
+   * Build every missing or stale index and remove indexes whose object is gone. Uploads write their
    * index as they arrive, so this only finds objects stored before that, or whose
    * index was lost; a background task, so that audits find the indexes ready.
    */
-  async buildMissing(leafSize: number = MERKLE_LEAF_SIZE): Promise<{ objects: number; built: number; removed: number }> {
+  async buildMissing(): Promise<{ objects: number; built: number; removed: number }> {
     const before = this.counters.builds;
     let objects = 0;
     let removed = 0;
     for (const owner of await this.#store.owners()) {
       for await (const info of this.#store.list(owner)) {
         try {
-          await (await this.open(owner, info.name, leafSize)).close();
+          await (await this.open(owner, info.name, HOSTED_LEAF_SIZE)).close();
           objects++;
         } catch (err) {
           // Purged since it was listed: nothing to index.
@@ -179,21 +179,19 @@ export class MerkleIndexStore {
     return running;
   }
 
+  /** Hashes the object in the upload worker (a whole object is never read on the libp2p thread). */
   async #write(objectPath: string, indexPath: string, owner: string, id: string, leafSize: number): Promise<void> {
-    const object = await openObject(objectPath, owner, id);
+    const before = await stat(objectPath, { bigint: true }).catch((err: unknown) => {
+      if (isNotFound(err)) throw new HostStoreError('ENOOBJECT', `object ${id} is not stored here for ${owner}`);
+      throw err;
+    });
+    const identity = identityOf(before);
+    await mkdir(dirname(indexPath), { recursive: true });
+    const temporary = temporaryIndexPath(indexPath);
     try {
-      const identity = identityOf(await object.stat({ bigint: true }));
-      const builder = new MerkleIndexBuilder(identity.size, leafSize);
-      const chunk = Buffer.allocUnsafe(BUILD_READ);
-      for (let position = 0; position < identity.size; ) {
-        const length = Math.min(chunk.length, identity.size - position);
-        await readExactly(object, chunk.subarray(0, length), position);
-        this.counters.buildBytesRead += length;
-        builder.update(chunk.subarray(0, length));
-        position += length;
-      }
-      const after = identityOf(await object.stat({ bigint: true }));
-      if (after.size !== identity.size || after.mtimeNs !== identity.mtimeNs) {
+      const built = await hashStoredFile(objectPath, identity.size, leafSize, temporary);
+      this.counters.buildBytesRead += identity.size;
+      if (!sameIdentity(built.identity, identity)) {
         throw new HostStoreError('EINVAL', `object ${id} of ${owner} was modified while its Merkle index was built; try again`);
       }
       // An upload that replaced the object meanwhile wrote its own index: keep that one.
@@ -201,9 +199,9 @@ export class MerkleIndexStore {
         const now = await stat(objectPath, { bigint: true }).catch(() => undefined);
         return now !== undefined && sameIdentity(identityOf(now), identity);
       };
-      if (await writeIndexFile(indexPath, builder.file(identity), stillCurrent)) this.counters.builds++;
+      if (await publishIndexFile(temporary, indexPath, stillCurrent)) this.counters.builds++;
     } finally {
-      await object.close();
+      await rm(temporary, { force: true });
     }
   }
 }

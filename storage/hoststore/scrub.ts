@@ -2,7 +2,9 @@
 // Merkle root, and compare with the root its put verified (kept-hash.ts). What differs is damage on this
 // disk; it is recorded per owner in <home>/hosted/<owner>/scrub.json, which the
 // owner reads back through /hearth/status/1 and repairs by putting the object
-// again. Format and reasoning: docs/scrub-and-drift.md.
+// again. On a disk that takes no writes (full, or read-only) it still reads and
+// reports everything, and says what it could not record. Format and reasoning:
+// docs/scrub-and-drift.md.
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +48,12 @@ export interface ScrubReport extends ScrubTotals {
   startedAt: number;
   finishedAt: number;
   owners: OwnerScrub[];
+  /**
+   * Set when the disk refused a write (full, over quota, read-only): the scrub
+   * ran read-only, and what it found is in this report but not recorded for the
+   * owners (or, for adopted objects, their roots not kept). The first such error.
+   */
+  unsaved?: string;
 }
 
 export interface ScrubProgress extends ScrubTotals {
@@ -112,7 +120,7 @@ export async function scrubHostStore(store: HostStore, options: ScrubOptions = {
       for await (const object of store.list(owner)) {
         options.signal?.throwIfAborted();
         if (object.deleteAt !== undefined) continue;
-        const outcome = await checkObject(store, owner, object.name, reader, (bytes) => progress(owner, bytes));
+        const outcome = await checkObject(store, owner, object.name, reader, (bytes) => progress(owner, bytes), report);
         checkedThrough = object.name;
         if (outcome.kind === 'gone') continue;
         result.objects++;
@@ -130,11 +138,11 @@ export async function scrubHostStore(store: HostStore, options: ScrubOptions = {
       }
     } catch (err) {
       // Keep what this pass found; entries past the last object checked are not re-judged yet.
-      await saveInterrupted(store, owner, result.damaged, checkedThrough);
+      await unlessReadOnly(report, () => saveInterrupted(store, owner, result.damaged, checkedThrough));
       throw err;
     }
     const { damaged, ...totals } = result;
-    await saveState(store, owner, { version: STATE_VERSION, lastComplete: { startedAt: ownerStartedAt, finishedAt: clock.now(), ...totals }, damaged });
+    await unlessReadOnly(report, () => saveState(store, owner, { version: STATE_VERSION, lastComplete: { startedAt: ownerStartedAt, finishedAt: clock.now(), ...totals }, damaged }));
     report.owners.push(result);
   }
   report.finishedAt = clock.now();
@@ -169,7 +177,7 @@ type Outcome =
   | { kind: 'damaged'; bytes: number; damage: Omit<DamagedObject, 'detectedAt'> }
   | { kind: 'gone' };
 
-async function checkObject(store: HostStore, owner: string, id: string, reader: ThrottledReader, onBytes: (bytes: number) => void): Promise<Outcome> {
+async function checkObject(store: HostStore, owner: string, id: string, reader: ThrottledReader, onBytes: (bytes: number) => void, report: ScrubReport): Promise<Outcome> {
   const path = store.objectFile(owner, id);
   const kept = await readKeptHash(store.home, owner, id);
   let handle;
@@ -199,7 +207,7 @@ async function checkObject(store: HostStore, owner: string, id: string, reader: 
   }
   if (kept === undefined) {
     if (await replaced()) return { kind: 'gone' };
-    await keepHash(store.home, owner, id, { merkleRoot: read.merkleRoot, leafSize: read.leafSize, size: read.bytes }, 'ifAbsent');
+    await unlessReadOnly(report, () => keepHash(store.home, owner, id, { merkleRoot: read.merkleRoot, leafSize: read.leafSize, size: read.bytes }, 'ifAbsent'));
     return { kind: 'adopted', bytes: read.bytes };
   }
   if (read.merkleRoot === kept.merkleRoot && read.bytes === kept.size) return { kind: 'ok', bytes: read.bytes };
@@ -291,6 +299,17 @@ async function saveInterrupted(store: HostStore, owner: string, found: DamagedOb
   const unchecked = previous.damaged.filter((d) => checkedThrough === undefined || d.id > checkedThrough);
   if (found.length === 0 && unchecked.length === previous.damaged.length) return;
   await saveState(store, owner, { ...previous, damaged: [...found, ...unchecked].sort((a, b) => (a.id < b.id ? -1 : 1)) });
+}
+
+/** Run a write; one the disk refuses (full, over quota, read-only) turns the scrub read-only instead of failing it. */
+async function unlessReadOnly(report: ScrubReport, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'EROFS') throw err;
+    report.unsaved ??= `${(err as Error).message}; scrubbed read-only, results not recorded for the owners`;
+  }
 }
 
 function sameHash(a: KeptHash | undefined, b: KeptHash | undefined): boolean {

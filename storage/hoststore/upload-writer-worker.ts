@@ -8,11 +8,11 @@
 // straight to the disk; a resume's unaligned first block and the object's last
 // partial block are written through the page cache (why: storage/direct-write.ts).
 // Nothing is lost: hashing reads the slabs, not the file.
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { alignedBuffer, DIRECT_BLOCK, openDirect } from '../direct-write.ts';
-import { identityOf, MerkleIndexBuilder } from './merkle-index-file.ts';
-import { SLAB_BYTES, type WriterReply, type WriterRequest } from './upload-writer.ts';
+import { identityOf, INDEX_TRAILER_SIZE, MerkleIndexBuilder } from './merkle-index-file.ts';
+import { SLAB_BYTES, type JobFailure, type WriterReply, type WriterRequest } from './upload-writer.ts';
 
 /** Room for a slab behind the unaligned rest of the one before. */
 const STAGE_BYTES = SLAB_BYTES + DIRECT_BLOCK;
@@ -24,6 +24,9 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 interface Job {
   size: number;
   index: MerkleIndexBuilder;
+  /** The index file being written (a temporary name the host renames), when one was asked for. */
+  indexFd: number | undefined;
+  indexPath: string | undefined;
   /** Bytes of the object hashed, from byte 0. */
   hashed: number;
   /** Bytes of the object in the file. */
@@ -36,10 +39,24 @@ interface Job {
   staged: number;
   unsynced: number;
   /** The first failure: later data is ignored and finish() reports it. */
-  error?: string;
+  error?: JobFailure;
+  /** Bytes the file held at open, hashed from the file first. */
+  prefixEnd: number;
+  /** Requests that came while the prefix is hashed, answered in order after it; undefined once it is. */
+  waiting: WriterRequest[] | undefined;
 }
 
 const jobs = new Map<number, Job>();
+
+/** A failure kept from a data request, reported again by finish(). */
+class JobError extends Error {
+  readonly failure: JobFailure;
+  constructor(failure: JobFailure) {
+    super(failure.message);
+    this.failure = failure;
+  }
+}
+
 const prefixBuffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
 
 function reply(message: WriterReply, transfer?: ArrayBuffer[]): void {
@@ -47,29 +64,60 @@ function reply(message: WriterReply, transfer?: ArrayBuffer[]): void {
 }
 
 function open(request: Extract<WriterRequest, { kind: 'open' }>): void {
+  const fd = openSync(request.path, request.hashOnly ? 'r' : 'r+');
   const job: Job = {
     size: request.size,
     index: new MerkleIndexBuilder(request.size, request.leafSize),
+    indexFd: undefined,
+    indexPath: request.indexPath,
     hashed: 0,
     written: request.offset,
-    fd: openSync(request.path, request.hashOnly ? 'r' : 'r+'),
+    fd,
     directFd: undefined,
     stage: undefined,
     staged: 0,
     unsynced: 0,
+    prefixEnd: request.offset,
+    waiting: undefined,
   };
   jobs.set(request.job, job);
+  if (request.indexPath !== undefined) {
+    // Groups of hashes are written as they complete: memory stays a few pages whatever the object's size.
+    const indexFd = openSync(request.indexPath, 'w');
+    job.indexFd = indexFd;
+    job.index = new MerkleIndexBuilder(request.size, request.leafSize, (hashes, position) => writeAll(indexFd, hashes, position));
+    ftruncateSync(indexFd, job.index.length);
+  }
   if (!request.hashOnly) {
     // A file system without direct I/O (tmpfs): the page cache it is.
     job.directFd = openDirect(request.path);
     if (job.directFd !== undefined) job.stage = alignedBuffer(STAGE_BYTES);
   }
-  // What the file already holds is hashed from the file itself.
-  while (job.hashed < request.offset) {
-    const bytesRead = readSync(job.fd, prefixBuffer, 0, Math.min(SLAB_BYTES, request.offset - job.hashed), job.hashed);
-    if (bytesRead === 0) throw new Error(`the file ended at ${job.hashed} of the ${request.offset} bytes expected`);
-    hash(job, prefixBuffer.subarray(0, bytesRead));
+  // What the file already holds is hashed from the file itself, a slab per turn, so
+  // that a whole stored object (a build, a check, a long resume) never holds up the
+  // other uploads this worker serves.
+  if (job.hashed < job.prefixEnd) {
+    job.waiting = [];
+    setImmediate(() => hashPrefix(request.job, job));
   }
+}
+
+function hashPrefix(id: number, job: Job): void {
+  if (jobs.get(id) !== job) return;
+  try {
+    const bytesRead = readSync(job.fd, prefixBuffer, 0, Math.min(SLAB_BYTES, job.prefixEnd - job.hashed), job.hashed);
+    if (bytesRead === 0) throw new Error(`the file ended at ${job.hashed} of the ${job.prefixEnd} bytes expected`);
+    hash(job, prefixBuffer.subarray(0, bytesRead));
+  } catch (err) {
+    job.error ??= failureOf(err);
+  }
+  if (job.error === undefined && job.hashed < job.prefixEnd) {
+    setImmediate(() => hashPrefix(id, job));
+    return;
+  }
+  const waiting = job.waiting!;
+  job.waiting = undefined;
+  for (const request of waiting) receive(request);
 }
 
 function hash(job: Job, bytes: Uint8Array): void {
@@ -140,10 +188,15 @@ function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
 }
 
-function closeJob(id: number, job: Job): void {
+/** Close the job's files; an index not finished is removed (a resume hashes from byte 0 and writes it again). */
+function closeJob(id: number, job: Job, indexFinished = false): void {
   jobs.delete(id);
   if (job.directFd !== undefined) closeSync(job.directFd);
   closeSync(job.fd);
+  if (job.indexFd !== undefined) {
+    closeSync(job.indexFd);
+    if (!indexFinished) rmSync(job.indexPath!, { force: true });
+  }
 }
 
 /** Write what is still staged and sync. */
@@ -161,7 +214,7 @@ function handle(request: WriterRequest): void {
   if (!job) {
     // Its open failed, and was answered with the error.
     if (request.kind === 'data') reply({ job: request.job, to: 'data', slab: request.slab }, [request.slab]);
-    if (request.kind === 'finish') reply({ job: request.job, to: 'finish', error: 'the upload was not open' });
+    if (request.kind === 'finish') reply({ job: request.job, to: 'finish', error: { message: 'the upload was not open' } });
     if (request.kind === 'abandon') reply({ job: request.job, to: 'abandon' });
     return;
   }
@@ -185,30 +238,48 @@ function handle(request: WriterRequest): void {
       return;
     }
     case 'finish': {
+      let finished = false;
       try {
-        if (job.error !== undefined) throw new Error(job.error);
+        if (job.error !== undefined) throw new JobError(job.error);
         if (job.hashed !== job.size) throw new Error(`the upload ended after ${job.hashed} of ${job.size} bytes`);
         flush(job);
-        const index = job.index.file(identityOf(fstatSync(job.fd, { bigint: true })));
-        reply({ job: request.job, to: 'finish', root: job.index.root(), index }, [index.buffer as ArrayBuffer]);
+        const identity = identityOf(fstatSync(job.fd, { bigint: true }));
+        const root = job.index.root();
+        if (job.indexFd !== undefined) {
+          writeAll(job.indexFd, job.index.trailer(identity), job.index.length - INDEX_TRAILER_SIZE);
+          fdatasyncSync(job.indexFd);
+        }
+        finished = true;
+        reply({ job: request.job, to: 'finish', root, identity });
       } finally {
-        closeJob(request.job, job);
+        closeJob(request.job, job, finished);
       }
     }
   }
 }
 
+function failureOf(err: unknown): JobFailure {
+  return err instanceof JobError ? err.failure : { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code };
+}
+
 // A failure while data flows is kept in its job, which then takes no more data; a
 // failed open, finish or abandon ends the job.
-parentPort!.on('message', (request: WriterRequest) => {
+function receive(request: WriterRequest): void {
+  const waiting = request.kind === 'open' ? undefined : jobs.get(request.job)?.waiting;
+  if (waiting) {
+    waiting.push(request);
+    return;
+  }
   try {
     handle(request);
   } catch (err) {
-    const message = (err as Error).message;
+    const failure = failureOf(err);
     const job = jobs.get(request.job);
-    if (request.kind === 'data' && job) job.error ??= message;
+    if (request.kind === 'data' && job) job.error ??= failure;
     else if (job) closeJob(request.job, job);
-    if (request.kind === 'data') reply({ job: request.job, to: 'data', error: message, slab: request.slab }, [request.slab]);
-    else reply({ job: request.job, to: request.kind, error: message });
+    if (request.kind === 'data') reply({ job: request.job, to: 'data', error: failure, slab: request.slab }, [request.slab]);
+    else reply({ job: request.job, to: request.kind, error: failure });
   }
-});
+}
+
+parentPort!.on('message', receive);

@@ -12,10 +12,15 @@
 // it never keeps the process alive, and stops after a while without uploads.
 import { Worker } from 'node:worker_threads';
 import { workerStartOptions } from '../objects/worker-options.ts';
+import type { ObjectIdentity } from './merkle-index-file.ts';
 
 export type WriterRequest =
-  /** Start a job on the file at `path`, which holds `offset` bytes of the object already; with `hashOnly`, hash the file as it is. */
-  | { kind: 'open'; job: number; path: string; size: number; leafSize: number; offset: number; hashOnly: boolean }
+  /**
+   * Start a job on the file at `path`, which holds `offset` bytes of the object
+   * already; with `hashOnly`, hash the file as it is. With `indexPath`, write the
+   * object's Merkle index there (merkle-index-file.ts), synced by finish.
+   */
+  | { kind: 'open'; job: number; path: string; size: number; leafSize: number; offset: number; hashOnly: boolean; indexPath?: string }
   /** The next `length` object bytes, at the start of `slab`, which the worker hands back. */
   | { kind: 'data'; job: number; slab: ArrayBuffer; length: number }
   /** Every byte was sent: write the rest, sync, answer the digests. */
@@ -26,16 +31,22 @@ export type WriterRequest =
 /** Each reply says which request it answers; a failed request is answered with its error. */
 export type WriterReply =
   | { job: number; to: 'data'; slab: ArrayBuffer }
-  | { job: number; to: 'finish'; root: string; index: Uint8Array }
+  | { job: number; to: 'finish'; root: string; identity: ObjectIdentity }
   | { job: number; to: 'abandon' }
-  | { job: number; to: WriterRequest['kind']; error: string; slab?: ArrayBuffer };
+  | { job: number; to: WriterRequest['kind']; error: JobFailure; slab?: ArrayBuffer };
+
+/** A failed request: its message, and the errno code (ENOSPC...) when the file system refused. */
+export interface JobFailure {
+  message: string;
+  code?: string;
+}
 
 /** What the host computed from an upload's bytes. */
 export interface UploadDigests {
   /** Merkle root (hex) with the job's leaf size. */
   root: string;
-  /** The Merkle index file for the object file as synced (its inode, size and mtime). */
-  index: Buffer;
+  /** The file as synced (size, inode, mtime): what its index, if one was written, is keyed to. */
+  identity: ObjectIdentity;
 }
 
 const WORKER_URL = new URL('./upload-writer-worker.ts', import.meta.url);
@@ -121,7 +132,7 @@ class WorkerJob {
     this.#worker = shared;
     this.#worker.attach(this.id, {
       reply: (reply) => {
-        if ('error' in reply) this.#error ??= new Error(`storing the upload failed: ${reply.error}`);
+        if ('error' in reply) this.#error ??= Object.assign(new Error(`storing the upload failed: ${reply.error.message}`), { code: reply.error.code });
         if ('slab' in reply && reply.slab) this.returned.push(reply.slab);
         if (reply.to === this.#ending) this.#last = reply;
         this.#notify();
@@ -171,13 +182,14 @@ class WorkerJob {
 
 function digestsOf(reply: WriterReply): UploadDigests {
   if (!('root' in reply)) throw new Error(`the upload worker answered finish with ${JSON.stringify(reply)}`);
-  return { root: reply.root, index: Buffer.from(reply.index.buffer, reply.index.byteOffset, reply.index.byteLength) };
+  return { root: reply.root, identity: reply.identity };
 }
 
 /**
  * The partial file of one upload at `path`, which holds `offset` of the object's
- * `size` bytes already (a resume: the worker hashes them from the file first).
- * write() the rest in order, then finish() or abandon().
+ * `size` bytes already (a resume: the worker hashes them from the file first),
+ * and its Merkle index, written at `indexPath` as the bytes arrive.
+ * write() the rest in order, then finish() or abandon() (which removes the index).
  */
 export class UploadWriter {
   readonly #size: number;
@@ -191,10 +203,10 @@ export class UploadWriter {
   #filled = 0;
   #ended = false;
 
-  constructor(path: string, size: number, leafSize: number, offset: number) {
+  constructor(path: string, indexPath: string, size: number, leafSize: number, offset: number) {
     this.#size = size;
     this.#received = offset;
-    this.#job = new WorkerJob({ path, size, leafSize, offset, hashOnly: false });
+    this.#job = new WorkerJob({ path, indexPath, size, leafSize, offset, hashOnly: false });
   }
 
   /** Copy the bytes into slabs; waits only while every slab is with the worker. */
@@ -251,7 +263,11 @@ export class UploadWriter {
   }
 }
 
-/** Digests of a stored file, computed in the worker as for an upload whose bytes are all written. */
-export async function hashStoredFile(path: string, size: number, leafSize: number): Promise<UploadDigests> {
-  return digestsOf(await new WorkerJob({ path, size, leafSize, offset: size, hashOnly: true }).end('finish'));
+/**
+ * Digests of a stored file, computed in the worker as for an upload whose bytes
+ * are all written, so that reading a whole object never blocks the libp2p
+ * thread; with `indexPath`, its Merkle index is written there too.
+ */
+export async function hashStoredFile(path: string, size: number, leafSize: number, indexPath?: string): Promise<UploadDigests> {
+  return digestsOf(await new WorkerJob({ path, size, leafSize, offset: size, hashOnly: true, indexPath }).end('finish'));
 }
