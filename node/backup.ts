@@ -15,7 +15,9 @@
 // Every other version is recorded before its content is stored: a version is the
 // intent, and `catalog.unpacked()` is the to-do list derived from it. A run killed
 // at any point therefore loses nothing: the next run finds the same unpacked
-// content and stores it.
+// content and stores it. Until then `ls` and `restore` do not offer the version (the
+// catalog lists a version only once an object holds its bytes), so content that
+// changed before it could be stored never shows as backed up.
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
