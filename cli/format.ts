@@ -81,6 +81,12 @@ export function printStatus(s: Record<string, unknown>): void {
   console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
   console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
+  const clock = (s.catalog as { clock?: { flagged: Array<{ seq: number; time: number; reason: string; next?: { seq: number; time: number } }> } }).clock;
+  for (const f of clock?.flagged ?? []) {
+    const when = new Date(f.time).toISOString();
+    const why = f.reason === 'after-now' ? 'which is in the future' : `after record ${f.next!.seq}, written later (${new Date(f.next!.time).toISOString()})`;
+    console.log(`warning: catalog record ${f.seq} is dated ${when}, ${why}: the clock ran ahead; the log's order still decides which version is newest, and --at near those times follows the log`);
+  }
 }
 
 export function printPeers(list: Array<Record<string, unknown>>): void {

@@ -15,7 +15,9 @@
 // Every other version is recorded before its content is stored: a version is the
 // intent, and `catalog.unpacked()` is the to-do list derived from it. A run killed
 // at any point therefore loses nothing: the next run finds the same unpacked
-// content and stores it.
+// content and stores it. Until then `ls` and `restore` do not offer the version (the
+// catalog lists a version only once an object holds its bytes), so content that
+// changed before it could be stored never shows as backed up.
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +31,7 @@ import type { EncodedObject, ObjectStore } from './object-store.ts';
 import { collectGarbage } from '../storage/collect-garbage.ts';
 import { holdYoungGenerationSmall, restoringYoungGeneration } from './heap-tuning.ts';
 import { volumeName } from './volume-name.ts';
+import { volumePaths } from './volume-paths.ts';
 
 export interface BackupOptions {
   pack: boolean;
@@ -430,22 +433,21 @@ function collectVolumeGarbage(): void {
 async function packPendingVolume(ctx: BackupContext, group: PendingContent[], report: BackupReport): Promise<void> {
   const files: VolumeFile[] = [];
   const items: PendingContent[] = [];
-  const taken = new Set<string>();
   for (const item of group) {
-    const blob = item.blob;
-    const file = blob ? undefined : sourceFile(ctx.config, item.source, item.path);
-    if (!blob && !file) {
+    if (!item.blob && !sourceFile(ctx.config, item.source, item.path)) {
       report.errors.push({ path: `${item.source}/${item.path}`, error: 'its source is no longer configured' });
       continue;
     }
-    // An old version may share its path with the current one in the same volume.
-    let path = `${item.source}/${item.path}`;
-    if (taken.has(path)) path += `~${item.hash.slice(0, 12)}`;
-    taken.add(path);
+    items.push(item);
+  }
+  const paths = volumePaths(items.map((item) => ({ path: `${item.source}/${item.path}`, hash: item.hash })));
+  for (const [i, item] of items.entries()) {
+    const blob = item.blob;
+    const file = blob ? undefined : sourceFile(ctx.config, item.source, item.path);
+    const path = paths[i]!;
     const version = item.file;
     const read = blob ? { open: () => ctx.store.openPlaintext(blob) } : { file: file! };
     files.push({ path, size: item.size, mtimeMs: version?.mtimeMs ?? blob?.time ?? Date.now(), mode: version?.mode ?? 0o644, uid: version?.uid, gid: version?.gid, expectedSha256: item.hash, ...read });
-    items.push(item);
   }
   if (files.length === 0) return;
   const volume = await encodeVolume(ctx, files, report);

@@ -367,7 +367,7 @@ export const SESSION_OPS: Record<string, Op> = {
       daemon: Boolean(ctx.family),
       sources: s.config.data.sources,
       targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
-      catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
+      catalog: { head: s.catalog.head().seq, ...s.catalog.stats(), clock: s.catalog.clock() },
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),
     };

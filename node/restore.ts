@@ -110,8 +110,9 @@ async function* selected(catalog: Catalog, paths: string[], at: number | undefin
       found = true;
       yield rec;
     }
-    if (!found && (sel.source || sel.prefix)) {
-      throw new Error(`nothing backed up matches "${[sel.source, sel.prefix].filter(Boolean).join('/')}"${at ? ' at that time' : ''}: see "hearth ls"`);
+    if (!found) {
+      const what = sel.source || sel.prefix ? `matches "${[sel.source, sel.prefix].filter(Boolean).join('/')}"` : 'is restorable';
+      throw new Error(`nothing backed up ${what}${at !== undefined ? ' at that time' : ''}: see "hearth ls"`);
     }
   }
 }

@@ -97,6 +97,9 @@ function run(round: number, files: number): CatalogPayload[] {
   for (let i = 0; i < files; i++) out.push(file(base + i));
   for (let i = 0; round > 0 && i < 20; i++) out.push({ ...file(i * 7, round), time: time + i });
   for (let i = 0; round > 0 && i < 10; i++) out.push({ k: 'delete', source: 'photos', path: file(i * 11 + 1).path, time: time + 100 + i });
+  // The run's volume, so its versions are restorable (snapshot() lists only those).
+  const contents = out.flatMap((p, i) => (p.k === 'file' ? [{ hash: p.hash!, offset: 2048 * i, length: p.size }] : []));
+  out.push({ k: 'object', id: `volume-r${round}`, kind: 'volume', name: `r${round}.iso`, size: 1, plainSize: 1, merkleRoot: '0'.repeat(64), leafSize: 1024, contents, time: time + 900 });
   out.push({ k: 'run', run: `r${round}`, phase: 'end', time: time + 1000, ok: true });
   return out;
 }

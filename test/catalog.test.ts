@@ -28,6 +28,11 @@ function object(id: string, kind: 'blob' | 'volume', contents: ContentRange[], t
   return { k: 'object', id, kind, name: `${id}.age`, size: 5000, plainSize: 4000, merkleRoot: hashOf(`root ${id}`), leafSize: 1024, contents, time };
 }
 
+/** A volume holding these contents, so versions with them are restorable (snapshot() shows only those). */
+function holding(id: string, contents: string[], time = 0): ObjectPayload {
+  return object(id, 'volume', contents.map((c, i) => ({ hash: hashOf(c), offset: 2048 * (i + 1), length: c.length })), time);
+}
+
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
@@ -56,6 +61,7 @@ afterEach(async () => {
 async function populate(c: Catalog): Promise<void> {
   await c.append([
     { k: 'run', run: 'r1', phase: 'start', time: 100 },
+    holding('vol-0', ['alpha 2', 'beta 3', 'y-photo', 'other'], 100),
     file('docs', 100, null),
     file('docs/a.txt', 100, 'alpha'),
     file('docs/b.txt', 100, 'beta'),
@@ -146,6 +152,7 @@ describe('catalog queries', () => {
 
   it('answers snapshot --at: the last version at or before the time, unless deleted since', async () => {
     const a = 'a.txt';
+    await catalog.append([holding('store', ['v1', 'v2', 'v3', 'k', 'first', 'second'])]);
     await catalog.append([file(a, 100, 'v1'), file('keep', 100, 'k')]);
     await catalog.append([file(a, 200, 'v2')]);
     await catalog.append([{ k: 'delete', source: 'home', path: a, time: 300 }]);
@@ -196,6 +203,7 @@ describe('catalog queries', () => {
     expect(names.filter((n) => /[\udc80-\udcff]/.test(n))).toHaveLength(6);
     expect(new Set(names).size).toBe(names.length);
     const shuffled = [...names].sort(() => Math.random() - 0.5);
+    await catalog.append([holding('store', names.map((_, i) => `content ${i}`))]);
     await catalog.append(shuffled.map((n, i) => file(n, 100 + i, `content ${i}`)));
     const expected = [...names].sort(comparePaths);
     const latest = paths(await collect(catalog.latest('home')));
@@ -205,6 +213,54 @@ describe('catalog queries', () => {
     expect(latest.map((n) => encodeFsName(n).toString('hex'))).toEqual(expected.map((n) => encodeFsName(n).toString('hex')));
     expect(await catalog.current('home', raw(0x66, 0xff))).toMatchObject({ path: raw(0x66, 0xff) });
     expect(paths(await collect(catalog.snapshot(undefined, { prefix: raw(0x66, 0xff) })))).toEqual([raw(0x66, 0xff), raw(0x66, 0xff, 0x2f, 0x67)]);
+  });
+
+  it('orders versions by the log, not by their times: a record dated ahead never wins, and is flagged', async () => {
+    const day = 86_400_000;
+    const t0 = 1.7e12;
+    const a = 'a.jpg';
+    const hashesAt = async (t?: number) => (await collect(catalog.snapshot(t))).map((r) => `${r.path}:${r.size}`);
+    await catalog.append([holding('store', ['v1', 'v2', 'b'], t0)]);
+    // The clock ran three days ahead, then was corrected.
+    await catalog.append([{ k: 'run', run: 'r1', phase: 'start', time: t0 + 3 * day }, file(a, t0 + 3 * day, 'v1')]);
+    await catalog.append([{ k: 'run', run: 'r2', phase: 'start', time: t0 + 1000 }, file(a, t0 + 1000, 'v2 ')]);
+    await catalog.append([holding('store2', ['v2 '], t0 + 1500)]);
+    expect(await hashesAt()).toEqual([`${a}:3`]);
+    expect(await hashesAt(t0 + 4 * day)).toEqual([`${a}:3`]);
+    expect(await hashesAt(t0 + 3 * day)).toEqual([`${a}:3`]);
+    expect(await hashesAt(t0 + 1000)).toEqual([`${a}:3`]);
+    expect(await hashesAt(t0 + 999)).toEqual([]);
+    await catalog.append([{ k: 'run', run: 'r3', phase: 'start', time: t0 + 2000 }, file('b', t0 + 2000, 'b')]);
+    expect(await hashesAt(t0 + 1999)).toEqual([`${a}:3`]);
+    expect(await hashesAt(t0 + 2000)).toEqual([`${a}:3`, 'b:1']);
+    const clock = catalog.clock(t0 + 3000);
+    expect(clock.stepsBack).toBe(1);
+    expect(clock.flagged).toEqual([
+      { seq: 2, time: t0 + 3 * day, reason: 'after-next', next: { seq: 4, time: t0 + 1000 } },
+      { seq: 2, time: t0 + 3 * day, reason: 'after-now' },
+    ]);
+    expect(catalog.clock(t0 + 4 * day).flagged.map((f) => f.reason)).toEqual(['after-next']);
+    const before = await Promise.all([undefined, t0 + 999, t0 + 1999, t0 + 2000, t0 + 4 * day].map(hashesAt));
+    await catalog.rebuild();
+    expect(await Promise.all([undefined, t0 + 999, t0 + 1999, t0 + 2000, t0 + 4 * day].map(hashesAt))).toEqual(before);
+    expect(catalog.clock(t0 + 3000)).toEqual(clock);
+  });
+
+  it('lists a version only once an object holds its bytes; until then the previous version stands in', async () => {
+    await catalog.append([holding('one', ['v1']), file('a', 100, 'v1'), file('d', 100, null)]);
+    await catalog.append([file('a', 200, 'v2'), { ...file('l', 200, null), type: 'symlink', target: 'a', mode: 0o120777 }]);
+    const at = async (t?: number) => (await collect(catalog.snapshot(t))).map((r) => `${r.path}:${r.hash ?? r.type}`);
+    expect(await at()).toEqual([`a:${hashOf('v1')}`, 'd:dir', 'l:symlink']);
+    expect(await at(250)).toEqual([`a:${hashOf('v1')}`, 'd:dir', 'l:symlink']);
+    expect((await catalog.current('home', 'a'))?.hash).toBe(hashOf('v2'));
+    await catalog.append([object('blob-v2', 'blob', [{ hash: hashOf('v2'), offset: 0, length: 2 }], 300)]);
+    expect(await at()).toEqual([`a:${hashOf('v2')}`, 'd:dir', 'l:symlink']);
+    expect(await at(250)).toEqual([`a:${hashOf('v2')}`, 'd:dir', 'l:symlink']);
+    await catalog.append([{ k: 'retire', id: 'blob-v2', time: 400 }]);
+    expect(await at()).toEqual([`a:${hashOf('v1')}`, 'd:dir', 'l:symlink']);
+    await catalog.append([{ k: 'delete', source: 'home', path: 'a', time: 500 }]);
+    expect(await at()).toEqual(['d:dir', 'l:symlink']);
+    expect(await at(450)).toEqual([`a:${hashOf('v1')}`, 'd:dir', 'l:symlink']);
   });
 
   it('tracks objects, placements, retirement, content locations and unpacked content', async () => {
@@ -336,7 +392,7 @@ describe('catalog queries', () => {
     const expected = await answers(catalog);
     // A newer Hearth's record, signed and chained like any other.
     const head = catalog.head();
-    const future = encodeEnvelope(head.seq + 1, head.hash, Buffer.from(JSON.stringify({ k: 'retention', keepDays: 30, time: 5 })), keys);
+    const future = encodeEnvelope(head.seq + 1, head.hash, Buffer.from(JSON.stringify({ k: 'retention', keepDays: 30, time: 400 })), keys);
     await catalog.importEnvelopes([future]);
     expect(catalog.head().seq).toBe(head.seq + 1);
     expect((await catalog.verify()).ok).toBe(true);

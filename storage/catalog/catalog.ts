@@ -14,8 +14,9 @@ import {
   IndexBatch, emptyStats, readRanges, scan, scanBatches, scanValues, type BatchOp, type CatalogDb, type IndexInput, type IndexedStats,
 } from './indexer.ts';
 import { decodeLatest } from './latest-value.ts';
+import { clockFlags, lastRecordAt, type ClockFlag, type ClockStats } from './timeline.ts';
 import {
-  INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, historyPathPrefix, historyTime, HISTORY_SUFFIX_BYTES,
+  INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, hashKey, historyPathPrefix, historySeq, HISTORY_SUFFIX_BYTES,
   latestKey, latestPrefix, logKey, objectKey, pathOfLatestKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
 } from './layout.ts';
 import {
@@ -26,6 +27,7 @@ import {
 export * from './envelope.ts';
 export type * from './payloads.ts';
 export type { ByteCount, IndexedStats } from './indexer.ts';
+export type { ClockFlag, ClockStats, DatedRecord } from './timeline.ts';
 
 export interface CatalogKeys {
   catalogKey: Buffer;
@@ -69,7 +71,7 @@ export interface VerifyResult {
 }
 
 /** Bump when an index layout changes: open() then rebuilds the indexes from the log. */
-const INDEX_FORMAT = '3';
+const INDEX_FORMAT = '4';
 /** Live paths read at a time by unpacked(), and its versions fetched per getMany. */
 const PATH_WINDOW = 256;
 /** Entries per LevelDB batch when importing or rebuilding (whole records each time). */
@@ -262,10 +264,16 @@ export class Catalog {
   }
 
   /**
-   * Every path as it was at time `at` (default now): its last version with time <= at,
-   * unless a deletion with time <= at came after it. Ordered by source, then pathSortKey.
+   * Every path whose bytes the backup holds, as of the log's end, or with `at` as of
+   * the last record dated at or before `at` (docs/catalog-format.md, "Which version"):
+   * each path's last event in log order up to there, unless it is a deletion. A
+   * version whose bytes no object holds (recorded, not yet or never stored) is not
+   * restorable: the path's previous version stands in for it. Ordered by source, then
+   * pathSortKey.
    */
-  async *snapshot(at: number = Date.now(), filter: SnapshotFilter = {}): AsyncIterable<FileRecord> {
+  async *snapshot(at?: number, filter: SnapshotFilter = {}): AsyncIterable<FileRecord> {
+    const end = at === undefined ? Infinity : await lastRecordAt(this.db, at);
+    if (end === 0) return;
     const sources = filter.source !== undefined ? [filter.source] : await this.sources();
     const prefix = filter.prefix?.replace(/\/+$/, '') || undefined;
     for (const source of sources) {
@@ -280,23 +288,46 @@ export class Catalog {
         lt = Buffer.concat([escaped, Buffer.of(1, 2)]);
       }
       let path: Buffer | undefined;
-      let live: Buffer | undefined;
+      let window: Buffer[][] = [];
       for await (const [key, value] of scan(this.db, gte, lt)) {
         const keyPath = key.subarray(0, key.length - HISTORY_SUFFIX_BYTES);
         if (!path || !keyPath.equals(path)) {
-          const record = live && liveVersion(live);
-          if (record) yield record;
+          if (window.length >= PATH_WINDOW) {
+            yield* await this.visibleVersions(window);
+            window = [];
+          }
           path = keyPath;
-          live = undefined;
+          window.push([]);
         }
-        if (historyTime(key) <= at) live = value;
+        if (historySeq(key) <= end) window.at(-1)!.push(value);
       }
-      const record = live && liveVersion(live);
-      if (record) yield record;
+      yield* await this.visibleVersions(window);
     }
   }
 
-  /** Every version and deletion of one path, oldest first. */
+  /** For each path's events (log order), its last event if that is a restorable version, else its previous one, and so on. */
+  private async visibleVersions(paths: Buffer[][]): Promise<FileRecord[]> {
+    const chosen: Array<FileRecord | undefined> = [];
+    const left = paths.map((events) => events.length);
+    const held = new Map<string, boolean>();
+    let open = paths.map((_, i) => i);
+    while (open.length > 0) {
+      const candidates = open.map((i) => (left[i]! > 0 ? parseJson<FileRecord | DeleteRecord>(paths[i]![--left[i]!]!) : undefined));
+      const unknown = [...new Set(candidates.flatMap((c) => (c?.k === 'file' && c.type === 'file' && c.hash && !held.has(c.hash) ? [c.hash] : [])))];
+      const counts = unknown.length > 0 ? await this.db.getMany(unknown.map((h) => hashKey(SPACE.held, Buffer.from(h, 'hex')))) : [];
+      unknown.forEach((hash, i) => held.set(hash, counts[i] !== undefined));
+      const next: number[] = [];
+      open.forEach((i, n) => {
+        const event = candidates[n];
+        if (event?.k === 'file' && event.type === 'file' && !(event.hash && held.get(event.hash))) next.push(i);
+        else chosen[i] = event?.k === 'file' ? event : undefined;
+      });
+      open = next;
+    }
+    return chosen.filter((r) => r !== undefined);
+  }
+
+  /** Every version and deletion of one path, in log order, stored or not. */
   async history(source: string, path: string): Promise<Array<FileRecord | DeleteRecord>> {
     const prefix = historyPathPrefix(sourcePart(source), path);
     const out: Array<FileRecord | DeleteRecord> = [];
@@ -414,6 +445,11 @@ export class Catalog {
     }
   }
 
+  /** Records dated in the future (timeline.ts), with the counters behind them. */
+  clock(now: number = Date.now()): ClockStats & { flagged: ClockFlag[] } {
+    return { ...structuredClone(this.indexedStats.clock), flagged: clockFlags(this.indexedStats.clock, now) };
+  }
+
   stats(): CatalogStats {
     return { ...structuredClone(this.indexedStats), records: this.currentHead.seq };
   }
@@ -467,11 +503,6 @@ export class Catalog {
       throw new CatalogChainError('fork', seq, `catalog record ${seq} differs from the one this catalog holds: the source serves a forked log; refuse it`);
     }
   }
-}
-
-function liveVersion(value: Buffer): FileRecord | undefined {
-  const record = parseJson<FileRecord | DeleteRecord>(value);
-  return record.k === 'file' ? record : undefined;
 }
 
 function placementRecord(value: Buffer): PlacementRecord {

@@ -9,6 +9,7 @@ import {
   SPACE, contentKey, encodeRange, hashKey, historyKey, latestKey, livePathKey, objectContentsKey, objectContentsPrefix,
   objectKey, placementKey, prefixEnd, readU64, sourceKey, sourcePart, u64Value, writeU64,
 } from './layout.ts';
+import { extendTimeline, loadTimelineTail, noteClock, recordTimes, type ClockStats, type DatedRecord, type RecordTime } from './timeline.ts';
 
 export type CatalogDb = Level<Buffer, Buffer>;
 
@@ -31,6 +32,8 @@ export interface IndexedStats {
   /** Live content in no volume: what the packer has still to pack. */
   unpacked: ByteCount;
   lastRun?: RunPayload;
+  /** How the records' times ran against their order (timeline.ts). */
+  clock: ClockStats;
 }
 
 export function emptyStats(): IndexedStats {
@@ -42,6 +45,7 @@ export function emptyStats(): IndexedStats {
     objects: { blob: { count: 0, bytes: 0, plainBytes: 0 }, volume: { count: 0, bytes: 0, plainBytes: 0 } },
     placements: [],
     unpacked: { count: 0, bytes: 0 },
+    clock: { stepsBack: 0 },
   };
 }
 
@@ -72,6 +76,8 @@ interface ContentState {
   size: number;
   /** Ranges in volumes holding it. */
   volumes: number;
+  /** Ranges in any object holding it: its bytes are stored. */
+  held: number;
   /** Size listed in the unpacked index, if listed. */
   listed: number | undefined;
   changed: boolean;
@@ -85,6 +91,9 @@ export class IndexBatch {
   /** Full range lists of the objects this batch may retire or replace, kept current as it applies. */
   private readonly rangesOf = new Map<string, ContentRange[]>();
   private readonly contents = new Map<string, ContentState>();
+  private records: RecordTime[] = [];
+  /** Timeline entries the records may hide (dated at or after the earliest of them). */
+  private timelineTail: DatedRecord[] = [];
 
   constructor(db: CatalogDb, stats: IndexedStats) {
     this.db = db;
@@ -121,6 +130,9 @@ export class IndexBatch {
       }
     }
     await this.load(first);
+    this.records = recordTimes(records);
+    const earliest = this.records.reduce((min, r) => Math.min(min, r.time ?? Infinity), Infinity);
+    if (earliest !== Infinity) this.timelineTail = await loadTimelineTail(this.db, earliest);
 
     for (const { payload: p } of records) {
       const payload = p as CatalogPayload;
@@ -141,10 +153,10 @@ export class IndexBatch {
     const payload = record.payload as CatalogPayload;
     switch (payload.k) {
       case 'file':
-        this.applyPathEvent(payload.source, payload.path, payload.time, record, payload);
+        this.applyPathEvent(payload.source, payload.path, record, payload);
         break;
       case 'delete':
-        this.applyPathEvent(payload.source, payload.path, payload.time, record, undefined);
+        this.applyPathEvent(payload.source, payload.path, record, undefined);
         break;
       case 'object': {
         if (this.getObject(payload.id)) this.unindexObject(payload.id);
@@ -192,6 +204,8 @@ export class IndexBatch {
   /** Every write this batch implies, unpacked-index updates included. */
   finish(): BatchOp[] {
     for (const state of this.contents.values()) if (state.changed) this.storeContent(state);
+    extendTimeline(this.timelineTail, this.records, (op) => this.writes.set(mapKey(op.key), op));
+    noteClock(this.stats.clock, this.records);
     return [...this.writes.values()];
   }
 
@@ -212,17 +226,18 @@ export class IndexBatch {
     const keys: Buffer[] = [];
     const raws = wanted.map((hash) => {
       const raw = Buffer.from(hash, 'hex');
-      keys.push(hashKey(SPACE.liveRefs, raw), hashKey(SPACE.volumeRefs, raw), hashKey(SPACE.unpacked, raw));
+      keys.push(hashKey(SPACE.liveRefs, raw), hashKey(SPACE.volumeRefs, raw), hashKey(SPACE.unpacked, raw), hashKey(SPACE.held, raw));
       return raw;
     });
     const values = keys.length > 0 ? await this.db.getMany(keys) : [];
     wanted.forEach((hash, i) => {
-      const [live, volumes, listed] = [values[3 * i], values[3 * i + 1], values[3 * i + 2]];
+      const [live, volumes, listed, held] = values.slice(4 * i, 4 * i + 4);
       this.contents.set(hash, {
         raw: raws[i]!,
         live: live ? live.readUInt32BE(0) : 0,
         size: live ? readU64(live, 4) : 0,
         volumes: volumes ? volumes.readUInt32BE(0) : 0,
+        held: held ? held.readUInt32BE(0) : 0,
         listed: listed && readU64(listed, 0),
         changed: false,
       });
@@ -254,6 +269,13 @@ export class IndexBatch {
     } else {
       this.del(hashKey(SPACE.volumeRefs, raw));
     }
+    if (state.held > 0) {
+      const value = Buffer.allocUnsafe(4);
+      value.writeUInt32BE(state.held);
+      this.put(hashKey(SPACE.held, raw), value);
+    } else {
+      this.del(hashKey(SPACE.held, raw));
+    }
     const unpacked = state.live > 0 && state.volumes === 0;
     if (unpacked && state.listed === undefined) {
       this.put(hashKey(SPACE.unpacked, raw), u64Value(state.size));
@@ -283,14 +305,14 @@ export class IndexBatch {
   }
 
   /** A new version (file) or a deletion (no file) of one path. */
-  private applyPathEvent(source: string, path: string, time: number, record: IndexInput, file: FilePayload | undefined): void {
+  private applyPathEvent(source: string, path: string, record: IndexInput, file: FilePayload | undefined): void {
     const src = sourcePart(source);
     const sKey = sourceKey(source);
     if (!this.get(sKey)) {
       this.put(sKey, Buffer.alloc(0));
       this.stats.sources++;
     }
-    this.put(historyKey(src, path, time, record.seq, record.entry), Buffer.from(record.json, 'utf8'));
+    this.put(historyKey(src, path, record.seq, record.entry), Buffer.from(record.json, 'utf8'));
     const lKey = latestKey(src, path);
     const previous = this.get(lKey);
     if (previous) {
@@ -338,7 +360,9 @@ export class IndexBatch {
       const hash = Buffer.from(range.hash, 'hex');
       this.put(objectContentsKey(id, index), encodeRange(range.offset, range.length, hash));
       this.put(contentKey(hash, id, index), encodeRange(range.offset, range.length));
-      if (object.kind === 'volume') this.content(range.hash).volumes++;
+      const content = this.content(range.hash);
+      content.held++;
+      if (object.kind === 'volume') content.volumes++;
       tracked?.push(range);
     }
     this.putObject(object);
@@ -351,7 +375,9 @@ export class IndexBatch {
     ranges.forEach((range, index) => {
       this.del(objectContentsKey(id, index));
       this.del(contentKey(Buffer.from(range.hash, 'hex'), id, index));
-      if (object.kind === 'volume') this.content(range.hash).volumes--;
+      const content = this.content(range.hash);
+      content.held--;
+      if (object.kind === 'volume') content.volumes--;
     });
     this.rangesOf.set(id, []);
     this.del(objectKey(id));

@@ -7,7 +7,7 @@ export const SPACE = {
   log: 0x65, // e seq -> envelope
   source: 0x73, // s source -> ''
   latest: 0x6c, // l source pathKey -> FileRecord, compact (latest-value.ts)
-  history: 0x68, // h source esc(pathKey) 00 time seq entry -> FileRecord | DeleteRecord
+  history: 0x68, // h source esc(pathKey) 00 seq entry -> FileRecord | DeleteRecord, in log order
   object: 0x6f, // o id -> ObjectSummary
   objectContents: 0x78, // x id index -> hash offset length
   content: 0x63, // c hash id index -> offset length
@@ -16,12 +16,15 @@ export const SPACE = {
   livePaths: 0x72, // r hash source pathKey -> '': which live current versions those are
   volumeRefs: 0x76, // v hash -> count: entries in volumes holding this content
   unpacked: 0x75, // u hash -> size
+  held: 0x6b, // k hash -> count: ranges in any object (blob or volume) holding this content
+  timeline: 0x74, // t time -> seq: the last record at or before each time (a snapshot's end)
 } as const;
 
 /** Keyspaces derived from the log; rebuild() clears and refills exactly these. */
 export const INDEX_SPACES = [
   SPACE.source, SPACE.latest, SPACE.history, SPACE.object, SPACE.objectContents,
   SPACE.content, SPACE.placement, SPACE.liveRefs, SPACE.livePaths, SPACE.volumeRefs, SPACE.unpacked,
+  SPACE.held, SPACE.timeline,
 ];
 
 export const META = {
@@ -121,8 +124,8 @@ export function latestPrefix(source: string): Buffer {
 }
 
 /** `entry` is the payload's place in its record: one record may hold two events of a path. */
-export function historyKey(sourceBytes: Buffer, path: string, time: number, seq: number, entry: number): Buffer {
-  return Buffer.concat([historyPathPrefix(sourceBytes, path), Buffer.of(0), u64(time), u64(seq), u32(entry)]);
+export function historyKey(sourceBytes: Buffer, path: string, seq: number, entry: number): Buffer {
+  return Buffer.concat([historyPathPrefix(sourceBytes, path), Buffer.of(0), u64(seq), u32(entry)]);
 }
 
 /** Key bytes shared by every event of one path: up to, not including, the 00 terminator. */
@@ -130,11 +133,19 @@ export function historyPathPrefix(sourceBytes: Buffer, path: string): Buffer {
   return Buffer.concat([Buffer.of(SPACE.history), sourceBytes, escapePathKey(pathSortKey(path))]);
 }
 
-/** time, seq and entry sit in the last 20 bytes of a history key, after the terminator. */
-export const HISTORY_SUFFIX_BYTES = 21;
+/** seq and entry sit in the last 12 bytes of a history key, after the terminator. */
+export const HISTORY_SUFFIX_BYTES = 13;
 
-export function historyTime(key: Buffer): number {
-  return readU64(key, key.length - 20);
+export function historySeq(key: Buffer): number {
+  return readU64(key, key.length - 12);
+}
+
+export function timelineKey(time: number): Buffer {
+  return Buffer.concat([Buffer.of(SPACE.timeline), u64(time)]);
+}
+
+export function timeOfTimelineKey(key: Buffer): number {
+  return readU64(key, 1);
 }
 
 export function livePathKey(hash: Buffer, sourceBytes: Buffer, path: string): Buffer {
