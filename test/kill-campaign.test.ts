@@ -8,7 +8,8 @@
 //
 // Replay a failure: HEARTH_CAMPAIGN_SEED=<the seed printed in the test name> npx vitest run test/kill-campaign.test.ts
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
@@ -93,6 +94,26 @@ class ChangingLibrary {
   }
 }
 
+/**
+ * Kill once the run reports its first progress (so the kill lands in the backup,
+ * not in Node's start-up), after a further random 0-800 ms; a run that ends first
+ * is simply not killed. Bounded: at most 30 s for the first progress line.
+ */
+async function killDuringRun(client: ChildProcess, random: () => number, kill: () => void): Promise<void> {
+  const delay = random() * 800;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.stderr!.once('data', done);
+    client.once('exit', done);
+  });
+  await sleep(delay);
+  kill();
+}
+
 /** Restore everything as of `at` (or now) into a fresh folder; the report. */
 async function restoreAll(homeDir: string, to: string, at?: number): Promise<{ files: number; failed: Array<{ path: string; error: string }> }> {
   const r = await hearthAsync(homeDir, ['restore', '--to', to, '--json', ...(at === undefined ? [] : ['--at', new Date(at).toISOString()])]);
@@ -127,7 +148,7 @@ async function checkAfterCampaign(homeDir: string, library: ChangingLibrary, mom
     for (const f of back.failed) unrestorable.push(`${when} ${f.path}: ${f.error}`);
     if (back.files + back.failed.length !== listed.length) unrestorable.push(`${when}: ls lists ${listed.length} files, restore gave ${back.files} and failed ${back.failed.length}`);
   }
-  expect(unrestorable).toEqual([]);
+  expect(unrestorable, 'versions listed that cannot be restored (issue 9 item 3 while it is open)').toEqual([]);
 }
 
 describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
@@ -140,19 +161,21 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
     hearthOk(homeDir, ['target', 'add', 'dir', join(work, 'disk-a')]);
     hearthOk(homeDir, ['config', 'set', 'volume.size', '1MiB']);
     const moments: number[] = [];
+    let killedMidRun = 0;
     for (let kill = 0; kill < KILLS; kill++) {
       library.change();
       const stopRewriting = kill % 4 === 3 ? library.keepRewriting() : () => {};
-      const child = hearthSpawn(homeDir, ['backup', ...(random() < 0.2 ? ['--pack'] : [])]);
+      const child = hearthSpawn(homeDir, ['backup', '--json', ...(random() < 0.2 ? ['--pack'] : [])]);
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      // Node starts in ~0.3 s: kills land from start-up to well into the run, and some runs finish first.
-      await sleep(150 + random() * 1200);
-      child.kill('SIGKILL');
+      await killDuringRun(child, random, () => child.kill('SIGKILL'));
       await exited;
+      if (child.signalCode === 'SIGKILL') killedMidRun++;
       stopRewriting();
       moments.push(Date.now());
       await sleep(5);
     }
+    // Most kills land in a run; a run that finished first is only a smaller kill.
+    expect(killedMidRun).toBeGreaterThan(0);
     await checkAfterCampaign(homeDir, library, moments);
   }, 240_000);
 
@@ -175,14 +198,17 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
     const { code } = hearthJson(owner, ['invite', '--name', 'bea']);
     hearthJson(relative, ['join', code, '--name', 'ann']);
     const moments: number[] = [];
+    let killedMidRun = 0;
     for (let kill = 0; kill < KILLS; kill++) {
       library.change();
       const stopRewriting = kill % 4 === 3 ? library.keepRewriting() : () => {};
-      const client = hearthAsync(owner, ['backup', ...(random() < 0.2 ? ['--pack'] : [])]);
-      await sleep(100 + random() * 1000);
-      a.process.kill('SIGKILL');
-      await new Promise((resolve) => (a.process.exitCode !== null ? resolve(undefined) : a.process.once('exit', resolve)));
-      await client;
+      const client = hearthSpawn(owner, ['backup', '--json', ...(random() < 0.2 ? ['--pack'] : [])]);
+      const clientExited = new Promise((resolve) => client.once('exit', resolve));
+      const daemonExited = new Promise((resolve) => a.process.once('exit', resolve));
+      await killDuringRun(client, random, () => a.process.kill('SIGKILL'));
+      await daemonExited;
+      await clientExited;
+      if (client.exitCode !== 0) killedMidRun++;
       stopRewriting();
       moments.push(Date.now());
       expect(a.stderr()).not.toMatch(/Cannot read properties|failed: TypeError/);
@@ -190,6 +216,7 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
       a = await startDaemon(owner);
     }
     running.push(a);
+    expect(killedMidRun).toBeGreaterThan(0);
     await checkAfterCampaign(owner, library, moments);
     expect(a.stderr()).not.toMatch(/Cannot read properties|failed: TypeError/);
   }, 240_000);
