@@ -48,7 +48,8 @@ export async function sweepOrphans(options: { catalog: Catalog; tiers: Tier[]; s
   // Directory targets: a listing there is free, and a cloud's own leftovers (unfinished uploads) are its tier's business.
   for (const tier of options.tiers.filter((t) => t.kind === 'dir')) {
     try {
-      report.tempFiles += (await tier.removeTempFiles?.()) ?? 0;
+      // Not this process's: in the daemon a restore repairing a bad copy may be putting beside a backup.
+      report.tempFiles += (await tier.removeTempFiles?.(performance.timeOrigin)) ?? 0;
       if (since === undefined) continue;
       for await (const info of tier.list()) {
         if (info.modifiedMs === undefined || info.modifiedMs < since - CLOCK_MARGIN_MS) continue;

@@ -74,8 +74,8 @@ export class CountingTier implements Tier {
     return this.inner.close();
   }
 
-  removeTempFiles(): Promise<number> {
-    return this.inner.removeTempFiles?.() ?? Promise.resolve(0);
+  removeTempFiles(olderThanMs: number): Promise<number> {
+    return this.inner.removeTempFiles?.(olderThanMs) ?? Promise.resolve(0);
   }
 
   /** Bytes are counted as the reader pulls them, so an abandoned stream counts only what moved. */

@@ -168,10 +168,10 @@ export class DirTier implements Tier {
 
   async close(): Promise<void> {}
 
-  /** Every temp file, however young: the caller knows no put is in flight. */
-  async removeTempFiles(): Promise<number> {
+  /** Temp files however young, for a caller that knows which puts could still be writing. */
+  async removeTempFiles(olderThanMs: number): Promise<number> {
     await this.open();
-    return this.removeTempFilesOlderThan(Infinity);
+    return this.removeTempFilesOlderThan(olderThanMs);
   }
 
   private async removeTempFilesOlderThan(olderThanMs: number): Promise<number> {

@@ -88,8 +88,8 @@ export class RetryTier implements Tier {
     return this.inner.close();
   }
 
-  removeTempFiles(): Promise<number> {
-    return this.inner.removeTempFiles?.() ?? Promise.resolve(0);
+  removeTempFiles(olderThanMs: number): Promise<number> {
+    return this.inner.removeTempFiles?.(olderThanMs) ?? Promise.resolve(0);
   }
 
   private async retry<T>(operation: RetryEvent['operation'], object: string | undefined, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {

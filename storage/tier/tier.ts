@@ -52,10 +52,10 @@ export interface Tier {
   delete(name: string): Promise<void>;
   close(): Promise<void>;
   /**
-   * Remove what puts that died left behind (partial temp files), where a place
-   * keeps such things; returns how many. Only while no put to it is in flight.
+   * Remove what puts that died left behind (partial temp files last written before
+   * `olderThanMs`), where a place keeps such things; returns how many.
    */
-  removeTempFiles?(): Promise<number>;
+  removeTempFiles?(olderThanMs: number): Promise<number>;
 }
 
 export class ObjectNotFoundError extends Error {
