@@ -203,9 +203,11 @@ export class Daemon {
         if (job === 'backup') void this.alerts.raise({ kind: 'backup-failed', error: err.message });
       },
     });
+    // The start-up pass is queued before the jobs a stopped daemon owes: it reaches
+    // the relatives, so a check catching up can repair from them.
+    this.replicateSoon();
     this.scheduler.start();
     this.log(`hearth daemon ${this.session.peerId} listening on ${this.addresses().join(' ')}`);
-    this.replicateSoon();
   }
 
   addresses(): string[] {
