@@ -141,9 +141,14 @@ async function checkAfterCampaign(homeDir: string, library: ChangingLibrary, mom
   // bytes are stored"): until it lands, a run killed between recording a version and
   // storing its bytes makes this fail with "no reachable place holds its bytes".
   const unrestorable: string[] = [];
+  const proven = new Set<string>();
   for (const [i, at] of moments.entries()) {
     const when = new Date(at).toISOString();
     const listed = hearthJson<any[]>(homeDir, ['ls', '--at', when]).filter((e) => e.type === 'file');
+    // A moment listing exactly the versions of one already restored needs no second restore.
+    const versions = JSON.stringify(listed.map((e) => [e.path, e.hash]).sort());
+    if (proven.has(versions)) continue;
+    proven.add(versions);
     const back = await restoreAll(homeDir, join(to + '-at', String(i)), at);
     for (const f of back.failed) unrestorable.push(`${when} ${f.path}: ${f.error}`);
     if (back.files + back.failed.length !== listed.length) unrestorable.push(`${when}: ls lists ${listed.length} files, restore gave ${back.files} and failed ${back.failed.length}`);
@@ -177,7 +182,7 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
     // Most kills land in a run; a run that finished first is only a smaller kill.
     expect(killedMidRun).toBeGreaterThan(0);
     await checkAfterCampaign(homeDir, library, moments);
-  }, 240_000);
+  }, 300_000);
 
   it(`(b) ${KILLS} SIGKILLs of a daemon backing up while it replicates to a relative on its own`, async () => {
     const random = generator(SEED + 1);
@@ -219,5 +224,5 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
     expect(killedMidRun).toBeGreaterThan(0);
     await checkAfterCampaign(owner, library, moments);
     expect(a.stderr()).not.toMatch(/Cannot read properties|failed: TypeError/);
-  }, 240_000);
+  }, 300_000);
 });
