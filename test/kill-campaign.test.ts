@@ -7,6 +7,8 @@
 // connect, start-up) while it backs up, killed and started again each round.
 //
 // Replay a failure: HEARTH_CAMPAIGN_SEED=<the seed printed in the test name> npx vitest run test/kill-campaign.test.ts
+// The seed replays every choice (library changes, --pack, the delay of each kill after
+// the run's first progress); where in the run a kill lands still depends on the machine.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
