@@ -244,8 +244,9 @@ async function stagedOnly(catalog: Catalog, live: Set<string>): Promise<PendingC
   if (catalog.stats().objects.blob.count === 0) return out;
   for await (const o of catalog.objects()) {
     if (o.kind !== 'blob' || o.placements.length === 0) continue;
-    const hash = (await catalog.object(o.id))!.contents[0]!.hash;
-    if (live.has(hash)) continue;
+    // The listing is a snapshot; a blob retired since then needs no packing.
+    const hash = (await catalog.object(o.id))?.contents[0]?.hash;
+    if (hash === undefined || live.has(hash)) continue;
     const locations = await catalog.locate(hash);
     if (locations.some((l) => l.object.kind === 'volume' && l.placements.length > 0)) continue;
     const slash = o.name.indexOf('/');
@@ -482,7 +483,7 @@ function sourceFile(config: Config, sourceName: string, path: string): Buffer | 
 
 function summary(r: BackupReport): Record<string, number> {
   return {
-    files: r.files.scanned, new: r.files.new, changed: r.files.changed, deleted: r.files.deleted,
+    startedAt: r.startedAt, files: r.files.scanned, new: r.files.new, changed: r.files.changed, deleted: r.files.deleted,
     blobs: r.blobs.stored, volumes: r.volumes.length, retired: r.retired, errors: r.errors.length,
   };
 }

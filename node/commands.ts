@@ -22,7 +22,8 @@ import { FamilyRoster } from './family.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
-import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
+import { ObjectStore } from './object-store.ts';
+import { sweepOrphans, type OrphanSweepReport } from './orphans.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
 import { localSources, placeColdCopies } from './cold-placement.ts';
 import { priceTable } from './prices.ts';
@@ -258,7 +259,7 @@ export const SESSION_OPS: Record<string, Op> = {
     // With relatives, objects wait in the outbox until the daemon has sent them.
     const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
     const resumable = (id: string): boolean => s.config.data.targets.some((t) => t.kind === 's3' && existsSync(joinPath(s.paths.dir, 's3-uploads', t.name, `${id}.json`)));
-    if (existsSync(s.paths.spool)) sweepSpoolLeftovers(s.paths.spool, undefined, resumable);
+    reportSweep(await sweepOrphans({ catalog: s.catalog, tiers, spoolDir: s.paths.spool, outboxDir: s.paths.outbox, keepSpool: resumable }), ctx.progress);
     await s.deferredDeletes.sendDue(tiers, (c) => priceTable(s.config).minimumDays(c), (line) => ctx.progress.log(line));
     const policy = placementPolicyOf(s.config);
     const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
@@ -405,6 +406,13 @@ export const SESSION_OPS: Record<string, Op> = {
     return { records: ctx.session.catalog.head().seq };
   },
 };
+
+function reportSweep(swept: OrphanSweepReport, progress: ProgressSink): void {
+  const bytes = swept.objects.reduce((n, o) => n + o.size, 0);
+  if (swept.objects.length) progress.log(`removed ${swept.objects.length} objects (${bytes} bytes) that an unfinished run left on targets and the catalog never recorded`);
+  if (swept.tempFiles + swept.spoolFiles) progress.log(`removed ${swept.tempFiles + swept.spoolFiles} partial or unrecorded files of unfinished runs`);
+  for (const s of swept.skipped) progress.log(`warning: target ${s.target} not checked for leftovers: ${s.error}`);
+}
 
 /**
  * Run an operation: through the daemon when one runs for this home (it holds the

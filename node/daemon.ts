@@ -54,7 +54,12 @@ export interface DaemonOptions {
   log?: (line: string) => void;
 }
 
-/** Operations that change state run one at a time; reads run alongside them. */
+/**
+ * Operations that change the catalog or state run one at a time, and so do the
+ * replication passes the daemon starts by itself: each reads the catalog and then
+ * changes it by what it read (a backup lists staged blobs that a pass is retiring,
+ * a pass retires blobs a backup is listing). Reads run alongside them.
+ */
 const EXCLUSIVE_OPS = new Set(['backup', 'catalog-rebuild', 'check', 'join', 'peers-rm', 'replicate', 'verify']);
 /** Operations that stop when their command does (Ctrl-C on "hearth restore"); a backup goes on to its end. */
 const STOPPED_WITH_CLIENT = new Set(['restore']);
@@ -69,6 +74,10 @@ export class Daemon {
   private control: ControlServer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** What holds the queue now, for telling a waiting command why it waits. */
+  private busyWith: string | undefined;
+  /** A self-started replication pass queued and not yet begun: later requests share it. */
+  private queuedPass: Promise<unknown> | undefined;
   private readonly log: (line: string) => void;
   readonly alerts: AlertCenter;
   private scheduler: Scheduler | undefined;
@@ -162,7 +171,7 @@ export class Daemon {
     this.host.addEventListener('peer:connect', (event) => {
       const id = event.detail.toString();
       if (!this.roster.isMember(id)) return;
-      void this.roster.markSeen(id);
+      this.roster.markSeen(id).catch((err: unknown) => this.logFailure('recording a connection', err));
       this.replicateSoon();
     });
     // Where a relative can be dialled next time, after either side restarts: the
@@ -172,16 +181,16 @@ export class Daemon {
       const id = event.detail.peerId.toString();
       if (!this.roster.isMember(id)) return;
       const addrs = event.detail.listenAddrs.map((a) => a.toString()).filter((a) => !a.includes('/p2p-circuit'));
-      void this.roster.markSeen(id, addrs);
+      this.roster.markSeen(id, addrs).catch((err: unknown) => this.logFailure('recording addresses', err));
     });
     const interval = this.session.config.duration('replicate.interval');
     void this.roster.pruneInvites().catch((err: Error) => this.log(`pruning spent invite codes failed: ${err.message}`));
     this.timer = setInterval(() => {
       this.replicateSoon();
-      void this.hostStore.purgeExpired().catch((err: Error) => this.log(`purge failed: ${err.message}`));
-      void this.roster.pruneInvites().catch((err: Error) => this.log(`pruning spent invite codes failed: ${err.message}`));
+      this.hostStore.purgeExpired().catch((err: unknown) => this.logFailure('purge', err));
+      this.roster.pruneInvites().catch((err: unknown) => this.logFailure('pruning spent invite codes', err));
       // Audit proofs read 64 KiB per sample once an object is indexed, not the object.
-      void this.merkleIndex.buildMissing().catch((err: Error) => this.log(`merkle index build failed: ${err.message}`));
+      this.merkleIndex.buildMissing().catch((err: unknown) => this.logFailure('merkle index build', err));
     }, interval);
     this.timer.unref();
     this.scheduler = new Scheduler({
@@ -199,9 +208,11 @@ export class Daemon {
         if (job === 'backup') void this.alerts.raise({ kind: 'backup-failed', error: err.message });
       },
     });
+    // The start-up pass is queued before the jobs a stopped daemon owes: it reaches
+    // the relatives, so a check catching up can repair from them.
+    this.replicateSoon();
     this.scheduler.start();
     this.log(`hearth daemon ${this.session.peerId} listening on ${this.addresses().join(' ')}`);
-    this.replicateSoon();
   }
 
   addresses(): string[] {
@@ -240,10 +251,37 @@ export class Daemon {
     return report;
   }
 
-  /** Replication started by an event or the timer: failures are logged, and retried next time. */
+  /**
+   * Replication started by an event or the timer: queued with the operations that
+   * change the catalog, one queued pass for any number of requests; failures are
+   * logged, and retried next time.
+   */
   private replicateSoon(): void {
-    if (this.roster.members().length === 0) return;
-    this.replicate().catch((err: Error) => this.log(`replication failed: ${err.message}`));
+    if (this.roster.members().length === 0 || this.queuedPass) return;
+    this.queuedPass = this.exclusive('replication pass', () => {
+      this.queuedPass = undefined;
+      return this.replicate();
+    }).catch((err: unknown) => this.logFailure('replication', err));
+  }
+
+  /** Every failure of an operation reaches the log with its stack; one cut short by stop() only as stopped. */
+  private logFailure(what: string, err: unknown): void {
+    if (this.stopping.signal.aborted) return this.log(`${what} stopped: ${(err as Error)?.message ?? String(err)}`);
+    this.log(`${what} failed: ${(err as Error)?.stack ?? String(err)}`);
+  }
+
+  /** Run `work` after every exclusive operation queued before it. */
+  private exclusive<T>(name: string, work: () => Promise<T>, progress?: ProgressSink): Promise<T> {
+    if (this.busyWith) progress?.log(`waiting for the ${this.busyWith} under way to finish`);
+    const start = (): Promise<T> => {
+      this.busyWith = name;
+      return work().finally(() => {
+        this.busyWith = undefined;
+      });
+    };
+    const run = this.queue.then(start, start);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Scrub damage a relative reported, a relative's full disk, and relatives unreachable past policy.unreachableAfter. */
@@ -262,7 +300,7 @@ export class Daemon {
   }
 
   private handle(op: string, args: Record<string, unknown>, progress: ProgressSink, clientGone?: AbortSignal): Promise<unknown> {
-    const work = (): Promise<unknown> => {
+    const work = async (): Promise<unknown> => {
       this.session.reloadConfig();
       const signal = clientGone && STOPPED_WITH_CLIENT.has(op) ? AbortSignal.any([this.stopping.signal, clientGone]) : this.stopping.signal;
       const ctx = this.opContext(progress, signal);
@@ -270,10 +308,11 @@ export class Daemon {
       if (sessionOp) return sessionOp(ctx, args);
       return this.networkOp(op, args, progress);
     };
-    if (!EXCLUSIVE_OPS.has(op)) return work();
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
+    const run = EXCLUSIVE_OPS.has(op) ? this.exclusive(op, work, progress) : work();
+    return run.catch((err: unknown) => {
+      this.logFailure(`operation ${op}`, err);
+      throw err;
+    });
   }
 
   private opContext(progress: ProgressSink, signal: AbortSignal = this.stopping.signal): OpContext {

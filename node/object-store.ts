@@ -37,9 +37,9 @@ export interface EncodedObject {
 /**
  * Removes what a killed process left in the spool: a half-written `.tmp-` file, or
  * an object encoded but not yet recorded or not yet dropped (up to a whole volume
- * each). Nothing reads a spool file across runs, so these are only waste. Files
- * written since `startedMs` (this process's start) are left alone, so an encode
- * still running here (the daemon's) is never touched. Returns how many were removed.
+ * each), except what `keep` names (spool files a later run reads). Files written
+ * since `startedMs` are left alone; the backup's sweep (node/orphans.ts) passes
+ * Infinity, as no encode can be in flight then. Returns how many were removed.
  */
 export function sweepSpoolLeftovers(spoolDir: string, startedMs: number = performance.timeOrigin, keep: (name: string) => boolean = () => false): number {
   let removed = 0;

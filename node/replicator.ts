@@ -246,7 +246,9 @@ export class Replicator {
     const blobs: Array<ObjectSummary & { placements: PlacementRecord[] }> = [];
     for await (const o of this.o.catalog.objects()) if (o.kind === 'blob') blobs.push(o);
     for (const blob of blobs) {
-      const hash = (await this.o.catalog.object(blob.id))!.contents[0]!.hash;
+      // Listed a moment ago; one retired since then is done with.
+      const hash = (await this.o.catalog.object(blob.id))?.contents[0]?.hash;
+      if (hash === undefined) continue;
       const locations = await this.o.catalog.locate(hash);
       if (!locations.some((l) => l.object.kind === 'volume' && placedEnough(l.placements))) continue;
       const records: CatalogPayload[] = [];

@@ -74,6 +74,10 @@ export class CountingTier implements Tier {
     return this.inner.close();
   }
 
+  removeTempFiles(olderThanMs: number): Promise<number> {
+    return this.inner.removeTempFiles?.(olderThanMs) ?? Promise.resolve(0);
+  }
+
   /** Bytes are counted as the reader pulls them, so an abandoned stream counts only what moved. */
   private countThrough(stream: Readable, counter: 'bytesPut' | 'bytesGot'): Readable {
     const counting = new Transform({

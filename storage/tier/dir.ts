@@ -71,7 +71,7 @@ export class DirTier implements Tier {
       throw new PermanentTierError(`dir target ${this.name}: ${this.root} is not a directory; is the disk mounted?`);
     }
     await mkdir(this.objectsDir, { recursive: true });
-    await this.removeStaleTempFiles(Date.now() - STALE_TEMP_AGE_MS);
+    await this.removeTempFilesOlderThan(Date.now() - STALE_TEMP_AGE_MS);
   }
 
   location(name: string): string {
@@ -153,7 +153,7 @@ export class DirTier implements Tier {
         if (!entry.isFile() || !OBJECT_NAME.test(entry.name)) continue;
         // An object deleted between readdir and stat is simply no longer listed.
         const info = await stat(join(this.objectsDir, shard.name, entry.name)).catch(() => undefined);
-        if (info) yield { name: entry.name, size: info.size };
+        if (info) yield { name: entry.name, size: info.size, modifiedMs: info.mtimeMs };
       }
     }
   }
@@ -168,7 +168,14 @@ export class DirTier implements Tier {
 
   async close(): Promise<void> {}
 
-  private async removeStaleTempFiles(olderThanMs: number): Promise<void> {
+  /** Temp files however young, for a caller that knows which puts could still be writing. */
+  async removeTempFiles(olderThanMs: number): Promise<number> {
+    await this.open();
+    return this.removeTempFilesOlderThan(olderThanMs);
+  }
+
+  private async removeTempFilesOlderThan(olderThanMs: number): Promise<number> {
+    let removed = 0;
     for await (const shard of await opendir(this.objectsDir)) {
       if (!shard.isDirectory() || !SHARD.test(shard.name)) continue;
       const dir = join(this.objectsDir, shard.name);
@@ -176,9 +183,10 @@ export class DirTier implements Tier {
         if (!entry.name.startsWith(TEMP_PREFIX)) continue;
         const path = join(dir, entry.name);
         const info = await stat(path).catch(() => undefined);
-        if (info && info.mtimeMs < olderThanMs) await unlink(path).catch(() => {});
+        if (info && info.mtimeMs < olderThanMs && (await unlink(path).then(() => true, () => false))) removed++;
       }
     }
+    return removed;
   }
 
   /** An absent object, or an absent objects directory (the disk went away). */

@@ -88,6 +88,10 @@ export class RetryTier implements Tier {
     return this.inner.close();
   }
 
+  removeTempFiles(olderThanMs: number): Promise<number> {
+    return this.inner.removeTempFiles?.(olderThanMs) ?? Promise.resolve(0);
+  }
+
   private async retry<T>(operation: RetryEvent['operation'], object: string | undefined, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
     for (let n = 1; ; n++) {
       signal?.throwIfAborted();

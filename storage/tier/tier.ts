@@ -9,6 +9,8 @@ export type TierKind = 'dir' | 'peer' | 'drive' | 's3';
 export interface ObjectInfo {
   name: string;
   size: number;
+  /** When the place last wrote the object (ms since the epoch), where it knows: a directory target does. */
+  modifiedMs?: number;
 }
 
 export interface ByteRange {
@@ -49,6 +51,11 @@ export interface Tier {
   /** Removing an absent object is not an error. */
   delete(name: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Remove what puts that died left behind (partial temp files last written before
+   * `olderThanMs`), where a place keeps such things; returns how many.
+   */
+  removeTempFiles?(olderThanMs: number): Promise<number>;
 }
 
 export class ObjectNotFoundError extends Error {
