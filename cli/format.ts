@@ -116,11 +116,14 @@ export function printVerify(reports: AuditReport[]): void {
   if (reports.length === 0) console.log('no relative holds objects of this home yet');
   printTable(
     reports.map((r) => [
-      r.peer, r.passed ? 'passed' : 'FAILED', String(r.objects), formatSize(r.bytes), String(r.samples),
-      `${(r.durationMs / 1000).toFixed(1)}s`, formatSize(r.bytesTransferred), r.failedObjects.length ? r.failedObjects.map((id) => id.slice(0, 12)).join(',') : r.error ?? '',
+      r.peer, r.status === 'failed' ? 'FAILED' : r.status, String(r.objects), formatSize(r.bytes), String(r.samples),
+      `${(r.durationMs / 1000).toFixed(1)}s`, formatSize(r.bytesTransferred),
+      r.failedObjects.length ? r.failedObjects.map((id) => id.slice(0, 12)).join(',') : r.status === 'unreachable' ? `last seen ${r.lastSeen ? new Date(r.lastSeen).toLocaleString() : 'never'}` : r.error ?? '',
     ]),
-    ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'FAILED'],
+    ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'DETAIL'],
   );
+  const away = reports.filter((r) => r.status === 'unreachable');
+  if (away.length) console.log(`${away.map((r) => r.peer).join(', ')} could not be reached: the copies there are kept, nothing failed, and the monthly audit tries again`);
 }
 
 const dollars = (n: number): string => (n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`);

@@ -282,7 +282,9 @@ program
   .option('--json', 'print one JSON document')
   .action(async (o: { peer?: string; json?: boolean }) => {
     const reports = await ops.verify(home(), o.peer, createProgress({ json: Boolean(o.json) }));
-    if (reports.some((r) => !r.passed)) process.exitCode = 3;
+    // 3: a relative answered and failed; 5: none failed, but one could not be reached.
+    if (reports.some((r) => r.status === 'failed')) process.exitCode = 3;
+    else if (reports.some((r) => r.status === 'unreachable')) process.exitCode = 5;
     if (o.json) return printJson(reports);
     printVerify(reports);
   });
