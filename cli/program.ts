@@ -259,6 +259,7 @@ program
     if (o.json) printJson(r);
     else {
       console.log(`${r.relinked ? 're-linked with' : 'joined'} ${r.name} (${r.peerId})`);
+      if (r.clockWarning) console.log(`warning: ${r.clockWarning}: set this computer's clock right (timedatectl set-ntp true)`);
       const rec = r.recoveredCatalog as { records: number } | undefined;
       if (rec) console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
     }
