@@ -17,6 +17,8 @@ export interface DirTargetConfig {
   name: string;
   kind: 'dir';
   path: string;
+  /** The id in the target's marker file; absent for targets added before markers. */
+  marker?: string;
 }
 
 /** An S3 bucket (docs/s3-tier.md). Credentials are never stored here: the SDK's chain finds them. */
