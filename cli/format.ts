@@ -10,6 +10,7 @@ import type { TargetCheckReport } from '../node/checks/target-check.ts';
 import type { DamagedCopy } from '../node/checks/damage.ts';
 import { formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
+import { dirname } from 'node:path';
 
 export function printTable(rows: string[][], header: string[]): void {
   const all = [header, ...rows];
@@ -80,6 +81,7 @@ export function printStatus(s: Record<string, unknown>): void {
   console.log(`home ${s.home} (peer ${s.peerId})`);
   console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
   console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
+  console.log(`relatives' data kept in: ${s.hostedDir}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
 }
 
@@ -93,6 +95,8 @@ export function printPeers(list: Array<Record<string, unknown>>): void {
     ]),
     ['NAME', 'STATE', 'LAST SEEN', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
   );
+  const kept = list[0]?.keptAt;
+  if (typeof kept === 'string') console.log(`relatives' data is kept in ${dirname(kept)}`);
 }
 
 export function printDrift(list: SourceDrift[]): void {

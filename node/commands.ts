@@ -398,6 +398,8 @@ export const SESSION_OPS: Record<string, Op> = {
       daemon: Boolean(ctx.family),
       sources: s.config.data.sources,
       targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
+      /** Where relatives' encrypted objects are kept here. */
+      hostedDir: s.paths.hosted,
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),

@@ -7,6 +7,7 @@
 // keeps what it found) and state is closed.
 import { placementPolicyOf } from './placement-policy.ts';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { HostStore } from '../storage/hoststore/host-store.ts';
@@ -413,6 +414,8 @@ export class Daemon {
         addrs: m.addrs,
         bytesTheyStoreForUs: theyStore ?? null,
         bytesWeStoreForThem: weStore.used,
+        /** Where their objects are kept here. */
+        keptAt: join(this.session.paths.hosted, m.peerId),
         catalogRecordsWeHold: (await this.hostCatalogs.head(m.peerId)).seq,
         quotaTheyGrantUs: m.quotaTheyGrantUs,
         quotaWeGrantThem: m.quotaWeGrantThem,
