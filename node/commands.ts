@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { basename, join as joinPath, resolve } from 'node:path';
 import { TARGET_MARKER_FILE } from '../storage/tier/dir.ts';
 import { writeFileAtomicSync } from './atomic-file.ts';
-import { checkNoOverlap } from './overlap.ts';
+import { checkNoOverlap, within } from './overlap.ts';
+import { hostedDir, hostDirCheck, markHostDir } from './hosted-dir.ts';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
 import type { ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
@@ -216,8 +217,14 @@ export function getSetting(dir: string, key: string): string {
 }
 
 export function setSetting(dir: string, key: string, value: string): void {
-  const config = loadConfig(new HomePaths(dir));
+  const paths = new HomePaths(dir);
+  const config = loadConfig(paths);
   config.set(key, value);
+  if (key === 'host.dir' && value !== '') {
+    const inSource = config.data.sources.find((s) => within(value, s.path));
+    if (inSource) throw new Error(`host.dir ${value} is inside source ${inSource.name}: relatives' objects would be backed up again; choose a folder outside the sources`);
+    markHostDir(value, peerIdFromSeed(loadIdentity(paths).ed25519Seed));
+  }
   config.save();
 }
 
@@ -399,7 +406,7 @@ export const SESSION_OPS: Record<string, Op> = {
       sources: s.config.data.sources,
       targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
       /** Where relatives' encrypted objects are kept here. */
-      hostedDir: s.paths.hosted,
+      hostedDir: hostedDir(s.paths, s.config),
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),
@@ -416,7 +423,7 @@ export const SESSION_OPS: Record<string, Op> = {
 
   /** Re-hash every object this home keeps for relatives; damage reaches each owner through /hearth/status/1. */
   async scrub(ctx) {
-    const store = new HostStore({ home: ctx.session.paths.dir, quotaFor: () => 0 });
+    const store = new HostStore({ home: ctx.session.paths.dir, root: hostedDir(ctx.session.paths, ctx.session.config), quotaFor: () => 0 });
     const report = await scrubHostStore(store, {
       signal: ctx.signal,
       onProgress: (p) => ctx.progress.update({ phase: `scrubbing ${p.owner.slice(-8)}`, files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),

@@ -1,7 +1,7 @@
 // The home's config file (config.json): sources, targets and settings. Written
 // atomically (temp file, fsync, rename) so a crash never leaves half a file.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
 import { parseDuration, parseShare, parseSize } from './units.ts';
 import { checkWebhookUrl } from './alerts.ts';
@@ -94,6 +94,13 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'policy.peers': { default: '2', describe: 'copies of every object kept at relatives (all of them when fewer)', check: positiveInt('policy.peers') },
   'policy.unreachableAfter': durationSetting('14d', 'a relative that has answered nothing for this long no longer counts towards policy.peers, and is alerted on'),
   'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
+  'host.dir': {
+    default: '',
+    describe: 'folder where relatives\' objects are kept (another disk); empty: <home>/hosted. Set it with the folder existing: a marker is written there',
+    check: (v) => {
+      if (v !== '' && !isAbsolute(v)) throw new Error(`host.dir must be an absolute path (or empty for <home>/hosted), got "${v}"`);
+    },
+  },
   'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
   'policy.cold': {
     default: 'fallback',

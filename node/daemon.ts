@@ -33,6 +33,7 @@ import { silentProgress, type ProgressSink } from './progress.ts';
 import { tuneHeapForTransfers } from './heap-tuning.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
+import { hostDirCheck, hostedDir } from './hosted-dir.ts';
 import type { SourceDrift } from './drift.ts';
 import type { BackupReport } from './backup.ts';
 
@@ -113,8 +114,11 @@ export class Daemon {
     try {
       const roster = await FamilyRoster.open(session.paths.dir);
       const config = () => session.config;
+      const checkRoot = hostDirCheck(session.paths, config(), session.peerId);
       const hostStore = new HostStore({
         home: session.paths.dir,
+        root: hostedDir(session.paths, config()),
+        ...(checkRoot ? { checkRoot } : {}),
         quotaFor: (owner) => roster.member(owner)?.quotaWeGrantThem ?? 0,
         deleteDelay: config().duration('host.deleteDelay'),
       });
@@ -135,7 +139,7 @@ export class Daemon {
               quotaFor: (peer) => roster.member(peer)?.quotaWeGrantThem ?? 0,
               storedBytesFor: async (peer) => (await hostStore.usage(peer)).used,
               pendingDeletionsFor: async (peer) => (await hostStore.pendingDeletions(peer)).length,
-              freeBytes: () => freeBytesAt(session.paths.dir),
+              freeBytes: () => freeBytesAt(hostStore.root).catch(() => freeBytesAt(session.paths.dir)),
               damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
@@ -415,7 +419,7 @@ export class Daemon {
         bytesTheyStoreForUs: theyStore ?? null,
         bytesWeStoreForThem: weStore.used,
         /** Where their objects are kept here. */
-        keptAt: join(this.session.paths.hosted, m.peerId),
+        keptAt: join(this.hostStore.root, m.peerId),
         catalogRecordsWeHold: (await this.hostCatalogs.head(m.peerId)).seq,
         quotaTheyGrantUs: m.quotaTheyGrantUs,
         quotaWeGrantThem: m.quotaWeGrantThem,

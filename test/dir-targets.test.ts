@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
+import { hearth, hearthAsync, hearthJson, hearthOk } from './helpers/cli.ts';
+import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
 
 let work: string;
@@ -230,4 +231,51 @@ describe('a disk that is not mounted, full or read-only stops only itself', () =
     expect(objects.every((o) => o.placements.map((p: any) => p.target).join() === 'ok')).toBe(true);
     expect(filesOn(ok)).toEqual(objects.map((o) => o.id).sort());
   });
+});
+
+describe('host.dir: relatives\' data on another disk', () => {
+  const daemons: RunningDaemon[] = [];
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
+  });
+
+  withMount('is refused when missing, marked when set, shown by status and peers, and not written while its disk is unmounted', async () => {
+    const photos = join(work, 'p7');
+    writeFile(photos, 'img-0.jpg', 300_000, 70);
+    const a = newHome('host-a', photos);
+    const b = join(work, 'host-b');
+    hearthJson(b, ['init']);
+    const missing = join(work, 'no-such-disk');
+    const refused = hearth(b, ['config', 'set', 'host.dir', missing]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/host\.dir .* is not an existing folder: mount the disk/);
+    const disk = join(work, 'hostdisk');
+    expect(mountTmpfs(disk, '20m')).toBe(true);
+    hearthOk(b, ['config', 'set', 'host.dir', disk]);
+    expect(JSON.parse(readFileSync(join(disk, '.hearth-hosted'), 'utf8')).hearth).toBe('hosted-dir');
+    for (const h of [a, b]) hearthOk(h, ['config', 'set', 'replicate.interval', '1h']);
+    daemons.push(await startDaemon(a), await startDaemon(b));
+    const { code } = hearthJson(a, ['invite']);
+    hearthJson(b, ['join', code]);
+    hearthJson(a, ['backup']);
+    await eventually(() => hearthJson<any[]>(a, ['objects']).every((o) => o.placements.some((p: any) => p.tier === 'peer')), 'objects at B');
+    const aId = daemons[0]!.peerId;
+    const ids = hearthJson<any[]>(a, ['objects']).map((o) => o.id);
+    for (const id of ids) expect(existsSync(join(disk, aId, 'objects', id.slice(0, 2), id))).toBe(true);
+    expect(existsSync(join(b, 'hosted', aId, 'objects'))).toBe(false);
+    expect(hearthJson(b, ['status']).hostedDir).toBe(disk);
+    expect(hearthJson<any[]>(b, ['peers'])[0].keptAt).toBe(join(disk, aId));
+    expect(hearthOk(b, ['peers'])).toContain(`relatives' data is kept in ${disk}`);
+
+    // The disk is unplugged: the mount point is an empty folder, and stays empty.
+    spawnSync('umount', ['-l', disk]);
+    mounts.splice(mounts.indexOf(disk), 1);
+    writeFile(photos, 'img-1.jpg', 300_000, 71);
+    hearthJson(a, ['backup']);
+    const r = await hearthAsync(a, ['replicate', '--json']);
+    const report = JSON.parse(r.stdout);
+    expect(report.placed).toEqual([]);
+    expect(report.failed.some((f: any) => /no \.hearth-hosted marker: its disk is not mounted/.test(f.error))).toBe(true);
+    expect(readdirSync(disk)).toEqual([]);
+  }, 90_000);
 });

@@ -58,8 +58,15 @@ export interface DeclaredObject {
 }
 
 export interface HostStoreOptions {
-  /** The home directory; objects live under <home>/hosted. */
+  /** The home directory; objects live under <home>/hosted unless `root` says elsewhere. */
   home: string;
+  /** Where relatives' objects live (the `host.dir` setting); default <home>/hosted. */
+  root?: string;
+  /**
+   * Called before an upload writes anything; throws when `root` cannot take
+   * objects now (host.dir on a disk that is not mounted).
+   */
+  checkRoot?: () => Promise<void>;
   /** Bytes this home grants the owner (Infinity for no limit). */
   quotaFor(owner: string): number | Promise<number>;
   /** How long a deleted object is kept before it is purged, in ms. */
@@ -119,6 +126,11 @@ export class HostStore {
   readonly deleteDelay: number;
   readonly home: string;
   readonly #root: string;
+  readonly #checkRoot: () => Promise<void>;
+  /** Where relatives' objects live. */
+  get root(): string {
+    return this.#root;
+  }
   readonly #quotaFor: (owner: string) => number | Promise<number>;
   readonly #now: () => number;
   readonly #accounts = new Map<string, Promise<OwnerAccount>>();
@@ -127,7 +139,8 @@ export class HostStore {
 
   constructor(options: HostStoreOptions) {
     this.home = options.home;
-    this.#root = join(options.home, 'hosted');
+    this.#root = options.root ?? join(options.home, 'hosted');
+    this.#checkRoot = options.checkRoot ?? (async () => {});
     this.#quotaFor = options.quotaFor;
     this.deleteDelay = options.deleteDelay ?? DEFAULT_DELETE_DELAY;
     this.#now = options.now ?? Date.now;
@@ -153,6 +166,7 @@ export class HostStore {
 
   async #startUpload(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
     const { size, merkleRoot, leafSize } = declared;
+    await this.#checkRoot();
     const account = await this.#account(owner);
     const objectPath = this.#objectPath(owner, id);
     const existingSize = await fileSize(objectPath);
@@ -282,7 +296,7 @@ export class HostStore {
           const size = await fileSize(objectPath);
           if (size !== undefined) {
             await rm(objectPath, { force: true });
-            await forgetHash(this.home, owner, name);
+            await forgetHash(this.root, owner, name);
             await rm(this.#indexPath(owner, name), { force: true });
             (await this.#account(owner)).objectBytes -= size;
             purged.push({ owner, name, size });
@@ -355,10 +369,10 @@ export class HostStore {
       // it matches no object file, so nothing uses it early.
       await writeIndexFile(this.#indexPath(owner, id), received.index);
       // Never an old hash beside new bytes: a scrub would call them damaged.
-      await forgetHash(this.home, owner, id);
+      await forgetHash(this.root, owner, id);
       await rename(partialPath, objectPath);
       await syncDirectory(shardDir);
-      await keepHash(this.home, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
+      await keepHash(this.root, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
       await rm(`${partialPath}.json`, { force: true });
       await rm(this.#markerPath(owner, id), { force: true });
       const account = await this.#account(owner);
