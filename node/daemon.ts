@@ -355,7 +355,7 @@ export class Daemon {
       case 'replicate':
         return this.replicate(progress);
       case 'verify':
-        return this.verify(args.peer !== undefined ? [args.peer as string] : (args.peers as string[] | undefined), progress);
+        return this.verify(args.peer !== undefined ? [this.memberNamed(args.peer as string)] : this.roster.members().filter((m) => !args.peers || (args.peers as string[]).includes(m.name)), progress);
       default:
         throw new Error(`unknown operation "${op}"`);
     }
@@ -367,10 +367,9 @@ export class Daemon {
    * next replication pass sends a good one, and the family is alerted once. A
    * relative that cannot be reached keeps its placements: it is `unreachable`, and
    * alerted on only once it has answered nothing for policy.unreachableAfter.
-   * Names from a retry of the scheduler may have left the family since: skipped.
+   * (A retry of the scheduler names relatives by `peers`; one that left the family since is skipped.)
    */
-  private async verify(names: string[] | undefined, progress: ProgressSink): Promise<AuditReport[]> {
-    const members = names === undefined ? this.roster.members() : names.length === 1 ? [this.memberNamed(names[0]!)] : this.roster.members().filter((m) => names.includes(m.name));
+  private async verify(members: readonly FamilyMember[], progress: ProgressSink): Promise<AuditReport[]> {
     const reports: AuditReport[] = [];
     for (const m of members) {
       progress.update({ phase: `auditing ${m.name}`, files: reports.length, bytes: 0 });
