@@ -220,8 +220,9 @@ describe('two directory targets, no daemon', () => {
       const empty = await check(home);
       expect(empty.code).toBe(3);
       expect(empty.report.damaged).toEqual([]);
-      expect(empty.report.targets.find((t: any) => t.name === 'usb').error).toMatch(/none of the \d+ objects placed there is present: is the right disk mounted/);
-      expect(readdirSync(join(work, 'usb', 'hearth', peerId, 'objects'))).toEqual([]);
+      // The target's marker is missing there, so the tier refuses before anything is read or written.
+      expect(empty.report.targets.find((t: any) => t.name === 'usb').error).toMatch(/has no \.hearth-target marker, so the disk is not mounted there/);
+      expect(readdirSync(join(work, 'usb'))).toEqual([]);
       expect(objects().every((o) => o.placements.every((p: any) => p.damaged === undefined))).toBe(true);
     } finally {
       rmSync(join(work, 'usb'), { recursive: true, force: true });
