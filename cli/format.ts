@@ -10,6 +10,7 @@ import type { TargetCheckReport } from '../node/checks/target-check.ts';
 import type { DamagedCopy } from '../node/checks/damage.ts';
 import { formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
+import { dirname } from 'node:path';
 
 export function printTable(rows: string[][], header: string[]): void {
   const all = [header, ...rows];
@@ -80,6 +81,7 @@ export function printStatus(s: Record<string, unknown>): void {
   console.log(`home ${s.home} (peer ${s.peerId})`);
   console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
   console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
+  console.log(`relatives' data kept in: ${s.hostedDir}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
   const clock = (s.catalog as { clock?: { flagged: Array<{ seq: number; time: number; reason: string; next?: { seq: number; time: number } }> } }).clock;
   for (const f of clock?.flagged ?? []) {
@@ -99,6 +101,8 @@ export function printPeers(list: Array<Record<string, unknown>>): void {
     ]),
     ['NAME', 'STATE', 'LAST SEEN', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
   );
+  const kept = list[0]?.keptAt;
+  if (typeof kept === 'string') console.log(`relatives' data is kept in ${dirname(kept)}`);
 }
 
 export function printDrift(list: SourceDrift[]): void {
@@ -122,11 +126,14 @@ export function printVerify(reports: AuditReport[]): void {
   if (reports.length === 0) console.log('no relative holds objects of this home yet');
   printTable(
     reports.map((r) => [
-      r.peer, r.passed ? 'passed' : 'FAILED', String(r.objects), formatSize(r.bytes), String(r.samples),
-      `${(r.durationMs / 1000).toFixed(1)}s`, formatSize(r.bytesTransferred), r.failedObjects.length ? r.failedObjects.map((id) => id.slice(0, 12)).join(',') : r.error ?? '',
+      r.peer, r.status === 'failed' ? 'FAILED' : r.status, String(r.objects), formatSize(r.bytes), String(r.samples),
+      `${(r.durationMs / 1000).toFixed(1)}s`, formatSize(r.bytesTransferred),
+      r.failedObjects.length ? r.failedObjects.map((id) => id.slice(0, 12)).join(',') : r.status === 'unreachable' ? `last seen ${r.lastSeen ? new Date(r.lastSeen).toLocaleString() : 'never'}` : r.error ?? '',
     ]),
-    ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'FAILED'],
+    ['RELATIVE', 'RESULT', 'OBJECTS', 'BYTES', 'SAMPLES', 'TIME', 'TRAFFIC', 'DETAIL'],
   );
+  const away = reports.filter((r) => r.status === 'unreachable');
+  if (away.length) console.log(`${away.map((r) => r.peer).join(', ')} could not be reached: the copies there are kept, nothing failed, and the monthly audit tries again`);
 }
 
 const dollars = (n: number): string => (n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`);

@@ -259,6 +259,7 @@ program
     if (o.json) printJson(r);
     else {
       console.log(`${r.relinked ? 're-linked with' : 'joined'} ${r.name} (${r.peerId})`);
+      if (r.clockWarning) console.log(`warning: ${r.clockWarning}: set this computer's clock right (timedatectl set-ntp true)`);
       const rec = r.recoveredCatalog as { records: number } | undefined;
       if (rec) console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
     }
@@ -282,7 +283,9 @@ program
   .option('--json', 'print one JSON document')
   .action(async (o: { peer?: string; json?: boolean }) => {
     const reports = await ops.verify(home(), o.peer, createProgress({ json: Boolean(o.json) }));
-    if (reports.some((r) => !r.passed)) process.exitCode = 3;
+    // 3: a relative answered and failed; 5: none failed, but one could not be reached.
+    if (reports.some((r) => r.status === 'failed')) process.exitCode = 3;
+    else if (reports.some((r) => r.status === 'unreachable')) process.exitCode = 5;
     if (o.json) return printJson(reports);
     printVerify(reports);
   });

@@ -5,6 +5,8 @@
 // off, is asked again with the same seed, so for the same leaves: an honest host
 // only needed more time, and a host that saw the seed and stopped short of an
 // object it cannot prove gains no second draw. Objects still unanswered then fail.
+// A relative that cannot be reached at all (its computer sleeps) has not failed:
+// only a challenge it took and answered wrongly, or not in time, is a failure.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -69,9 +71,18 @@ export interface AuditFailure {
   reason: string;
 }
 
+/**
+ * passed: every object proved. failed: at least one object's challenge was answered
+ * wrongly, broke the protocol, or went unanswered past the deadline. unreachable:
+ * nothing failed, but the relative could not be reached for some or all objects
+ * (their placements stay; the monthly audit tries again).
+ */
+export type AuditStatus = 'passed' | 'failed' | 'unreachable';
+
 export interface AuditReport {
   /** The relative's PeerId. */
   peer: string;
+  status: AuditStatus;
   objects: number;
   /** Encrypted bytes covered. */
   bytes: number;
@@ -81,10 +92,14 @@ export interface AuditReport {
   failedObjects: string[];
   /** One line per failed object saying what was wrong. */
   failures: AuditFailure[];
+  /** Objects not asked about because the relative could not be reached (not failures). */
+  unreached: string[];
   durationMs: number;
   /** Bytes of requests and answers on the audit streams (framing included; Noise and Yamux overhead not). */
   bytesTransferred: number;
   attempts: number;
+  /** When the relative last answered anything (the daemon adds it; ISO, or null for never). */
+  lastSeen?: string | null;
   /** Why the relative's last attempt ended early: timeout, unreachable, or a protocol violation. */
   error?: string;
 }
@@ -178,6 +193,7 @@ export async function auditRelative(options: AuditRelativeOptions): Promise<Audi
   let error: string | undefined;
   // One seed for every attempt: a fresh one would let a host that broke off redraw its samples.
   const seed = options.seed ?? randomBytes(AUDIT_SEED_BYTES);
+  let unreachable = false;
   while (pending.length > 0 && attempts <= retries) {
     if (attempts > 0) await delay(options.retryDelayMs ?? AUDIT_DEFAULTS.retryDelayMs, undefined, options.signal ? { signal: options.signal } : {});
     attempts++;
@@ -186,17 +202,22 @@ export async function auditRelative(options: AuditRelativeOptions): Promise<Audi
     const [stuck, ...rest] = result.unanswered;
     pending = stuck ? [...rest, stuck] : [];
     error = result.error;
+    unreachable = result.unreachable === true;
   }
-  for (const o of pending) failures.set(o.id, `not answered after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${error}`);
+  // The last attempt decides: a relative that went to sleep mid-audit is unreachable, not failed.
+  if (!unreachable) for (const o of pending) failures.set(o.id, `not answered after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${error}`);
   const failed = plan.objects.filter((o) => failures.has(o.id));
+  const unreached = unreachable ? pending.map((o) => o.id) : [];
   return {
     peer: peerId.toString(),
+    status: failed.length > 0 ? 'failed' : unreached.length > 0 ? 'unreachable' : 'passed',
     objects: plan.objects.length,
     bytes: plan.bytes,
     samples: plan.samples,
-    passed: failed.length === 0,
+    passed: failed.length === 0 && unreached.length === 0,
     failedObjects: failed.map((o) => o.id),
     failures: failed.map((o) => ({ id: o.id, reason: failures.get(o.id)! })),
+    unreached,
     durationMs: Math.round(performance.now() - started),
     bytesTransferred: traffic.bytes,
     attempts,
@@ -215,8 +236,25 @@ interface AttemptContext {
   failures: Map<string, string>;
 }
 
-/** One seed, one deadline. Objects judged stay judged; the ones not reached are returned for the next attempt. */
-async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): Promise<{ unanswered: PlannedObject[]; error?: string }> {
+/**
+ * A report for a relative that could not be dialled at all: nothing was asked, so
+ * nothing failed.
+ */
+export function unreachableReport(peer: string, objects: readonly AuditObject[], why: string): AuditReport {
+  const plan = planAudit(objects);
+  return {
+    peer, status: 'unreachable', objects: plan.objects.length, bytes: plan.bytes, samples: 0, passed: false,
+    failedObjects: [], failures: [], unreached: plan.objects.map((o) => o.id), durationMs: 0, bytesTransferred: 0, attempts: 0, error: why,
+  };
+}
+
+/**
+ * One seed, one deadline. Objects judged stay judged; the ones not reached are
+ * returned for the next attempt. `unreachable`: the attempt ended because the
+ * relative could not be reached or the connection broke, not by the deadline or a
+ * protocol violation.
+ */
+async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): Promise<{ unanswered: PlannedObject[]; error?: string; unreachable?: boolean }> {
   const deadline = AbortSignal.timeout(ctx.timeoutMs);
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, deadline]) : deadline;
   let judged = 0;
@@ -243,12 +281,9 @@ async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): 
     return { unanswered: [] };
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
-    const why = deadline.aborted
-      ? `no answer within the ${ctx.timeoutMs} ms deadline`
-      : err instanceof ProtocolViolationError
-        ? `the relative broke the audit protocol: ${err.message}`
-        : `the relative could not be reached or broke off: ${(err as Error).message}`;
-    return { unanswered: objects.slice(judged), error: why };
+    if (deadline.aborted) return { unanswered: objects.slice(judged), error: `no answer within the ${ctx.timeoutMs} ms deadline` };
+    if (err instanceof ProtocolViolationError) return { unanswered: objects.slice(judged), error: `the relative broke the audit protocol: ${err.message}` };
+    return { unanswered: objects.slice(judged), error: `the relative could not be reached or broke off: ${(err as Error).message}`, unreachable: true };
   }
 }
 

@@ -20,6 +20,7 @@
 // changed before it could be stored never shows as backed up.
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Catalog, CatalogPayload, ContentRange, FileRecord, ObjectPayload } from '../storage/catalog/catalog.ts';
 import { scanSourceBatches, DEFAULT_IGNORES, type ScanEvent, type ScannedFile } from '../storage/scanner/scanner.ts';
@@ -27,11 +28,12 @@ import { IsoVolumeWriter, type IsoFileEntry } from '../storage/iso/writer.ts';
 import { encodeFsName } from '../storage/paths.ts';
 import type { Config, SourceConfig } from './config.ts';
 import type { ProgressSink } from './progress.ts';
-import type { EncodedObject, ObjectStore } from './object-store.ts';
+import { NoTargetError, type EncodedObject, type ObjectStore } from './object-store.ts';
 import { collectGarbage } from '../storage/collect-garbage.ts';
 import { holdYoungGenerationSmall, restoringYoungGeneration } from './heap-tuning.ts';
 import { volumeName } from './volume-name.ts';
 import { volumePaths } from './volume-paths.ts';
+import { overlapIgnores } from './overlap.ts';
 
 export interface BackupOptions {
   pack: boolean;
@@ -116,6 +118,7 @@ async function backup(ctx: BackupContext, options: BackupOptions): Promise<Backu
       await scanIntoCatalog(ctx, source, startedAt, initial.has(source.name), report);
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
+      if (err instanceof NoTargetError) continue;
       report.errors.push({ path: source.name, error: (err as Error).message });
       ctx.progress.log(`error: ${(err as Error).message}`);
     }
@@ -125,7 +128,13 @@ async function backup(ctx: BackupContext, options: BackupOptions): Promise<Backu
   for await (const item of catalog.unpacked()) pending.push(item);
   pending.push(...(await stagedOnly(catalog, new Set(pending.map((p) => p.hash)))));
   if (pending.length > 0) holdYoungGenerationSmall();
-  await storePending(ctx, pending, options, report);
+  try {
+    await storePending(ctx, pending, options, report);
+  } catch (err) {
+    // Every target is out: the reason is said once below, per target; the content stays to do.
+    if (!(err instanceof NoTargetError)) throw err;
+  }
+  for (const { target, reason } of ctx.store.unavailableTargets()) report.errors.push({ path: `target ${target}`, error: reason });
 
   report.finishedAt = Date.now();
   report.ok = report.errors.length === 0;
@@ -182,10 +191,12 @@ async function scanIntoCatalog(ctx: BackupContext, source: SourceConfig, time: n
     groupBytes = 0;
     if (files.length) await packFirstVolume(ctx, source, files, time, report);
   };
+  const overlaps = overlapIgnores(source, ctx.config, dirname(ctx.config.file));
+  for (const o of overlaps) ctx.progress.log(`warning: source ${source.name} holds ${o.what}: skipped (a config from before such overlaps were refused)`);
   const batches = scanSourceBatches({
     root: source.path,
     previous: ctx.catalog.latestBatches(source.name),
-    ignore: ctx.config.ignorePatterns(DEFAULT_IGNORES),
+    ignore: [...ctx.config.ignorePatterns(DEFAULT_IGNORES), ...overlaps.map((o) => o.pattern)],
     hash: !first,
     // A first backup packs every file it is handed: far slower than the walk.
     walkThread: !first,
@@ -325,6 +336,7 @@ async function stageBlobs(ctx: BackupContext, items: PendingContent[], report: B
       report.blobs.stored++;
       report.blobs.bytes += item.size;
     } catch (err) {
+      if (err instanceof NoTargetError) throw err;
       report.errors.push({ path: where, error: (err as Error).message });
       ctx.progress.log(`warning: ${where}: ${(err as Error).message} (will retry next run)`);
     }

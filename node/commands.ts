@@ -1,7 +1,12 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join as joinPath, resolve } from 'node:path';
+import { TARGET_MARKER_FILE } from '../storage/tier/dir.ts';
+import { writeFileAtomicSync } from './atomic-file.ts';
+import { checkNoOverlap, within } from './overlap.ts';
+import { hostedDir, hostDirCheck, markHostDir } from './hosted-dir.ts';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
 import type { ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
@@ -86,6 +91,7 @@ export function addSource(dir: string, path: string, name?: string): SourceConfi
   const config = loadConfig(paths);
   const sources = config.data.sources;
   if (sources.some((s) => s.path === abs)) throw new Error(`${abs} is already a source`);
+  checkNoOverlap(abs, config, paths.dir, 'source');
   if (name !== undefined) {
     checkName(name);
     if (sources.some((s) => s.name === name)) throw new Error(`a source named "${name}" exists already: choose another --name`);
@@ -96,20 +102,44 @@ export function addSource(dir: string, path: string, name?: string): SourceConfi
   return source;
 }
 
-export function addDirTarget(dir: string, path: string, name?: string): TargetConfig {
+/**
+ * Add a directory target and write its marker (storage/tier/dir.ts). The folder
+ * must exist: a missing one is most often a disk that is not mounted, and creating
+ * it would fill the system disk. `create` (quickstart's default folder) makes it.
+ */
+export function addDirTarget(dir: string, path: string, name?: string, options: { create?: boolean } = {}): TargetConfig {
   const paths = new HomePaths(dir);
-  loadIdentity(paths);
+  const keys = loadIdentity(paths);
   const abs = resolve(path);
-  if (existsSync(abs) && !statSync(abs).isDirectory()) throw new Error(`${abs} is not a folder: give a folder (it is created if missing)`);
+  if (options.create) mkdirSync(abs, { recursive: true });
+  if (!existsSync(abs)) throw new Error(`${abs} does not exist: mount the disk, or create the folder first (mkdir -p ${abs})`);
+  if (!statSync(abs).isDirectory()) throw new Error(`${abs} is not a folder: give the folder (or mount point) to back up into`);
   const config = loadConfig(paths);
   const targets = config.data.targets;
   if (targets.some((t) => t.kind === 'dir' && t.path === abs)) throw new Error(`${abs} is already a target`);
+  checkNoOverlap(abs, config, paths.dir, 'target');
   if (name !== undefined) {
     checkName(name);
     if (targets.some((t) => t.name === name)) throw new Error(`a target named "${name}" exists already: choose another --name`);
   }
-  const target: TargetConfig = { name: name ?? uniqueName(targets.map((t) => t.name), basename(abs) || 'disk'), kind: 'dir', path: abs };
-  mkdirSync(abs, { recursive: true });
+  const targetName = name ?? uniqueName(targets.map((t) => t.name), basename(abs) || 'disk');
+  const markerFile = joinPath(abs, TARGET_MARKER_FILE);
+  // A disk added again (after "target rm") keeps its marker.
+  let marker: string | undefined;
+  try {
+    marker = (JSON.parse(readFileSync(markerFile, 'utf8')) as { id?: string }).id;
+  } catch {
+    marker = undefined;
+  }
+  if (typeof marker !== 'string') {
+    marker = randomBytes(16).toString('hex');
+    try {
+      writeFileAtomicSync(markerFile, `${JSON.stringify({ hearth: 'dir-target', id: marker, name: targetName, home: peerIdFromSeed(keys.ed25519Seed), createdAt: new Date().toISOString() })}\n`);
+    } catch (err) {
+      throw new Error(`cannot write the target marker ${markerFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the folder must be writable`);
+    }
+  }
+  const target: TargetConfig = { name: targetName, kind: 'dir', path: abs, marker };
   targets.push(target);
   config.save();
   return target;
@@ -188,8 +218,14 @@ export function getSetting(dir: string, key: string): string {
 }
 
 export function setSetting(dir: string, key: string, value: string): void {
-  const config = loadConfig(new HomePaths(dir));
+  const paths = new HomePaths(dir);
+  const config = loadConfig(paths);
   config.set(key, value);
+  if (key === 'host.dir' && value !== '') {
+    const inSource = config.data.sources.find((s) => within(value, s.path));
+    if (inSource) throw new Error(`host.dir ${value} is inside source ${inSource.name}: relatives' objects would be backed up again; choose a folder outside the sources`);
+    markHostDir(value, peerIdFromSeed(loadIdentity(paths).ed25519Seed));
+  }
   config.save();
 }
 
@@ -265,7 +301,9 @@ export const SESSION_OPS: Record<string, Op> = {
     const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
-    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable });
+    const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable,
+      onUnavailable: (target, reason) => ctx.progress.log(`target ${target} skipped for the rest of this run (other targets and relatives still get it): ${reason}`),
+    });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     const cold = await placeColdCopies({
       catalog: s.catalog,
@@ -368,6 +406,8 @@ export const SESSION_OPS: Record<string, Op> = {
       daemon: Boolean(ctx.family),
       sources: s.config.data.sources,
       targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
+      /** Where relatives' encrypted objects are kept here. */
+      hostedDir: hostedDir(s.paths, s.config),
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats(), clock: s.catalog.clock() },
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),
@@ -384,7 +424,7 @@ export const SESSION_OPS: Record<string, Op> = {
 
   /** Re-hash every object this home keeps for relatives; damage reaches each owner through /hearth/status/1. */
   async scrub(ctx) {
-    const store = new HostStore({ home: ctx.session.paths.dir, quotaFor: () => 0 });
+    const store = new HostStore({ home: ctx.session.paths.dir, root: hostedDir(ctx.session.paths, ctx.session.config), quotaFor: () => 0 });
     const report = await scrubHostStore(store, {
       signal: ctx.signal,
       onProgress: (p) => ctx.progress.update({ phase: `scrubbing ${p.owner.slice(-8)}`, files: p.objects, bytes: p.bytes, totalBytes: p.totalBytes }),
@@ -522,7 +562,7 @@ export async function quickstart(dir: string, options: { source?: string; target
     options.say(`backing up ${src.path}`);
   }
   if (config.data.targets.length === 0) {
-    const tgt = addDirTarget(dir, options.target ?? process.env.HEARTH_TARGET ?? `${userHome}/hearth-backup`);
+    const tgt = addDirTarget(dir, options.target ?? process.env.HEARTH_TARGET ?? `${userHome}/hearth-backup`, undefined, { create: true });
     options.say(`into ${targetWhere(tgt)}`);
   }
   return backup(dir, { pack: false, progress: options.progress });

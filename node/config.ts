@@ -1,7 +1,7 @@
 // The home's config file (config.json): sources, targets and settings. Written
 // atomically (temp file, fsync, rename) so a crash never leaves half a file.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
 import { parseDuration, parseShare, parseSize } from './units.ts';
 import { checkWebhookUrl } from './alerts.ts';
@@ -17,6 +17,8 @@ export interface DirTargetConfig {
   name: string;
   kind: 'dir';
   path: string;
+  /** The id in the target's marker file; absent for targets added before markers. */
+  marker?: string;
 }
 
 /** An S3 bucket (docs/s3-tier.md). Credentials are never stored here: the SDK's chain finds them. */
@@ -90,8 +92,15 @@ export const SETTINGS: Record<string, SettingSpec> = {
     },
   },
   'policy.peers': { default: '2', describe: 'copies of every object kept at relatives (all of them when fewer)', check: positiveInt('policy.peers') },
-  'policy.unreachableAfter': durationSetting('14d', 'a relative unreachable this long no longer counts towards policy.peers'),
+  'policy.unreachableAfter': durationSetting('14d', 'a relative that has answered nothing for this long no longer counts towards policy.peers, and is alerted on'),
   'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
+  'host.dir': {
+    default: '',
+    describe: 'folder where relatives\' objects are kept (another disk); empty: <home>/hosted. Set it with the folder existing: a marker is written there',
+    check: (v) => {
+      if (v !== '' && !isAbsolute(v)) throw new Error(`host.dir must be an absolute path (or empty for <home>/hosted), got "${v}"`);
+    },
+  },
   'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
   'policy.cold': {
     default: 'fallback',
@@ -114,6 +123,8 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
   'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
   'audit.timeout': durationSetting('10m', 'how long a relative may take to answer an audit (it is asked once more before it fails)'),
+  'audit.retryEvery': durationSetting('1h', 'how often the monthly audit tries again a relative it could not reach'),
+  'audit.retryFor': durationSetting('24h', 'how long after the monthly audit it keeps trying unreachable relatives, before waiting for next month'),
   'schedule.scrub': { default: '15 03:00', describe: 'monthly scrub of relatives\' objects kept here ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.scrub') },
   'schedule.check': { default: '22 03:30', describe: 'monthly check of this home\'s own targets: existence and size of every object, and the bytes of a share of them ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.check') },
   'check.readDataSubset': { default: '5%', describe: 'share of objects whose bytes the scheduled check reads and hashes (0% to 100%; damaged copies are always read)', check: (v) => void parseShare(v, 'check.readDataSubset') },

@@ -7,6 +7,7 @@
 // keeps what it found) and state is closed.
 import { placementPolicyOf } from './placement-policy.ts';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { HostStore } from '../storage/hoststore/host-store.ts';
@@ -24,7 +25,7 @@ import { ControlServer } from './control.ts';
 import { copyCare, SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
 import { repairMarked, settleSuspects, SuspectCopies } from './checks/damage.ts';
 import { Replicator, type ReplicationReport } from './replicator.ts';
-import { auditRelative, objectsAt, type AuditReport } from './audit.ts';
+import { auditRelative, objectsAt, unreachableReport, type AuditReport } from './audit.ts';
 import { auditService, type AuditService } from '../protocol/audit.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
 import { parseDuration, parseSize } from './units.ts';
@@ -32,6 +33,7 @@ import { silentProgress, type ProgressSink } from './progress.ts';
 import { tuneHeapForTransfers } from './heap-tuning.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
+import { hostDirCheck, hostedDir } from './hosted-dir.ts';
 import type { SourceDrift } from './drift.ts';
 import type { BackupReport } from './backup.ts';
 
@@ -126,8 +128,11 @@ export class Daemon {
       // One quota covers a relative's objects and its catalog copy (DESIGN.md,
       // "Pairing"): each side is allowed what the other leaves of it.
       const quotaFor = (owner: string): number => roster.member(owner)?.quotaWeGrantThem ?? 0;
+      const checkRoot = hostDirCheck(session.paths, config(), session.peerId);
       const hostStore = new HostStore({
         home: session.paths.dir,
+        root: hostedDir(session.paths, config()),
+        ...(checkRoot ? { checkRoot } : {}),
         quotaFor: async (owner) => Math.max(0, quotaFor(owner) - (await catalogs.bytes(owner))),
         deleteDelay: config().duration('host.deleteDelay'),
       });
@@ -146,7 +151,7 @@ export class Daemon {
               quotaFor,
               storedBytesFor: async (peer) => (await hostStore.usage(peer)).used,
               pendingDeletionsFor: async (peer) => (await hostStore.pendingDeletions(peer)).length,
-              freeBytes: () => freeBytesAt(session.paths.dir),
+              freeBytes: () => freeBytesAt(hostStore.root).catch(() => freeBytesAt(session.paths.dir)),
               damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
@@ -168,11 +173,10 @@ export class Daemon {
 
   private async listen(): Promise<void> {
     this.control = await ControlServer.listen(this.session.paths.socket, (request, progress, clientGone) => this.handle(request.op, request.args, progress, clientGone));
+    // A connection opening is not an answer ("last seen" is): replication pings first.
     this.host.addEventListener('peer:connect', (event) => {
-      const id = event.detail.toString();
-      if (!this.roster.isMember(id)) return;
-      this.roster.markSeen(id).catch((err: unknown) => this.logFailure('recording a connection', err));
-      this.replicateSoon();
+      // Last seen is when it answered, not when a connection opened (node/family.ts).
+      if (this.roster.isMember(event.detail.toString())) this.replicateSoon();
     });
     // Where a relative can be dialled next time, after either side restarts: the
     // addresses it says it listens on. An inbound connection's remote address is
@@ -199,7 +203,12 @@ export class Daemon {
       jobs: [
         { name: 'backup', schedule: () => this.session.config.get('schedule.backup'), run: () => this.scheduledBackup() },
         { name: 'scrub', schedule: () => this.session.config.get('schedule.scrub'), run: () => this.handle('scrub', {}, silentProgress) },
-        { name: 'audit', schedule: () => this.session.config.get('schedule.audit'), run: () => this.handle('verify', {}, silentProgress) },
+        {
+          name: 'audit',
+          schedule: () => this.session.config.get('schedule.audit'),
+          run: (retry) => this.scheduledAudit(retry as string[] | undefined),
+          retry: { everyMs: () => this.session.config.duration('audit.retryEvery'), forMs: () => this.session.config.duration('audit.retryFor') },
+        },
         { name: 'check', schedule: () => this.session.config.get('schedule.check'), run: () => this.handle('check', { readData: this.session.config.get('check.readDataSubset') }, silentProgress) },
       ],
       onFailure: (job, err) => {
@@ -235,6 +244,18 @@ export class Daemon {
     if (!report.ok) throw new Error(`${report.errors.length} problems, first: ${report.errors[0]?.path}: ${report.errors[0]?.error}`);
     await this.alerts.resolve(alertKey('backup-failed'));
     return report;
+  }
+
+  /**
+   * The monthly audit, or a retry of the relatives it could not reach: those are
+   * handed back to the scheduler, which tries them again (audit.retryEvery) until
+   * audit.retryFor has passed.
+   */
+  private async scheduledAudit(only: string[] | undefined): Promise<{ retry?: string[] }> {
+    const reports = (await this.handle('verify', only ? { peers: only } : {}, silentProgress)) as AuditReport[];
+    const unreachable = reports.filter((r) => r.status === 'unreachable').map((r) => r.peer);
+    if (unreachable.length) this.log(`audit: ${unreachable.join(', ')} unreachable; trying again in ${this.session.config.get('audit.retryEvery')}`);
+    return unreachable.length ? { retry: unreachable } : {};
   }
 
   private async replicate(progress?: ProgressSink): Promise<ReplicationReport> {
@@ -292,11 +313,15 @@ export class Daemon {
       if (damaged.length) await this.alerts.raise({ kind: 'scrub-damage', relative: m.name, objects: damaged });
       if (report.failed.some((f) => f.peer === m.name && f.reason === 'disk-full')) await this.alerts.raise({ kind: 'relative-disk-full', relative: m.name });
       else if (report.placed.some((p) => p.peer === m.name)) await this.alerts.resolve(alertKey('relative-disk-full', m.name));
-      const lastSeen = Date.parse(m.lastSeen ?? m.pairedAt);
-      const online = this.host.getConnections(peerIdFromString(m.peerId)).length > 0;
-      if (!online && Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });
-      else if (online) await this.alerts.resolve(alertKey('relative-unreachable', m.name));
+      await this.alertIfUnreachable(m, limit);
     }
+  }
+
+  /** Alert once a relative has answered nothing for policy.unreachableAfter; clear it once it answers. */
+  private async alertIfUnreachable(m: FamilyMember, limit = this.session.config.duration('policy.unreachableAfter')): Promise<void> {
+    const lastSeen = Date.parse(m.lastSeen ?? m.pairedAt);
+    if (Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });
+    else await this.alerts.resolve(alertKey('relative-unreachable', m.name));
   }
 
   private handle(op: string, args: Record<string, unknown>, progress: ProgressSink, clientGone?: AbortSignal): Promise<unknown> {
@@ -380,32 +405,42 @@ export class Daemon {
       case 'replicate':
         return this.replicate(progress);
       case 'verify':
-        return this.verify(args.peer as string | undefined, progress);
+        return this.verify(args.peer !== undefined ? [this.memberNamed(args.peer as string)] : this.roster.members().filter((m) => !args.peers || (args.peers as string[]).includes(m.name)), progress);
       default:
         throw new Error(`unknown operation "${op}"`);
     }
   }
 
   /**
-   * Audit every relative (or one): challenge-response over /hearth/audit/1 against
-   * the Merkle roots in the catalog. A copy that fails is forgotten so the next
-   * replication pass sends a good one, and the family is alerted once.
+   * Audit every relative (or those named): challenge-response over /hearth/audit/1
+   * against the Merkle roots in the catalog. A copy that fails is forgotten so the
+   * next replication pass sends a good one, and the family is alerted once. A
+   * relative that cannot be reached keeps its placements: it is `unreachable`, and
+   * alerted on only once it has answered nothing for policy.unreachableAfter.
+   * (A retry of the scheduler names relatives by `peers`; one that left the family since is skipped.)
    */
-  private async verify(name: string | undefined, progress: ProgressSink): Promise<AuditReport[]> {
-    const members = name === undefined ? this.roster.members() : [this.memberNamed(name)];
+  private async verify(members: readonly FamilyMember[], progress: ProgressSink): Promise<AuditReport[]> {
     const reports: AuditReport[] = [];
     for (const m of members) {
       progress.update({ phase: `auditing ${m.name}`, files: reports.length, bytes: 0 });
       const objects = await objectsAt(this.session.catalog, m.peerId);
       if (objects.length === 0) continue;
-      await this.replicator.reach(m);
-      const report = await auditRelative({ node: this.host, peerId: m.peerId, objects, timeoutMs: this.session.config.duration('audit.timeout') });
-      reports.push({ ...report, peer: m.name });
+      const report = (await this.replicator.reach(m))
+        ? await auditRelative({ node: this.host, peerId: m.peerId, objects, timeoutMs: this.session.config.duration('audit.timeout') })
+        : unreachableReport(m.peerId, objects, 'the relative could not be reached (its computer may be asleep or offline)');
+      const member = this.roster.member(m.peerId) ?? m;
+      reports.push({ ...report, peer: m.name, lastSeen: member.lastSeen });
       for (const id of report.failedObjects) await this.replicator.markDamaged(id, m.peerId);
-      if (report.passed) await this.alerts.resolve(alertKey('audit-failed', m.name));
+      if (report.status === 'unreachable') {
+        await this.alertIfUnreachable(member);
+        continue;
+      }
+      // It answered the challenge.
+      await this.alerts.resolve(alertKey('relative-unreachable', m.name));
+      if (report.status === 'passed') await this.alerts.resolve(alertKey('audit-failed', m.name));
       else await this.alerts.raise({ kind: 'audit-failed', relative: m.name, objects: report.failedObjects });
     }
-    if (reports.some((r) => !r.passed)) this.replicateSoon();
+    if (reports.some((r) => r.status === 'failed')) this.replicateSoon();
     return reports;
   }
 
@@ -432,6 +467,8 @@ export class Daemon {
         addrs: m.addrs,
         bytesTheyStoreForUs: theyStore ?? null,
         bytesWeStoreForThem: weStore.used,
+        /** Where their objects are kept here. */
+        keptAt: join(this.hostStore.root, m.peerId),
         catalogRecordsWeHold: (await this.hostCatalogs.head(m.peerId)).seq,
         catalogBytesWeHold: await this.hostCatalogs.bytes(m.peerId),
         quotaTheyGrantUs: m.quotaTheyGrantUs,

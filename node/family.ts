@@ -19,6 +19,8 @@ export const MAX_OUTSTANDING_INVITES = 64;
  * replication timer, and before each new invite) forgets them after that.
  */
 export const SPENT_INVITE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+/** How often a member's "last seen" alone is written to the file. */
+const SEEN_WRITE_INTERVAL_MS = 60_000;
 
 export interface FamilyMember {
   /** Unique within the roster: `hearth peers rm NAME` uses it. */
@@ -29,6 +31,7 @@ export interface FamilyMember {
   quotaTheyGrantUs: number;
   quotaWeGrantThem: number;
   pairedAt: string;
+  /** When it last answered anything (a ping, identify, a protocol reply); not when a connection opened. */
   lastSeen: string | null;
   /**
    * The invite this home redeemed when the member joined it (absent when this home
@@ -51,6 +54,8 @@ export class FamilyRoster implements PairStore, FamilyGate {
   private queue: Promise<unknown> = Promise.resolve();
   /** Inviters this home is dialling to join (in memory: a join lasts seconds). */
   private readonly expected = new Map<string, number>();
+  /** When each member's "last seen" was last written to the file. */
+  private readonly seenWritten = new Map<string, number>();
 
   private constructor(file: string, state: RosterState, now: () => Date) {
     this.file = file;
@@ -167,12 +172,28 @@ export class FamilyRoster implements PairStore, FamilyGate {
     });
   }
 
-  /** Note that a member was just connected, and where it was seen. */
+  /**
+   * Note that a member just answered (a ping, identify, a protocol reply), and
+   * where it listens. The roster in memory has it at once; the file is rewritten
+   * (and fsynced) at most once a minute per member while its addresses stay the
+   * same, since replication asks every few minutes: a crash loses at most that
+   * minute of "last seen".
+   */
   markSeen(peerId: string, addrs?: string[]): Promise<void> {
-    return this.change((draft, now) => {
+    const known = this.state.members.find((m) => m.peerId === peerId);
+    if (!known) return Promise.resolve();
+    const now = this.now().getTime();
+    const sameAddrs = !addrs?.length || addrs.join(' ') === known.addrs.join(' ');
+    const written = this.seenWritten.get(peerId) ?? -Infinity;
+    if (sameAddrs && now - written < SEEN_WRITE_INTERVAL_MS) {
+      known.lastSeen = new Date(now).toISOString();
+      return Promise.resolve();
+    }
+    this.seenWritten.set(peerId, now);
+    return this.change((draft, at) => {
       const member = draft.members.find((m) => m.peerId === peerId);
       if (!member) return undefined;
-      member.lastSeen = new Date(now).toISOString();
+      member.lastSeen = new Date(at).toISOString();
       if (addrs && addrs.length > 0) member.addrs = addrs;
       return undefined;
     });

@@ -14,7 +14,7 @@ import { deferredReadable } from './deferred-stream.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
 import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
-import type { Tier } from '../storage/tier/tier.ts';
+import { TargetUnavailableError, type Tier } from '../storage/tier/tier.ts';
 import type { Catalog, CatalogPayload, ObjectRecord } from '../storage/catalog/catalog.ts';
 import { objectId, type EncodeOptions, type ObjectEncoderPool } from '../storage/objects/encode.ts';
 
@@ -54,6 +54,14 @@ export function sweepSpoolLeftovers(spoolDir: string, startedMs: number = perfor
   return removed;
 }
 
+/** Every target is out (full, read-only, not mounted) and no relative waits for objects: storing more is pointless this run. */
+export class NoTargetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoTargetError';
+  }
+}
+
 export class ObjectStore {
   private readonly spoolDir: string;
   private readonly keys: HomeKeys;
@@ -64,6 +72,9 @@ export class ObjectStore {
   private readonly outboxDir: string | undefined;
   private readonly wants: (tier: Tier, kind: 'blob' | 'volume') => boolean;
   private readonly resumable: (id: string) => boolean;
+  /** Targets out for the rest of this store's life (a run), with why: full, read-only, not mounted. */
+  private readonly unavailable = new Map<string, string>();
+  private readonly onUnavailable: (target: string, reason: string) => void;
 
   /**
    * With `outboxDir`, every stored object is also kept there (a hard link to the
@@ -75,8 +86,10 @@ export class ObjectStore {
   constructor(options: {
     spoolDir: string; keys: HomeKeys; catalog: Catalog; tiers: Tier[]; encoder: ObjectEncoderPool; outboxDir?: string;
     wants?: (tier: Tier, kind: 'blob' | 'volume') => boolean; resumable?: (id: string) => boolean;
+    onUnavailable?: (target: string, reason: string) => void;
   }) {
     this.spoolDir = options.spoolDir;
+    this.onUnavailable = options.onUnavailable ?? (() => {});
     this.outboxDir = options.outboxDir;
     if (this.outboxDir) mkdirSync(this.outboxDir, { recursive: true });
     this.keys = options.keys;
@@ -144,13 +157,29 @@ export class ObjectStore {
     // targets on one filesystem sharing an inode would be one copy, damaged together.
     let linked = false;
     for (const tier of this.tiers) {
-      if (!this.wants(tier, meta.kind)) continue;
+      if (!this.wants(tier, meta.kind) || this.unavailable.has(tier.name)) continue;
       const file = tier.kind === 'dir' && linked ? undefined : encoded.spoolFile;
+      try {
+        await tier.put(encoded.id, { size: encoded.encryptedSize, file, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
+      } catch (err) {
+        // A full, read-only or unmounted target stops only itself; what the others took is recorded.
+        if (!(err instanceof TargetUnavailableError)) throw err;
+        this.unavailable.set(tier.name, err.message);
+        this.onUnavailable(tier.name, err.message);
+        continue;
+      }
       if (tier.kind === 'dir') linked = true;
-      await tier.put(encoded.id, { size: encoded.encryptedSize, file, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
     }
+    if (payloads.length === 1 && !this.outboxDir && this.unavailable.size > 0) {
+      throw new NoTargetError(`no target can store objects now: ${[...this.unavailable.values()].join('; ')}`);
+    }
     return payloads;
+  }
+
+  /** Targets this run stopped using, and why (one entry per target). */
+  unavailableTargets(): Array<{ target: string; reason: string }> {
+    return [...this.unavailable].map(([target, reason]) => ({ target, reason }));
   }
 
   /** Put, record, and drop the spool copy. */
@@ -169,7 +198,8 @@ export class ObjectStore {
       // A copy marked damaged (node/checks/) is read only when there is no other.
       const healthy = new Set(placements.filter((p) => p.damaged === undefined).map((p) => p.target));
       const placed = new Set(placements.map((p) => p.target));
-      const tier = this.tiers.find((t) => healthy.has(t.name)) ?? this.tiers.find((t) => placed.has(t.name));
+      const usable = this.tiers.filter((t) => !this.unavailable.has(t.name));
+      const tier = usable.find((t) => healthy.has(t.name)) ?? usable.find((t) => placed.has(t.name));
       if (!tier) throw new Error(`object ${object.id} is on no configured target`);
       return readObjectRange(tier, object, this.keys.x25519Secret, 0, object.plainSize);
     });
@@ -185,7 +215,7 @@ export class ObjectStore {
   async retire(id: string): Promise<boolean> {
     if (this.outboxDir) return false;
     const placements = await this.catalog.placements(id);
-    const tiers = placements.map((p) => this.tiers.find((t) => t.name === p.target));
+    const tiers = placements.map((p) => this.tiers.find((t) => t.name === p.target && !this.unavailable.has(t.name)));
     if (tiers.some((t) => t === undefined)) return false;
     const time = Date.now();
     const payloads: CatalogPayload[] = [];

@@ -13,12 +13,16 @@ import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import { RemoteObjectError, SOURCE_CHUNK, type PutResult } from '../protocol/object.ts';
 import type { Libp2p } from '@libp2p/interface';
+import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
 import { deferredReadable } from './deferred-stream.ts';
 import { placeColdCopies } from './cold-placement.ts';
 import type { PlacementPolicy } from './placement-policy.ts';
 import type { ReadFailureListener } from './object-read.ts';
+
+/** Per step of reaching a relative: a dial, a DHT lookup, a ping. */
+const REACH_TIMEOUT_MS = 10_000;
 
 export interface ReplicationReport {
   placed: Array<{ id: string; peer: string }>;
@@ -81,19 +85,39 @@ export class Replicator {
     return new PeerTier({ name: member.peerId, peerId: peerIdFromString(member.peerId), node: this.o.host });
   }
 
-  /** Make sure libp2p can dial a relative by PeerId: its last known addresses, or the family DHT. */
+  /**
+   * Whether a relative answers now: connected (its last known addresses, or the
+   * family DHT) and answering a ping. A connection can outlive the computer on the
+   * other end (it went to sleep), so an open one is not taken for an answer; a
+   * ping that fails closes it. An answer is what "last seen" records.
+   */
   async reach(member: FamilyMember): Promise<boolean> {
     const peerId = peerIdFromString(member.peerId);
-    if (this.o.host.getConnections(peerId).length > 0) return true;
+    const connected = this.o.host.getConnections(peerId).length > 0 || (await this.dial(member));
+    if (!connected) return false;
+    const deadline = AbortSignal.timeout(REACH_TIMEOUT_MS);
+    try {
+      await (this.o.host.services as { ping: Ping }).ping.ping(peerId, { signal: deadline });
+    } catch {
+      // Only a connection that stays silent is stale; one that refused is left to what else it carries (a pairing).
+      if (deadline.aborted) await this.o.host.hangUp(peerId).catch(() => undefined);
+      return false;
+    }
+    await this.o.roster.markSeen(member.peerId);
+    return true;
+  }
+
+  private async dial(member: FamilyMember): Promise<boolean> {
+    const peerId = peerIdFromString(member.peerId);
     try {
       if (member.addrs.length) await this.o.host.peerStore.merge(peerId, { multiaddrs: member.addrs.map((a) => multiaddr(a)) });
-      await this.o.host.dial(peerId, { signal: AbortSignal.timeout(10_000) });
+      await this.o.host.dial(peerId, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS) });
       return true;
     } catch {
       try {
-        const found = await this.o.host.peerRouting.findPeer(peerId, { signal: AbortSignal.timeout(10_000) });
+        const found = await this.o.host.peerRouting.findPeer(peerId, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS) });
         await this.o.host.peerStore.merge(peerId, { multiaddrs: found.multiaddrs });
-        await this.o.host.dial(peerId, { signal: AbortSignal.timeout(10_000) });
+        await this.o.host.dial(peerId, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS) });
         return true;
       } catch {
         return false;

@@ -2,7 +2,11 @@
 // times. A home is a computer that gets switched off, so the scheduler remembers in
 // schedule.json when each job last ran and, when it starts, runs once any job whose
 // time passed while it was down (like anacron). Time comes from an injectable clock,
-// so tests drive weeks of schedule without waiting.
+// so tests drive weeks of schedule without waiting. A job whose run could not do
+// everything (a relative asleep during the monthly audit) asks to be retried: it is
+// run again every `retry.everyMs` with what it left over, until `retry.forMs` after
+// the scheduled run began, and then waits for its next scheduled time. Pending
+// retries are kept in schedule.json, so a restart does not lose them.
 import { join } from 'node:path';
 import { readStateFile, writeFileAtomicSync } from './atomic-file.ts';
 
@@ -72,7 +76,14 @@ export interface ScheduledJob {
   name: string;
   /** The schedule's text (see parseSchedule), read at every wake-up so config changes apply. */
   schedule: () => string;
-  run: () => Promise<unknown>;
+  /**
+   * A scheduled run gets no argument; a retry gets the `retry` its previous run
+   * resolved with. Resolving with `{ retry: X }` (X JSON-serialisable) asks for a
+   * retry, when the job has a retry policy.
+   */
+  run: (retry?: unknown) => Promise<unknown>;
+  /** Read at every retry, so config changes apply. */
+  retry?: { everyMs: () => number; forMs: () => number };
 }
 
 export interface SchedulerOptions {
@@ -100,6 +111,8 @@ export interface JobStatus {
   lastRun?: string;
   lastFinished?: string;
   lastError?: string;
+  /** ISO time of the next retry of the last run, when it left work over. */
+  retryAt?: string;
 }
 
 interface JobRecord {
@@ -111,6 +124,8 @@ interface JobRecord {
   lastRun?: string;
   lastFinished?: string;
   lastError?: string;
+  /** Work the last run left over, and when to try it again (until `until`). */
+  retry?: { state: unknown; at: string; until: string };
 }
 
 interface ScheduleStateFile {
@@ -183,6 +198,7 @@ export class Scheduler {
         lastRun: record?.lastRun,
         lastFinished: record?.lastFinished,
         lastError: record?.lastError,
+        retryAt: record?.retry?.at,
       };
     });
   }
@@ -218,8 +234,12 @@ export class Scheduler {
       const record = this.track(job, now);
       if (schedule.kind === 'off') continue;
       const due = previousTime(schedule, now)!;
-      if (!this.running.has(job.name) && due > servedUntil(record)) this.launch(job, now);
+      if (!this.running.has(job.name)) {
+        if (due > servedUntil(record)) this.launch(job, now);
+        else if (record.retry && Date.parse(record.retry.at) <= now) this.launch(job, now, record.retry);
+      }
       wakeAt = Math.min(wakeAt, nextTime(schedule, now)!);
+      if (record.retry && !this.running.has(job.name)) wakeAt = Math.min(wakeAt, Math.max(now, Date.parse(record.retry.at)));
     }
     this.cancelTimer = this.clock.setTimer(() => this.wake(), Math.max(0, wakeAt - now));
   }
@@ -235,20 +255,23 @@ export class Scheduler {
     return record;
   }
 
-  private launch(job: ScheduledJob, startedAt: number): void {
-    this.log(`scheduled ${job.name} starting`);
+  /** A scheduled run, or (with `retry`) a retry of the last one's leftovers, which keeps its start time. */
+  private launch(job: ScheduledJob, startedAt: number, retry?: JobRecord['retry']): void {
+    this.log(`scheduled ${job.name} ${retry ? 'retrying what its last run left over' : 'starting'}`);
     const run = (async () => {
       let error: Error | undefined;
+      let result: unknown;
       try {
-        await job.run();
+        result = await job.run(retry?.state);
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
       }
       const record = this.state.jobs[job.name]!;
-      record.lastRun = new Date(startedAt).toISOString();
+      if (!retry) record.lastRun = new Date(startedAt).toISOString();
       record.lastFinished = new Date(this.clock.now()).toISOString();
       if (error) record.lastError = error.message;
       else delete record.lastError;
+      this.planRetry(job, record, result, retry ? Date.parse(retry.until) : undefined);
       this.save();
       this.running.delete(job.name);
       if (error) this.report(job.name, error);
@@ -257,6 +280,21 @@ export class Scheduler {
       this.wake();
     })();
     this.running.set(job.name, run);
+  }
+
+  /** Keep the leftovers a run resolved with for a retry, unless its retry window has closed. */
+  private planRetry(job: ScheduledJob, record: JobRecord, result: unknown, until: number | undefined): void {
+    delete record.retry;
+    const state = (result as { retry?: unknown } | undefined)?.retry;
+    if (!job.retry || state === undefined) return;
+    const now = this.clock.now();
+    const end = until ?? Date.parse(record.lastRun!) + job.retry.forMs();
+    const at = now + job.retry.everyMs();
+    if (at > end) {
+      this.log(`scheduled ${job.name} gives up on what is left until its next scheduled run`);
+      return;
+    }
+    record.retry = { state, at: new Date(at).toISOString(), until: new Date(end).toISOString() };
   }
 
   private report(job: string, error: Error): void {

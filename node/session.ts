@@ -94,7 +94,7 @@ export class HomeSession {
       this.s3Cache.set(target.name, tier);
       return tier;
     }
-    return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId });
+    return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId, ...(target.marker !== undefined ? { marker: target.marker } : {}) });
   }
 
   async close(): Promise<void> {

@@ -126,6 +126,8 @@ export interface JoinResult {
   quotaWeGrantThem: number;
   /** This home's PeerId was already in the inviter's family (a recovered home). */
   relinked: boolean;
+  /** Set when the two homes' clocks differ by more than a minute: by how much. */
+  clockWarning?: string;
 }
 
 /**
@@ -151,7 +153,8 @@ interface PairRequest {
   addrs: string[];
 }
 
-type PairReply = { ok: true; name: string; quota: number; relinked: boolean } | { ok: false; reason: InviteRefusal; error: string };
+/** `time`: the inviter's clock when it answered (ISO), so a joiner can tell how far the two clocks differ. */
+type PairReply = { ok: true; name: string; quota: number; relinked: boolean; time?: string } | { ok: false; reason: InviteRefusal; error: string; time?: string };
 
 export class PairService implements Startable {
   readonly protocol = PAIR_PROTOCOL;
@@ -215,7 +218,10 @@ export class PairService implements Startable {
 
   /** Join the family of the home that made `code`. Records the inviter only once it accepted. */
   async join(code: string, offer: JoinOffer): Promise<JoinResult> {
-    const invite = parseInvite(code, this.now());
+    // The code's expiry is the inviter's to judge, by the clock that made it: a code
+    // that looks expired here is still offered, and a refusal says how far the clocks differ.
+    const invite = parseInvite(code, new Date(0));
+    const expiredHere = invite.expiresAt.getTime() <= this.now().getTime();
     if (offer.name !== undefined) peerName(offer.name, 'the name for the inviting home');
     wholeNumber(offer.quota, 'the quota for the inviting home');
     peerName(this.selfName(), "this home's name");
@@ -242,9 +248,13 @@ export class PairService implements Startable {
       }, signal).catch((err: unknown) => {
         if (err instanceof ProtocolMessageError || offer.signal?.aborted) throw err;
         if (timeout.aborted) throw new Error(`the inviting home did not answer within ${this.timeoutMs / 1000} s: try again`);
+        if (expiredHere) throw new PairRefusedError('expired', `invite code expired at ${invite.expiresAt.toISOString()} by this computer's clock (now ${this.now().toISOString()}), and the inviting home refused it too: ask for a new one; if it is fresh, one of the two clocks is wrong`);
         throw new PairRefusedError('not-admitted', `the inviting home closed the connection: this code was already used or has expired (or it runs no Hearth): ask for a new one (${(err as Error).message})`);
       });
-      if (!reply.ok) throw new PairRefusedError(reply.reason, reply.error);
+      if (!reply.ok) {
+        const skew = reply.reason === 'expired' && reply.time !== undefined ? clockSkew(this.now().getTime(), Date.parse(reply.time)) : undefined;
+        throw new PairRefusedError(reply.reason, skew ? `${reply.error} (${skew}; codes expire by the inviting home's clock)` : reply.error);
+      }
       const recorded = await this.store.recordPeer({
         peerId: invite.inviter,
         name: offer.name ?? reply.name,
@@ -252,7 +262,8 @@ export class PairService implements Startable {
         quotaTheyGrantUs: reply.quota,
         quotaWeGrantThem: offer.quota,
       });
-      return { peerId: invite.inviter, name: recorded.name, quotaTheyGrantUs: reply.quota, quotaWeGrantThem: offer.quota, relinked: reply.relinked };
+      const skew = reply.time !== undefined ? clockSkew(this.now().getTime(), Date.parse(reply.time)) : undefined;
+      return { peerId: invite.inviter, name: recorded.name, quotaTheyGrantUs: reply.quota, quotaWeGrantThem: offer.quota, relinked: reply.relinked, ...(skew ? { clockWarning: skew } : {}) };
     } finally {
       release();
       // The pairing connection began as a stranger's, which the DHT ignored; the
@@ -298,7 +309,7 @@ export class PairService implements Startable {
       const request = parsePairRequest(await frames.read(signal));
       const reply = await this.answer(request, joiner);
       accepted = reply.ok;
-      await frames.write(reply, signal);
+      await frames.write({ ...reply, time: this.now().toISOString() }, signal);
       await stream.close({ signal });
       // The joiner closes its side once it has read the reply; closing the
       // connection before that could cut the refusal off.
@@ -348,6 +359,20 @@ async function remoteClosed(stream: Stream, ms: number): Promise<void> {
   });
 }
 
+/** Clocks within this of each other are taken to agree (the reply's own trip included). */
+const CLOCK_TOLERANCE_MS = 60_000;
+
+/** "this computer's clock is 2 h 5 min ahead of the inviting home's", or undefined when they agree. */
+function clockSkew(here: number, there: number): string | undefined {
+  const offset = here - there;
+  if (!Number.isFinite(offset) || Math.abs(offset) <= CLOCK_TOLERANCE_MS) return undefined;
+  const minutes = Math.round(Math.abs(offset) / 60_000);
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  const parts = [days && `${days} d`, hours && `${hours} h`, minutes % 60 && `${minutes % 60} min`].filter(Boolean).join(' ');
+  return `the clocks differ: this computer's clock is ${parts} ${offset > 0 ? 'ahead of' : 'behind'} the inviting home's`;
+}
+
 function refusal(reason: InviteRefusal, error: string): PairReply {
   return { ok: false, reason, error };
 }
@@ -375,13 +400,18 @@ function parsePairReply(value: unknown): PairReply {
   const message = asRecord(value, 'pair reply');
   if (message.ok === true) {
     if (typeof message.relinked !== 'boolean') throw new ProtocolMessageError('pair reply: relinked must be true or false');
-    return { ok: true, name: peerName(message.name), quota: wholeNumber(message.quota, 'pair reply: quota'), relinked: message.relinked };
+    return { ok: true, name: peerName(message.name), quota: wholeNumber(message.quota, 'pair reply: quota'), relinked: message.relinked, ...replyTime(message.time) };
   }
   const reason = message.reason;
   if (message.ok !== false || (reason !== 'unknown' && reason !== 'used' && reason !== 'expired') || typeof message.error !== 'string') {
     throw new ProtocolMessageError('pair reply is neither an acceptance nor a refusal');
   }
-  return { ok: false, reason, error: message.error.slice(0, 300) };
+  return { ok: false, reason, error: message.error.slice(0, 300), ...replyTime(message.time) };
+}
+
+/** Hearth before 0.1 sent no time; a malformed one is ignored like an absent one. */
+function replyTime(value: unknown): { time?: string } {
+  return typeof value === 'string' && value.length <= 40 && Number.isFinite(Date.parse(value)) ? { time: value } : {};
 }
 
 function peerName(value: unknown, what = 'pair message: name'): string {

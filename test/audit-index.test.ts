@@ -129,7 +129,7 @@ describe('Merkle index', () => {
     const upload = await store.beginPut(OWNER, 'huge', { size, merkleRoot: root, leafSize: LEAF });
     for (let i = 0; i < chunks; i++) await upload.write([chunkOf(i)]);
     await upload.finish();
-    expect(await readKeptHash(home, OWNER, 'huge')).toEqual({ merkleRoot: root, leafSize: LEAF, size });
+    expect(await readKeptHash(join(home, 'hosted'), OWNER, 'huge')).toEqual({ merkleRoot: root, leafSize: LEAF, size });
 
     const object = await index.open(OWNER, 'huge', LEAF);
     expect(index.counters.builds).toBe(0);

@@ -1,7 +1,7 @@
 // The whole local engine through the real CLI: back up a generated library to a
 // directory target, change it, back up again, and restore as of each time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
@@ -40,6 +40,7 @@ describe('backup and restore through the CLI', () => {
     expect(init.peerId).toMatch(/^12D3KooW/);
     expect(statSync(join(home, 'identity.json')).mode & 0o777).toBe(0o600);
     hearthOk(home, ['source', 'add', photos]);
+    mkdirSync(disk, { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', disk, '--name', 'usb']);
     hearthOk(home, ['config', 'set', 'volume.size', '2MiB']);
     expect(hearthOk(home, ['config', 'get', 'volume.size']).trim()).toBe('2MiB');
@@ -162,6 +163,7 @@ describe('a source that vanished', () => {
       hearthOk(h, ['init', '--json']);
       hearthOk(h, ['source', 'add', nas]);
       hearthOk(h, ['source', 'add', local]);
+      mkdirSync(join(base, 'disk'), { recursive: true });
       hearthOk(h, ['target', 'add', 'dir', join(base, 'disk')]);
       hearthJson(h, ['backup']);
       rmSync(join(nas, 'a.jpg'));

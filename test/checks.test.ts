@@ -179,3 +179,48 @@ describe('drift', () => {
     expect(report.local.files).toBe(6);
   });
 });
+
+describe('a relative that sleeps', () => {
+  it('is unreachable, not failed: exit 5, its copies stay, no alert until policy.unreachableAfter; it passes again once awake', async () => {
+    const c = daemons[2]!;
+    const before = hearthJson<any[]>(home('A'), ['objects']);
+    const mailsBefore = mails.length;
+    const seenBefore = hearthJson<any[]>(home('A'), ['peers']).find((p) => p.name === 'C').lastSeen;
+    // A suspended process: its connection to A stays open, but nothing answers.
+    c.process.kill('SIGSTOP');
+    try {
+      const run = await hearthAsync(home('A'), ['verify', '--peer', 'C', '--json']);
+      expect(run.code, run.stderr).toBe(5);
+      const [report] = JSON.parse(run.stdout) as any[];
+      expect(report).toMatchObject({ peer: 'C', status: 'unreachable', passed: false, failedObjects: [] });
+      expect(report.unreached.sort()).toEqual(before.map((o) => o.id).sort());
+      expect(Date.parse(report.lastSeen)).toBeGreaterThanOrEqual(Date.parse(seenBefore));
+      const text = await hearthAsync(home('A'), ['verify', '--peer', 'C']);
+      expect(text.code).toBe(5);
+      expect(text.stdout).toMatch(/C\s+unreachable/);
+      expect(text.stdout).not.toMatch(/FAILED/);
+      expect(hearthJson<any[]>(home('A'), ['objects'])).toEqual(before);
+      expect(mails.slice(mailsBefore)).toEqual([]);
+
+      // Unreachable for longer than policy.unreachableAfter: now the family hears of it, once.
+      // (20 s, not less: B, which answers, is last seen at the start of each replication pass.)
+      hearthOk(home('A'), ['config', 'set', 'policy.unreachableAfter', '20s']);
+      const seenC = Date.parse(report.lastSeen);
+      await new Promise((r) => setTimeout(r, Math.max(0, seenC + 21_000 - Date.now())));
+      const late = await hearthAsync(home('A'), ['verify', '--peer', 'C', '--json']);
+      expect(late.code).toBe(5);
+      const alerts = mails.slice(mailsBefore);
+      expect(alerts.map((m) => m.subject)).toEqual([expect.stringMatching(/C unreachable since/)]);
+      expect(alerts.some((m) => /could not prove/.test(m.text))).toBe(false);
+      expect(hearthJson<any[]>(home('A'), ['objects'])).toEqual(before);
+    } finally {
+      c.process.kill('SIGCONT');
+    }
+    const awake = await hearthAsync(home('A'), ['verify', '--peer', 'C', '--json']);
+    expect(awake.code, awake.stdout).toBe(0);
+    expect(JSON.parse(awake.stdout)[0].status).toBe('passed');
+    // Answering clears the alert.
+    expect(mails.slice(mailsBefore).map((m) => m.subject)).toEqual([expect.stringMatching(/C unreachable since/), expect.stringMatching(/resolved: C unreachable/)]);
+    hearthOk(home('A'), ['config', 'set', 'policy.unreachableAfter', '14d']);
+  }, 90_000);
+});

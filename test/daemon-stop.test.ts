@@ -2,7 +2,7 @@
 // the next safe point instead of finishing (a first backup of a big library, or its
 // first copy to a relative, can take hours; Docker and systemd kill a daemon that
 // does not stop), exits 0, and leaves a valid catalog; the next run finishes the job.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -70,6 +70,7 @@ describe('hearth daemon stopped mid-work', () => {
     for (let i = 0; i < FILES; i++) writeFile(photos, `${String(i).padStart(3, '0')}.jpg`, FILE_BYTES, i + 1);
     hearthJson(a, ['init']);
     hearthOk(a, ['source', 'add', photos]);
+    mkdirSync(join(work, 'target'), { recursive: true });
     hearthOk(a, ['target', 'add', 'dir', join(work, 'target')]);
     hearthOk(a, ['config', 'set', 'volume.size', `${FILE_BYTES}`]);
     const daemon = await start(a);

@@ -46,7 +46,7 @@ async function expectIndexedAndHashed(store: HostStore, id: string, data: Buffer
   } finally {
     await object.close();
   }
-  expect(await readKeptHash(home, OWNER, id)).toEqual(declared);
+  expect(await readKeptHash(join(home, 'hosted'), OWNER, id)).toEqual(declared);
 }
 
 async function errorOf(promise: Promise<unknown>): Promise<HostStoreError> {
@@ -244,7 +244,7 @@ describe('HostStore', () => {
     expect(await store.purgeExpired()).toEqual([{ owner: OWNER, name: 'd1', size: 2000 }]);
     expect(existsSync(join(home, 'hosted', OWNER, 'objects', 'd1', 'd1'))).toBe(false);
     expect(existsSync(store.indexFile(OWNER, 'd1'))).toBe(false);
-    expect(await readKeptHash(home, OWNER, 'd1')).toBeUndefined();
+    expect(await readKeptHash(join(home, 'hosted'), OWNER, 'd1')).toBeUndefined();
     expect(await readdir(join(home, 'hosted', OWNER, 'deletions'))).toEqual([]);
     expect(await store.usage(OWNER)).toEqual({ used: hostedBytes(3000), quota: Infinity, pendingDeletionBytes: 0 });
   });

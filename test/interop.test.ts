@@ -34,6 +34,7 @@ beforeAll(() => {
   writeFile(photos, 'seed.jpg', 1000, 99);
   hearthOk(home, ['init', '--json']);
   hearthOk(home, ['source', 'add', photos]);
+  mkdirSync(join(work, 'disk'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
   hearthJson(home, ['backup']);
   let seed = 100;

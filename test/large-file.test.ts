@@ -35,6 +35,7 @@ describe('a file larger than 4 GiB', () => {
     const home = join(work, 'home');
     hearthOk(home, ['init', '--json']);
     hearthOk(home, ['source', 'add', photos]);
+    mkdirSync(join(work, 'disk'), { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
     hearthOk(home, ['config', 'set', 'volume.size', '1GiB']);
     const report = hearthJson(home, ['backup', '--pack']);

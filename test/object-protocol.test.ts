@@ -212,7 +212,7 @@ describe('/hearth/object/1 through PeerTier', () => {
 
     // The host's index and scrub hash cover the kept prefix as well as the rest.
     const ownerId = owner.peerId.toString();
-    expect(await readKeptHash(home, ownerId, 'abcd')).toEqual({ merkleRoot, leafSize, size: data.byteLength });
+    expect(await readKeptHash(join(home, 'hosted'), ownerId, 'abcd')).toEqual({ merkleRoot, leafSize, size: data.byteLength });
     const index = new MerkleIndexStore({ store: host.store });
     const indexed = await index.open(ownerId, 'abcd', leafSize);
     expect(indexed.root).toBe(merkleRoot);

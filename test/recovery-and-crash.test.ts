@@ -108,6 +108,7 @@ describe('catalog integrity', () => {
     makeLibrary(photos);
     hearthOk(home, ['init', '--json']);
     hearthOk(home, ['source', 'add', photos]);
+    mkdirSync(join(work, 'flip-disk'), { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', join(work, 'flip-disk')]);
     hearthJson(home, ['backup']);
     expect(hearthOk(home, ['catalog', 'verify'])).toMatch(/catalog ok: \d+ records/);
@@ -177,6 +178,7 @@ describe('catalog integrity', () => {
     for (let i = 0; i < KILL_FILES; i++) writeFile(photos, `batch/${String(i).padStart(3, '0')}.jpg`, KILL_FILE_SIZE, 1000 + i);
     hearthOk(home, ['init', '--json']);
     hearthOk(home, ['source', 'add', photos]);
+    mkdirSync(join(work, 'kill-disk'), { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', join(work, 'kill-disk')]);
     hearthOk(home, ['config', 'set', 'volume.size', String(KILL_FILE_SIZE * FILES_PER_VOLUME)]);
 

@@ -29,6 +29,7 @@ beforeAll(() => {
   writeFile(photos, 'sub/inner.jpg', 3100, 2);
   hearthJson(home, ['init']);
   hearthOk(home, ['source', 'add', photos]);
+  mkdirSync(join(work, 'disk'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
   hearthJson(home, ['backup']);
 });
@@ -56,6 +57,7 @@ describe('restore stays inside --to', () => {
     const h = join(work, 'home-linked');
     hearthJson(h, ['init']);
     hearthOk(h, ['source', 'add', lib]);
+    mkdirSync(join(work, 'disk-linked'), { recursive: true });
     hearthOk(h, ['target', 'add', 'dir', join(work, 'disk-linked')]);
     hearthJson(h, ['backup']);
     await sleep(20);
@@ -118,6 +120,7 @@ describe('a sparse file', () => {
     const h = join(work, 'home-sparse');
     hearthJson(h, ['init']);
     hearthOk(h, ['source', 'add', lib]);
+    mkdirSync(join(work, 'disk-sparse'), { recursive: true });
     hearthOk(h, ['target', 'add', 'dir', join(work, 'disk-sparse')]);
     hearthJson(h, ['backup']);
 

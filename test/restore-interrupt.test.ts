@@ -32,6 +32,7 @@ beforeAll(() => {
   closeSync(fd);
   hearthJson(home, ['init']);
   hearthOk(home, ['source', 'add', photos]);
+  mkdirSync(join(work, 'disk'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
   hearthJson(home, ['backup']);
 });

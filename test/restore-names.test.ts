@@ -34,6 +34,7 @@ beforeAll(() => {
   writeFile(photos, 'back\\slash\\xe9.txt', 1700, 202);
   hearthJson(home, ['init']);
   hearthOk(home, ['source', 'add', photos]);
+  mkdirSync(join(work, 'disk'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
   hearthJson(home, ['backup']);
 });

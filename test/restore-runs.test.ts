@@ -1,7 +1,7 @@
 // Restoring many small files out of one volume reads them in runs: one range per
 // run of consecutive files, not one per file. A run whose copy is damaged falls back
 // to each file on its own, from every place that holds it.
-import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +25,9 @@ beforeAll(() => {
   writeFile(photos, 'video.mp4', 3 * 1024 * 1024 + 5, 999);
   hearthJson(home, ['init']);
   hearthOk(home, ['source', 'add', photos]);
+  mkdirSync(join(work, 'near'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'near'), '--name', 'near']);
+  mkdirSync(join(work, 'far'), { recursive: true });
   hearthOk(home, ['target', 'add', 'dir', join(work, 'far'), '--name', 'far']);
   // A first backup packs everything into one volume, at both targets.
   hearthJson(home, ['backup']);

@@ -3,7 +3,7 @@
 // retrieved; a cold object deleted or replaced in the bucket is found and written
 // again from the home's disk, in the target's class.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync } from './helpers/cli.ts';
@@ -48,6 +48,7 @@ describe('hearth check on an S3 target', () => {
     makeLibrary(photos);
     await ok(home, ['init']);
     await ok(home, ['source', 'add', photos]);
+    mkdirSync(join(work, 'usb'), { recursive: true });
     await ok(home, ['target', 'add', 'dir', join(work, 'usb'), '--name', 'usb']);
     await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'chk', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
     await ok(home, ['config', 'set', 'policy.cold', 'always']);

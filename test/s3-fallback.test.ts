@@ -3,7 +3,7 @@
 // the relative back, later volumes stay off S3. The S3 server (fauxqs with the
 // archive layer) runs in this process, so every CLI call here is asynchronous.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync } from './helpers/cli.ts';
@@ -58,6 +58,7 @@ async function homeWith(name: string, settings: Record<string, string>): Promise
 describe('policy.cold fallback', () => {
   it('without relatives: a volume goes cold once policy.fallbackAfter has passed, not before; never means never', async () => {
     const { home } = await homeWith('alone', {});
+    mkdirSync(join(work, 'usb-alone'), { recursive: true });
     await ok(home, ['target', 'add', 'dir', join(work, 'usb-alone')]);
     await ok(home, ['backup', '--pack']);
     const volumes = await volumeIds(home);
@@ -68,6 +69,7 @@ describe('policy.cold fallback', () => {
     expect(await coldIds(home)).toEqual(volumes);
 
     const never = await homeWith('never', { 'policy.cold': 'never' });
+    mkdirSync(join(work, 'usb-never'), { recursive: true });
     await ok(never.home, ['target', 'add', 'dir', join(work, 'usb-never')]);
     await ok(never.home, ['backup', '--pack']);
     await sleep(2100);

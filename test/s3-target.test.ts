@@ -4,7 +4,7 @@
 // staged blobs stay off cold storage; a home whose only place is the bucket keeps
 // everything there and restores from it byte-exact.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync, hearthSpawn, type CliResult } from './helpers/cli.ts';
@@ -66,6 +66,7 @@ describe('hearth target add s3', () => {
     makeLibrary(photos);
     await ok(home, ['init']);
     await ok(home, ['source', 'add', photos]);
+    mkdirSync(join(work, 'usb-always'), { recursive: true });
     await ok(home, ['target', 'add', 'dir', join(work, 'usb-always'), '--name', 'usb']);
     expect(await ok(home, s3Args(['--storage-class', 'DEEP_ARCHIVE', '--name', 'cold']))).toMatch(/added target cold: s3:\/\/family\/hearth at .* \(DEEP_ARCHIVE\)/);
     await ok(home, ['config', 'set', 'policy.cold', 'always']);

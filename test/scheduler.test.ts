@@ -341,3 +341,47 @@ describe('Scheduler', () => {
     expect(autumn.runs.map(show)).toEqual(['2026-10-31 01:30', '2026-11-01 01:30', '2026-11-02 01:30', '2026-11-03 01:30']);
   });
 });
+
+describe('retries of what a run left over', () => {
+  it('a job that leaves work over is run again hourly with it for a day, then waits for its next scheduled time; a restart keeps the plan', async () => {
+    const clock = new FakeClock(local(2026, 6, 30, 12));
+    const calls: Array<{ at: string; retry: unknown }> = [];
+    /** Like the audit: relative "c" sleeps all along, "b" wakes at the 3rd retry. */
+    const job: ScheduledJob = {
+      name: 'audit',
+      schedule: () => '1 02:30',
+      retry: { everyMs: () => 3_600_000, forMs: () => 24 * 3_600_000 },
+      run: async (retry) => {
+        calls.push({ at: show(clock.now()), retry });
+        const asked = (retry as string[] | undefined) ?? ['a', 'b', 'c'];
+        const left = asked.filter((r) => r === 'c' || (r === 'b' && calls.length < 4));
+        return left.length ? { retry: left } : {};
+      },
+    };
+    const first = scheduler(clock, [job]);
+    first.start();
+    await clock.advanceTo(local(2026, 7, 1, 5, 45));
+    expect(calls.map((c) => c.at)).toEqual(['2026-07-01 02:30', '2026-07-01 03:30', '2026-07-01 04:30', '2026-07-01 05:30']);
+    expect(calls.map((c) => c.retry)).toEqual([undefined, ['b', 'c'], ['b', 'c'], ['b', 'c']]);
+    expect(first.status()[0]!.retryAt).toBe(new Date(local(2026, 7, 1, 6, 30)).toISOString());
+    await first.stop();
+
+    // The daemon restarts at 07:00: the pending retry is caught up at once, then hourly.
+    await clock.advanceTo(local(2026, 7, 1, 7));
+    const second = scheduler(clock, [job]);
+    second.start();
+    await settle();
+    expect(calls.at(-1)).toEqual({ at: '2026-07-01 07:00', retry: ['c'] });
+    await clock.advanceTo(local(2026, 7, 3));
+    const retries = calls.slice(1);
+    // Within 24 h of 02:30: the last retry is at or before July 2, 02:30.
+    expect(retries.at(-1)!.at).toBe('2026-07-02 02:00');
+    expect(retries.length).toBeLessThanOrEqual(24);
+    expect(second.status()[0]!.retryAt).toBeUndefined();
+    const lastRun = second.status()[0]!.lastRun;
+    expect(lastRun).toBe(new Date(local(2026, 7, 1, 2, 30)).toISOString());
+    // Next month starts afresh with everyone.
+    await clock.advanceTo(local(2026, 8, 1, 3));
+    expect(calls.filter((c) => c.at === '2026-08-01 02:30')).toEqual([{ at: '2026-08-01 02:30', retry: undefined }]);
+  });
+});

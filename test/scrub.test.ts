@@ -77,8 +77,8 @@ describe('host scrub', () => {
   });
 
   it('keeps the verified hash of every published object', async () => {
-    expect(await readKeptHash(home, OWNER, 'bb02')).toEqual(declaredFor(data.get('bb02')!));
-    expect(await readKeptHash(home, OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
+    expect(await readKeptHash(join(home, 'hosted'), OWNER, 'bb02')).toEqual(declaredFor(data.get('bb02')!));
+    expect(await readKeptHash(join(home, 'hosted'), OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
     // Listing objects is unaffected by the kept hashes.
     const listed = [];
     for await (const o of store.list(OWNER)) listed.push(o.name);
@@ -135,12 +135,12 @@ describe('host scrub', () => {
   it('adopts the hash of objects stored before hashes were kept, or kept in an older form, then judges them', async () => {
     await rm(join(home, 'hosted', OWNER, 'hashes'), { recursive: true });
     // The form kept before the Merkle root was: a whole-object SHA-256.
-    await writeFile(keptHashPath(home, OTHER, 'ee05'), JSON.stringify({ sha256: sha256(data.get('ee05')!), size: 100_000 }));
+    await writeFile(keptHashPath(join(home, 'hosted'), OTHER, 'ee05'), JSON.stringify({ sha256: sha256(data.get('ee05')!), size: 100_000 }));
     const first = await scrubHostStore(store);
     expect(first.adopted).toBe(5);
     expect(first.owners.flatMap((o) => o.damaged)).toEqual([]);
-    expect(await readKeptHash(home, OWNER, 'cc03')).toEqual(declaredFor(data.get('cc03')!));
-    expect(await readKeptHash(home, OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
+    expect(await readKeptHash(join(home, 'hosted'), OWNER, 'cc03')).toEqual(declaredFor(data.get('cc03')!));
+    expect(await readKeptHash(join(home, 'hosted'), OTHER, 'ee05')).toEqual(declaredFor(data.get('ee05')!));
 
     await flipByte(store.objectFile(OWNER, 'cc03'), 7);
     const second = await scrubHostStore(store);
@@ -157,7 +157,7 @@ describe('host scrub', () => {
     await timed.delete(OWNER, 'aa01');
     now += 1001;
     await timed.purgeExpired();
-    expect(existsSync(keptHashPath(home, OWNER, 'aa01'))).toBe(false);
+    expect(existsSync(keptHashPath(join(home, 'hosted'), OWNER, 'aa01'))).toBe(false);
     expect(await damagedFor(timed, OWNER)).toEqual([]);
   });
 

@@ -95,7 +95,9 @@ describe('two directory targets, no daemon', () => {
     for (let i = 0; i < 8; i++) writeFile(photos, `2025/img-${i}.jpg`, 200_000 + i, 100 + i);
     hearthOk(home, ['source', 'add', photos]);
     hearthOk(home, ['config', 'set', 'volume.size', '512KiB']);
+    mkdirSync(join(work, 'usb'), { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', join(work, 'usb'), '--name', 'usb']);
+    mkdirSync(join(work, 'nas'), { recursive: true });
     hearthOk(home, ['target', 'add', 'dir', join(work, 'nas'), '--name', 'nas']);
     alertSettings(home);
     hearthJson(home, ['backup']);
@@ -218,8 +220,9 @@ describe('two directory targets, no daemon', () => {
       const empty = await check(home);
       expect(empty.code).toBe(3);
       expect(empty.report.damaged).toEqual([]);
-      expect(empty.report.targets.find((t: any) => t.name === 'usb').error).toMatch(/none of the \d+ objects placed there is present: is the right disk mounted/);
-      expect(readdirSync(join(work, 'usb', 'hearth', peerId, 'objects'))).toEqual([]);
+      // The target's marker is missing there, so the tier refuses before anything is read or written.
+      expect(empty.report.targets.find((t: any) => t.name === 'usb').error).toMatch(/has no \.hearth-target marker, so the disk is not mounted there/);
+      expect(readdirSync(join(work, 'usb'))).toEqual([]);
       expect(objects().every((o) => o.placements.every((p: any) => p.damaged === undefined))).toBe(true);
     } finally {
       rmSync(join(work, 'usb'), { recursive: true, force: true });
@@ -258,6 +261,7 @@ describe('a home with a relative: the daemon', () => {
     for (let i = 0; i < 6; i++) writeFile(photos, `img-${i}.jpg`, 300_000 + i, 700 + i);
     hearthOk(home('A'), ['source', 'add', photos]);
     hearthOk(home('A'), ['config', 'set', 'volume.size', '1MiB']);
+    mkdirSync(join(work, 'fam-usb'), { recursive: true });
     hearthOk(home('A'), ['target', 'add', 'dir', join(work, 'fam-usb'), '--name', 'usb']);
     alertSettings(home('A'));
     for (const name of ['A', 'B']) daemons.push(await startDaemon(home(name)));

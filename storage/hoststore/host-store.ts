@@ -65,8 +65,15 @@ export interface DeclaredObject {
 }
 
 export interface HostStoreOptions {
-  /** The home directory; objects live under <home>/hosted. */
+  /** The home directory; objects live under <home>/hosted unless `root` says elsewhere. */
   home: string;
+  /** Where relatives' objects live (the `host.dir` setting); default <home>/hosted. */
+  root?: string;
+  /**
+   * Called before an upload writes anything; throws when `root` cannot take
+   * objects now (host.dir on a disk that is not mounted).
+   */
+  checkRoot?: () => Promise<void>;
   /** Bytes this home grants the owner (Infinity for no limit). */
   quotaFor(owner: string): number | Promise<number>;
   /** How long a deleted object is kept before it is purged, in ms. */
@@ -127,6 +134,11 @@ export class HostStore {
   readonly deleteDelay: number;
   readonly home: string;
   readonly #root: string;
+  readonly #checkRoot: () => Promise<void>;
+  /** Where relatives' objects live. */
+  get root(): string {
+    return this.#root;
+  }
   readonly #quotaFor: (owner: string) => number | Promise<number>;
   readonly #now: () => number;
   readonly #accounts = new Map<string, Promise<OwnerAccount>>();
@@ -135,7 +147,8 @@ export class HostStore {
 
   constructor(options: HostStoreOptions) {
     this.home = options.home;
-    this.#root = join(options.home, 'hosted');
+    this.#root = options.root ?? join(options.home, 'hosted');
+    this.#checkRoot = options.checkRoot ?? (async () => {});
     this.#quotaFor = options.quotaFor;
     this.deleteDelay = options.deleteDelay ?? DEFAULT_DELETE_DELAY;
     this.#now = options.now ?? Date.now;
@@ -162,6 +175,7 @@ export class HostStore {
 
   async #startUpload(owner: string, id: string, declared: DeclaredObject): Promise<Upload> {
     const { size, merkleRoot, leafSize } = declared;
+    await this.#checkRoot();
     const account = await this.#account(owner);
     const objectPath = this.#objectPath(owner, id);
     const existingSize = await fileSize(objectPath);
@@ -218,10 +232,10 @@ export class HostStore {
    * now (`readNow`: the file was just read and matches it).
    */
   async #storedContent(owner: string, id: string, size: number): Promise<KeptHash & { readNow: boolean }> {
-    const kept = await readKeptHash(this.home, owner, id);
+    const kept = await readKeptHash(this.root, owner, id);
     if (kept?.leafSize === HOSTED_LEAF_SIZE) return { ...kept, readNow: false };
     const adopted: KeptHash = { merkleRoot: await merkleRootOfFile(this.#objectPath(owner, id), size, HOSTED_LEAF_SIZE), leafSize: HOSTED_LEAF_SIZE, size };
-    await keepHash(this.home, owner, id, adopted, 'replace');
+    await keepHash(this.root, owner, id, adopted, 'replace');
     return { ...adopted, readNow: true };
   }
 
@@ -232,7 +246,7 @@ export class HostStore {
    */
   async refusalFor(err: unknown): Promise<unknown> {
     if (!isDiskFull(err)) return err;
-    const free = await freeBytes(this.home);
+    const free = await freeBytes(this.root);
     return new HostStoreError('ENOSPC', `disk full at the host: ${free} bytes free (${(err as Error).message})`, { free });
   }
 
@@ -332,7 +346,7 @@ export class HostStore {
           const size = await fileSize(objectPath);
           if (size !== undefined) {
             await rm(objectPath, { force: true });
-            await forgetHash(this.home, owner, name);
+            await forgetHash(this.root, owner, name);
             await rm(this.#indexPath(owner, name), { force: true });
             (await this.#account(owner)).objectBytes -= hostedBytes(size);
             purged.push({ owner, name, size });
@@ -402,7 +416,7 @@ export class HostStore {
       const objectPath = this.#objectPath(owner, id);
       const existing = await fileSize(objectPath);
       if (existing !== undefined) {
-        const kept = await readKeptHash(this.home, owner, id);
+        const kept = await readKeptHash(this.root, owner, id);
         if (kept !== undefined && (kept.size !== size || kept.merkleRoot !== merkleRoot)) {
           await this.#discardPartial(owner, id);
           throw new HostStoreError('EEXIST', `object ${id} was stored with other content while this upload ran; the upload was discarded`);
@@ -411,7 +425,7 @@ export class HostStore {
       const shardDir = join(this.#ownerDir(owner), 'objects', id.slice(0, 2));
       await mkdir(shardDir, { recursive: true });
       // Before the bytes: a stored id's content never changes, so this hash is right for the old copy too.
-      await keepHash(this.home, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
+      await keepHash(this.root, owner, id, { merkleRoot: received.root, leafSize, size }, 'replace');
       // Keyed to the partial's inode and mtime, which the rename keeps; until then
       // it matches no object file, so nothing uses it early.
       await publishIndexFile(`${partialPath}.merkle`, this.#indexPath(owner, id));

@@ -1,7 +1,7 @@
 // What a put verified about each hosted object, kept beside the host store so a
 // later scrub can tell rot on this disk from the bytes the owner sent: the Merkle
 // root the owner declared and the received bytes were checked against. Layout:
-//   <home>/hosted/<ownerPeerId>/hashes/<first 2 chars of id>/<id>   {"merkleRoot":"…","leafSize":L,"size":N}
+//   <hosted dir>/<ownerPeerId>/hashes/<first 2 chars of id>/<id>   {"merkleRoot":"…","leafSize":L,"size":N}
 // A separate tree, not a sidecar in objects/, so listing objects stays a plain
 // directory walk. A lost or torn file only means the next scrub adopts the hash
 // of the bytes it finds (objects stored before hashes were kept are adopted too),
@@ -17,15 +17,15 @@ export interface KeptHash {
   size: number;
 }
 
-export function keptHashPath(home: string, owner: string, id: string): string {
-  return join(home, 'hosted', owner, 'hashes', id.slice(0, 2), id);
+export function keptHashPath(hostedDir: string, owner: string, id: string): string {
+  return join(hostedDir, owner, 'hashes', id.slice(0, 2), id);
 }
 
 /** The kept hash, or undefined when none was kept, the file is torn, or it is of an older form ({sha256,size}). */
-export async function readKeptHash(home: string, owner: string, id: string): Promise<KeptHash | undefined> {
+export async function readKeptHash(hostedDir: string, owner: string, id: string): Promise<KeptHash | undefined> {
   let text: string;
   try {
-    text = await readFile(keptHashPath(home, owner, id), 'utf8');
+    text = await readFile(keptHashPath(hostedDir, owner, id), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -48,20 +48,20 @@ export async function readKeptHash(home: string, owner: string, id: string): Pro
  * hash a put wrote meanwhile (but does replace a torn or older-form file, which
  * would otherwise be adopted again by every scrub). Returns whether the file was written.
  */
-export async function keepHash(home: string, owner: string, id: string, hash: KeptHash, mode: 'replace' | 'ifAbsent'): Promise<boolean> {
-  const path = keptHashPath(home, owner, id);
+export async function keepHash(hostedDir: string, owner: string, id: string, hash: KeptHash, mode: 'replace' | 'ifAbsent'): Promise<boolean> {
+  const path = keptHashPath(hostedDir, owner, id);
   await mkdir(dirname(path), { recursive: true });
   const data = JSON.stringify({ merkleRoot: hash.merkleRoot, leafSize: hash.leafSize, size: hash.size } satisfies KeptHash);
   if (mode === 'ifAbsent') {
     if (await createFileAtomic(path, data)) return true;
-    if ((await readKeptHash(home, owner, id)) !== undefined) return false;
+    if ((await readKeptHash(hostedDir, owner, id)) !== undefined) return false;
   }
   await writeFileAtomic(path, data, { sync: false });
   return true;
 }
 
-export async function forgetHash(home: string, owner: string, id: string): Promise<void> {
-  await rm(keptHashPath(home, owner, id), { force: true });
+export async function forgetHash(hostedDir: string, owner: string, id: string): Promise<void> {
+  await rm(keptHashPath(hostedDir, owner, id), { force: true });
 }
 
 /** Replace `path` whole: a crash leaves the old or the new content, never a torn file. */

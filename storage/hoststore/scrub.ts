@@ -169,7 +169,7 @@ export async function scrubStateFor(store: HostStore, owner: string): Promise<Ow
 }
 
 export function scrubStatePath(store: HostStore, owner: string): string {
-  return join(store.home, 'hosted', owner, 'scrub.json');
+  return join(store.root, owner, 'scrub.json');
 }
 
 type Outcome =
@@ -179,7 +179,7 @@ type Outcome =
 
 async function checkObject(store: HostStore, owner: string, id: string, reader: ThrottledReader, onBytes: (bytes: number) => void, report: ScrubReport): Promise<Outcome> {
   const path = store.objectFile(owner, id);
-  const kept = await readKeptHash(store.home, owner, id);
+  const kept = await readKeptHash(store.root, owner, id);
   let handle;
   try {
     handle = await open(path, 'r');
@@ -199,7 +199,7 @@ async function checkObject(store: HostStore, owner: string, id: string, reader: 
   // A put that publishes this id meanwhile renames a new file into place and
   // rewrites the kept hash: judge only bytes that are still the stored object.
   const replaced = async (): Promise<boolean> =>
-    (await statIfExists(path))?.ino !== ino || !sameHash(kept, await readKeptHash(store.home, owner, id));
+    (await statIfExists(path))?.ino !== ino || !sameHash(kept, await readKeptHash(store.root, owner, id));
 
   if ('error' in read) {
     if (await replaced()) return { kind: 'gone' };
@@ -207,7 +207,7 @@ async function checkObject(store: HostStore, owner: string, id: string, reader: 
   }
   if (kept === undefined) {
     if (await replaced()) return { kind: 'gone' };
-    await unlessReadOnly(report, () => keepHash(store.home, owner, id, { merkleRoot: read.merkleRoot, leafSize: read.leafSize, size: read.bytes }, 'ifAbsent'));
+    await unlessReadOnly(report, () => keepHash(store.root, owner, id, { merkleRoot: read.merkleRoot, leafSize: read.leafSize, size: read.bytes }, 'ifAbsent'));
     return { kind: 'adopted', bytes: read.bytes };
   }
   if (read.merkleRoot === kept.merkleRoot && read.bytes === kept.size) return { kind: 'ok', bytes: read.bytes };

@@ -1,15 +1,19 @@
 // A target that is a local directory: a USB disk, a NAS mount. Objects live at
 // <root>/hearth/<ownerId>/objects/<first two hex chars of the name>/<name>; the
 // owner level lets several homes share one disk, the two-character shards keep
-// directories small.
+// directories small. A target added by `hearth target add` has a marker file,
+// <root>/.hearth-target, holding an id the config keeps too: a mount point whose
+// disk is not mounted is an empty folder without it, and is refused rather than
+// filled. A full, read-only or missing disk is a TargetUnavailableError: the whole
+// target is out for the run, not just the object.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, link, mkdir, open as openFile, opendir, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open as openFile, opendir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirectWriteStream } from '../direct-write.ts';
-import { ObjectNotFoundError, PermanentTierError } from './tier.ts';
+import { ObjectNotFoundError, PermanentTierError, TargetUnavailableError } from './tier.ts';
 import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
 
 export interface DirTierOptions {
@@ -19,7 +23,12 @@ export interface DirTierOptions {
   root: string;
   /** The home whose objects these are. */
   ownerId: string;
+  /** The id `hearth target add` wrote into <root>/.hearth-target; absent for targets added before markers. */
+  marker?: string;
 }
+
+/** The marker file at a directory target's root (docs/dir-target.md). */
+export const TARGET_MARKER_FILE = '.hearth-target';
 
 const TEMP_PREFIX = '.tmp-';
 /**
@@ -39,6 +48,7 @@ export class DirTier implements Tier {
   readonly name: string;
   readonly root: string;
   readonly objectsDir: string;
+  private readonly marker: string | undefined;
 
   private opening: Promise<void> | undefined;
 
@@ -49,6 +59,7 @@ export class DirTier implements Tier {
     this.name = options.name;
     this.root = resolve(options.root);
     this.objectsDir = join(this.root, 'hearth', options.ownerId, 'objects');
+    this.marker = options.marker;
   }
 
   /**
@@ -68,9 +79,20 @@ export class DirTier implements Tier {
   private async prepare(): Promise<void> {
     const rootStat = await stat(this.root).catch(() => undefined);
     if (!rootStat?.isDirectory()) {
-      throw new PermanentTierError(`dir target ${this.name}: ${this.root} is not a directory; is the disk mounted?`);
+      throw new TargetUnavailableError(`dir target ${this.name}: ${this.root} is not a directory; is the disk mounted?`);
     }
-    await mkdir(this.objectsDir, { recursive: true });
+    if (this.marker !== undefined) {
+      const found = await readFile(join(this.root, TARGET_MARKER_FILE), 'utf8').then((text) => markerId(text), () => undefined);
+      if (found === undefined) throw new TargetUnavailableError(`dir target ${this.name}: ${this.root} has no ${TARGET_MARKER_FILE} marker, so the disk is not mounted there (it is the empty mount point): nothing was written; mount the disk, or "hearth target rm ${this.name}"`);
+      if (found !== this.marker) throw new TargetUnavailableError(`dir target ${this.name}: ${this.root} holds another target's ${TARGET_MARKER_FILE} marker (another disk is mounted there): nothing was written; mount the right disk`);
+    }
+    // Level by level, not recursive: a recursive mkdir on a read-only disk fails
+    // with ENOENT, which would hide that it is read-only.
+    for (const dir of [join(this.root, 'hearth'), join(this.objectsDir, '..'), this.objectsDir]) {
+      await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw this.translate(err, 'its objects folder');
+      });
+    }
     await this.removeTempFilesOlderThan(Date.now() - STALE_TEMP_AGE_MS);
   }
 
@@ -196,7 +218,7 @@ export class DirTier implements Tier {
 
   private async notMountedOr(err: Error): Promise<Error> {
     const present = await stat(this.objectsDir).then(() => true, () => false);
-    return present ? err : new PermanentTierError(`dir target ${this.name}: ${this.objectsDir} is missing; is the disk mounted?`);
+    return present ? err : new TargetUnavailableError(`dir target ${this.name}: ${this.objectsDir} is missing; is the disk mounted?`);
   }
 
   /** Marks the errors retrying cannot fix, so RetryTier gives up at once. */
@@ -204,14 +226,25 @@ export class DirTier implements Tier {
     switch ((err as NodeJS.ErrnoException).code) {
       case 'ENOSPC':
       case 'EDQUOT':
-        return new PermanentTierError(`dir target ${this.name} is full (${this.root}) storing ${name}; free space there or add another target`, { cause: err });
+        return new TargetUnavailableError(`dir target ${this.name} is full (${this.root}): free space there or add another target`, { cause: err });
+      case 'EROFS':
+        return new TargetUnavailableError(`dir target ${this.name} is read-only (${this.root} is mounted read-only): remount it writable`, { cause: err });
       case 'EACCES':
       case 'EPERM':
-      case 'EROFS':
-        return new PermanentTierError(`dir target ${this.name} refused ${name} (${(err as NodeJS.ErrnoException).code}); check that ${this.root} is mounted writable for this user`, { cause: err });
+        return new TargetUnavailableError(`dir target ${this.name} refused writing ${name} (${(err as NodeJS.ErrnoException).code}): check that ${this.root} is writable for this user`, { cause: err });
       default:
         return err;
     }
+  }
+}
+
+/** The id in a marker file's text (JSON with an `id`), or undefined when it is not one. */
+function markerId(text: string): string | undefined {
+  try {
+    const id = (JSON.parse(text) as { id?: unknown }).id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 

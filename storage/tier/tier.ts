@@ -75,6 +75,17 @@ export class PermanentTierError extends Error {
   }
 }
 
+/**
+ * The whole place cannot take objects now (a full, read-only or unmounted disk):
+ * a run stops using it and goes on with the others.
+ */
+export class TargetUnavailableError extends PermanentTierError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TargetUnavailableError';
+  }
+}
+
 export function isPermanent(err: unknown): boolean {
   return err instanceof ObjectNotFoundError || (err instanceof Error && (err as { permanent?: boolean }).permanent === true);
 }
