@@ -16,12 +16,15 @@ export const SPACE = {
   livePaths: 0x72, // r hash source pathKey -> '': which live current versions those are
   volumeRefs: 0x76, // v hash -> count: entries in volumes holding this content
   unpacked: 0x75, // u hash -> size
+  run: 0x67, // g run 00|01 -> the run's start | end payload
+  document: 0x64, // d kind -> the latest payload of a whole-document kind (settings, roster)
 } as const;
 
 /** Keyspaces derived from the log; rebuild() clears and refills exactly these. */
 export const INDEX_SPACES = [
   SPACE.source, SPACE.latest, SPACE.history, SPACE.object, SPACE.objectContents,
   SPACE.content, SPACE.placement, SPACE.liveRefs, SPACE.livePaths, SPACE.volumeRefs, SPACE.unpacked,
+  SPACE.run, SPACE.document,
 ];
 
 export const META = {
@@ -185,6 +188,15 @@ export function placementKey(id: string, target: string): Buffer {
 
 export function placementPrefix(id: string): Buffer {
   return Buffer.concat([Buffer.of(SPACE.placement), idPart(id)]);
+}
+
+/** A run's start (phase 'start') or end record; a run's two keys sit side by side. */
+export function runKey(run: string, phase: 'start' | 'end'): Buffer {
+  return Buffer.concat([Buffer.of(SPACE.run), Buffer.from(run, 'utf8'), Buffer.of(phase === 'start' ? 0 : 1)]);
+}
+
+export function documentKey(kind: string): Buffer {
+  return Buffer.concat([Buffer.of(SPACE.document), Buffer.from(kind, 'utf8')]);
 }
 
 export function hashKey(space: number, hash: Buffer): Buffer {
