@@ -1,14 +1,15 @@
 // Human-readable output for the CLI's result documents.
 import { describeColdWait, type ColdPlan } from '../node/cold-restore.ts';
 import type { CostReport } from '../node/cost.ts';
-import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
-import type { LsEntry, ObjectEntry } from '../node/commands.ts';
+import type { BackupDocument, LsEntry, ObjectEntry, SnapshotEntry } from '../node/commands.ts';
+import type { SettingEntry } from '../node/config.ts';
+import type { DoctorCheck } from '../node/doctor.ts';
 import type { SourceDrift } from '../node/drift.ts';
 import type { AuditReport } from '../node/audit.ts';
 import type { TargetCheckReport } from '../node/checks/target-check.ts';
 import type { DamagedCopy } from '../node/checks/damage.ts';
-import { formatSize } from '../node/units.ts';
+import { formatDuration, formatLocalTime, formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
 import { dirname } from 'node:path';
 
@@ -18,9 +19,8 @@ export function printTable(rows: string[][], header: string[]): void {
   for (const r of all) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
 }
 
-export function printBackup(r: BackupReport): void {
-  const secs = (r.finishedAt - r.startedAt) / 1000;
-  console.log(`backup ${r.ok ? 'done' : 'finished with errors'} in ${secs.toFixed(1)}s: ${r.files.scanned} files (${r.files.new} new, ${r.files.changed} changed, ${r.files.deleted} deleted), ${formatSize(r.bytesScanned)} scanned`);
+export function printBackup(r: BackupDocument): void {
+  console.log(`backup ${r.ok ? 'done' : 'finished with errors'} in ${formatDuration(r.durationMs)}: ${r.files.scanned} files (${r.files.new} new, ${r.files.changed} changed, ${r.files.deleted} deleted), ${formatSize(r.bytesScanned)} scanned`);
   if (r.blobs.stored) console.log(`staged ${r.blobs.stored} files as blobs (${formatSize(r.blobs.bytes)})`);
   for (const v of r.volumes) console.log(`packed volume ${v.name}: ${v.files} files, ${formatSize(v.bytes)}`);
   if (r.retired) console.log(`retired ${r.retired} staged blobs now held by volumes`);
@@ -75,19 +75,29 @@ export function printObjects(list: ObjectEntry[]): void {
   );
 }
 
-export function printStatus(s: Record<string, unknown>): void {
-  const sources = s.sources as Array<{ name: string; path: string }>;
-  const targets = s.targets as Array<{ name: string; where: string }>;
-  console.log(`home ${s.home} (peer ${s.peerId})`);
-  console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
-  console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
-  console.log(`relatives' data kept in: ${s.hostedDir}`);
-  console.log(`catalog: ${JSON.stringify(s.catalog)}`);
-  const clock = (s.catalog as { clock?: { flagged: Array<{ seq: number; time: number; reason: string; next?: { seq: number; time: number } }> } }).clock;
-  for (const f of clock?.flagged ?? []) {
-    const when = new Date(f.time).toISOString();
+export function printStatus(s: Record<string, any>): void {
+  const when = (iso: string | null | undefined) => (iso ? formatLocalTime(Date.parse(iso)) : 'never');
+  const rows: Array<[string, string]> = [];
+  rows.push(['home', `${s.name ? `${s.name} ` : ''}${s.home} (peer ${s.peerId})`]);
+  const b = s.lastBackup;
+  rows.push(['last backup', b
+    ? `${when(b.at)}${b.durationMs === null ? '' : `, took ${formatDuration(b.durationMs)}`}: ${b.files ?? '?'} files, ${b.bytes === null ? '?' : formatSize(b.bytes)}, ${b.state === 'interrupted' ? 'interrupted (the next run continues it)' : b.state === 'errors' ? 'finished with errors' : 'complete'}`
+    : 'none yet: run "hearth backup"']);
+  rows.push(['next', s.schedule
+    ? (s.schedule as any[]).map((j) => `${j.name} ${j.running ? 'running now' : j.nextRun ? when(j.nextRun) : 'off'}${j.lastError ? ` (last failed: ${j.lastError})` : ''}`).join(', ') || '-'
+    : 'nothing scheduled: the daemon is not running (start "hearth daemon" for nightly backups and monthly checks)']);
+  rows.push(['sources', (s.sources as any[]).map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"']);
+  rows.push(['hosted here', `relatives' data kept in ${s.hostedDir}`]);
+  rows.push(['targets', (s.targets as any[]).map((x) => `${x.name} (${x.where})${x.freeBytes === null ? (x.problem ? `: ${x.problem}` : '') : `: ${formatSize(x.freeBytes)} free`}`).join(', ') || 'none: add one with "hearth target add dir PATH"']);
+  rows.push(['relatives', (s.relatives as any[]).map((r) => `${r.name}: ${r.health}${r.lastSeen ? ` (last seen ${when(r.lastSeen)})` : ''}`).join(', ') || 'none (pair one with "hearth invite" / "hearth join")']);
+  rows.push(['alerts', (s.alerts as any[]).map((a) => `${a.key} since ${when(a.since)}`).join(', ') || 'none']);
+  const c = s.catalog;
+  rows.push(['backed up', `${c.files} files and ${c.folders} folders, ${formatSize(c.bytes)}; ${c.objects.volume.count} volumes, ${c.objects.blob.count} staged blobs`]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+  for (const f of (c.clock?.flagged ?? []) as Array<{ seq: number; time: number; reason: string; next?: { seq: number; time: number } }>) {
     const why = f.reason === 'after-now' ? 'which is in the future' : `after record ${f.next!.seq}, written later (${new Date(f.next!.time).toISOString()})`;
-    console.log(`warning: catalog record ${f.seq} is dated ${when}, ${why}: the clock ran ahead; the log's order still decides which version is newest, and --at near those times follows the log`);
+    console.log(`warning: catalog record ${f.seq} is dated ${new Date(f.time).toISOString()}, ${why}: the clock ran ahead; the log's order still decides which version is newest, and --at near those times follows the log`);
   }
 }
 
@@ -154,4 +164,36 @@ export function printCost(r: CostReport): void {
   console.log(`\n${s.libraryGB} GB of photos, +${s.growthGBPerMonth} GB a month, in ${s.volumes} volumes on ${s.storageClass}:`);
   console.log(`  upload ${dollars(s.upload.dollars)} (${s.upload.requests} requests), ${dollars(s.storagePerMonth)} a month (+${dollars(s.growthPerMonth)} a month as it grows), monthly check ${dollars(s.monthlyCheck.dollars)} (${s.monthlyCheck.requests} requests)`);
   console.log(`  one object per file, as the seed tool does: upload ${dollars(s.seed.upload)}, ${dollars(s.seed.perMonth)} a month, checks ${dollars(s.seed.checksPerMonth)} a month`);
+}
+
+export function printSnapshots(list: SnapshotEntry[]): void {
+  if (list.length === 0) {
+    console.log('no backups yet: run "hearth backup"');
+    return;
+  }
+  printTable(
+    list.map((r) => [
+      formatLocalTime(Date.parse(r.at)), r.durationMs === null ? '-' : formatDuration(r.durationMs),
+      r.files === null ? '-' : String(r.files), r.bytes === null ? '-' : formatSize(r.bytes),
+      r.state === 'errors' ? `errors (${r.errors})` : r.state, r.run,
+    ]),
+    ['TIME (use with --at)', 'TOOK', 'FILES', 'SIZE', 'STATE', 'RUN'],
+  );
+}
+
+export function printSettings(list: SettingEntry[]): void {
+  printTable(
+    list.map((e) => [e.key, e.value === '' ? '-' : e.value, e.default === '' ? '-' : e.default, e.range ? `${e.describe} (${e.range})` : e.describe]),
+    ['KEY', 'VALUE', 'DEFAULT', 'MEANING'],
+  );
+}
+
+export function printDoctor(checks: DoctorCheck[]): void {
+  const width = Math.max(...checks.map((c) => c.check.length));
+  for (const c of checks) {
+    console.log(`${c.ok ? 'ok     ' : 'PROBLEM'}  ${c.check.padEnd(width)}  ${c.detail}`);
+    if (c.fix) console.log(`${' '.repeat(width + 11)}fix: ${c.fix}`);
+  }
+  const problems = checks.filter((c) => !c.ok).length;
+  console.log(problems ? `${problems} problem${problems === 1 ? '' : 's'}` : 'everything looks fine');
 }

@@ -5,7 +5,7 @@ import { defaultHomeDir } from '../node/home.ts';
 import * as ops from '../node/commands.ts';
 import { createProgress } from '../node/progress.ts';
 import { parseTime } from '../node/units.ts';
-import { printCost, printBackup, printCheck, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printStatus, printTable } from './format.ts';
+import { printCost, printBackup, printCheck, printDoctor, printVerify, printDrift, printLs, printObjects, printPeers, printRestore, printSettings, printSnapshots, printStatus, printTable } from './format.ts';
 import { formatSize } from '../node/units.ts';
 import type { SourceConfig, TargetConfig } from '../node/config.ts';
 import { parseDisplayPath } from '../storage/paths.ts';
@@ -56,7 +56,13 @@ program
       console.log('\nYour recovery phrase. Write it down and keep it safe: with it, and nothing else,');
       console.log('you can get every file back after losing this machine.\n');
       console.log(`  ${result.phrase}\n`);
-    } else console.log('identity recovered from the phrase');
+    } else {
+      console.log('identity recovered from the phrase. Next steps:');
+      console.log('  1. hearth daemon             (another terminal, or the service: see the README)');
+      console.log('  2. hearth join CODE          with a code from any relative (they run "hearth invite"): the catalog,');
+      console.log('                               this home\'s name, sources, targets and settings, and the rest of the family come back');
+      console.log('  3. hearth restore --to DIR   every file, from the targets and relatives that hold it');
+    }
   });
 
 const source = program.command('source').description('folders to back up');
@@ -116,7 +122,13 @@ target.command('rm <name>').action(async (name: string) => {
 
 const config = program.command('config').description('settings (volume.size, ignore, ...)');
 config.command('get <key>').action((key: string) => console.log(ops.getSetting(home(), key)));
-config.command('set <key> <value>').action((key: string, value: string) => {
+config.command('ls').description('every setting: value, default and meaning').option('--json', 'print one JSON document').action((o: { json?: boolean }) => {
+  const list = ops.listSettings(home());
+  if (o.json) printJson(list);
+  else printSettings(list);
+});
+// A value like "-1" is the value, not an option: it must reach the setting's check.
+config.command('set <key> <value>').allowUnknownOption().helpOption(false).action((key: string, value: string) => {
   ops.setSetting(home(), key, value);
   console.log(`${key} = ${value}`);
 });
@@ -155,6 +167,16 @@ program
   });
 
 program
+  .command('snapshots')
+  .description('the backup runs: when, how long, files, bytes, complete or not (each time works with --at)')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const list = await ops.snapshots(home());
+    if (o.json) printJson(list);
+    else printSnapshots(list);
+  });
+
+program
   .command('objects')
   .description('encrypted objects (blobs and volumes) and where each is placed')
   .option('--json', 'print one JSON document')
@@ -171,7 +193,7 @@ program
   .option('--at <time>', 'as of a date (2026-05-01), date-time, or age (3d)')
   .option('--overwrite', 'replace files that already exist in the destination')
   .option('--skip-existing', 'leave files that already match the backup (size and SHA-256): completes an interrupted restore')
-  .option('--from <place>', 'read only from this target, or from a relative: peer:NAME')
+  .option('--from <place>', 'read only from this target or relative (by name; peer:NAME if a target has the same name)')
   .option('--wait', 'when files must first come back from cold storage (S3 Glacier), wait for them instead of exiting with status 6')
   .option('--tier <tier>', 'cold retrieval: Bulk (default: within 48 h, cheapest) or Standard (within 12 h)', 'Bulk')
   .option('--days <n>', 'days a restored cold object stays online', '7')
@@ -197,6 +219,15 @@ key
   .command('export-age')
   .description('print the age identity (AGE-SECRET-KEY-1...) that decrypts every object')
   .action(() => console.log(ops.exportAgeKey(home())));
+
+key
+  .command('phrase')
+  .description('print the 24-word recovery phrase again (from the key file)')
+  .action(() => {
+    const phrase = ops.recoveryPhrase(home());
+    process.stderr.write('warning: these 24 words are this home: whoever sees them can read every backup and act as this home. Do not show them on a shared screen or store them in plain text online.\n');
+    console.log(phrase);
+  });
 
 const catalog = program.command('catalog').description('the signed, encrypted log of backups');
 catalog.command('verify').description('check every record: signature, hash chain, decryption').option('--json').action(async (o: { json?: boolean }) => {
@@ -260,8 +291,12 @@ program
     else {
       console.log(`${r.relinked ? 're-linked with' : 'joined'} ${r.name} (${r.peerId})`);
       if (r.clockWarning) console.log(`warning: ${r.clockWarning}: set this computer's clock right (timedatectl set-ntp true)`);
-      const rec = r.recoveredCatalog as { records: number } | undefined;
-      if (rec) console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
+      const rec = r.recoveredCatalog as { records: number; settings: boolean; relatives: string[] } | undefined;
+      if (rec) {
+        console.log(`recovered this home's catalog: ${rec.records} records; restore with "hearth restore --to DIR"`);
+        if (rec.settings) console.log('recovered this home\'s name, sources, targets and settings (see "hearth status", "hearth config ls")');
+        if (rec.relatives.length) console.log(`recovered the family: ${rec.relatives.join(', ')} (re-linked as soon as each comes online)`);
+      }
     }
   });
 
@@ -329,6 +364,17 @@ program
     else printDrift(r);
   });
 
+program
+  .command('doctor')
+  .description('check what this home needs to keep working: key file, daemon, free space, last backup, schedule, relatives and their clocks')
+  .option('--json', 'print one JSON document')
+  .action(async (o: { json?: boolean }) => {
+    const checks = await ops.doctor(home());
+    if (checks.some((c) => !c.ok)) process.exitCode = 3;
+    if (o.json) return printJson(checks);
+    printDoctor(checks);
+  });
+
 const alert = program.command('alert').description('email and webhook alerts (alerts.* settings)');
 alert.command('test').description('send a test message through every configured channel').option('--json').action(async (o: { json?: boolean }) => {
   const results = await ops.alertTest(home());
@@ -377,6 +423,6 @@ try {
     const message = (err as Error).message ?? String(err);
     process.stderr.write(`hearth: error: ${message.split('\n')[0]}\n`);
     if (process.env.HEARTH_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    process.exitCode = 1;
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
   }
 }

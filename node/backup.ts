@@ -495,7 +495,7 @@ function sourceFile(config: Config, sourceName: string, path: string): Buffer | 
 
 function summary(r: BackupReport): Record<string, number> {
   return {
-    startedAt: r.startedAt, files: r.files.scanned, new: r.files.new, changed: r.files.changed, deleted: r.files.deleted,
+    startedAt: r.startedAt, files: r.files.scanned, bytes: r.bytesScanned, new: r.files.new, changed: r.files.changed, deleted: r.files.deleted,
     blobs: r.blobs.stored, volumes: r.volumes.length, retired: r.retired, errors: r.errors.length,
   };
 }

@@ -9,10 +9,10 @@ import { checkNoOverlap, within } from './overlap.ts';
 import { hostedDir, hostDirCheck, markHostDir } from './hosted-dir.ts';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
-import type { ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
+import type { ObjectSummary, PlacementRecord, RunSummary } from '../storage/catalog/catalog.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { callControl, connectControl } from './control.ts';
-import { createIdentity, HomePaths, loadConfig, loadIdentity } from './home.ts';
+import { createIdentity, HomePaths, loadConfig, loadIdentity, loadPhrase } from './home.ts';
 import { HomeSession } from './session.ts';
 import { HostStore } from '../storage/hoststore/host-store.ts';
 import { scrubHostStore } from '../storage/hoststore/scrub.ts';
@@ -37,7 +37,11 @@ import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } fr
 import type { RestoreTier } from '../storage/tier/s3.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentProgress, type ProgressSink } from './progress.ts';
-import type { SourceConfig, TargetConfig } from './config.ts';
+import { explainEmpty, requireMatch } from './empty-answer.ts';
+import { statusReport, type StatusExtras } from './status-report.ts';
+import { recordHomeIfChanged } from './home-record.ts';
+import { runDoctor } from './doctor.ts';
+import type { SettingEntry, SourceConfig, TargetConfig } from './config.ts';
 import { describeTarget, openS3Tier, s3TargetConfig, type S3TargetOptions } from './s3-target.ts';
 
 export interface InitResult {
@@ -67,6 +71,12 @@ export async function initHome(dir: string, options: { phrase?: string }): Promi
 export async function identityOfPhrase(phrase: string): Promise<{ peerId: string; ageRecipient: string }> {
   const keys = deriveKeys(phraseToEntropy(phrase));
   return { peerId: peerIdFromSeed(keys.ed25519Seed), ageRecipient: ageRecipientString(keys.x25519Public) };
+}
+
+export function recoveryPhrase(dir: string): string {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  return loadPhrase(paths);
 }
 
 export function exportAgeKey(dir: string): string {
@@ -217,6 +227,10 @@ export function getSetting(dir: string, key: string): string {
   return loadConfig(new HomePaths(dir)).get(key);
 }
 
+export function listSettings(dir: string): SettingEntry[] {
+  return loadConfig(new HomePaths(dir)).entries();
+}
+
 export function setSetting(dir: string, key: string, value: string): void {
   const paths = new HomePaths(dir);
   const config = loadConfig(paths);
@@ -278,8 +292,8 @@ export interface FamilyOps {
   /** Called after a backup recorded new objects: replicate and push the catalog. */
   afterBackup(progress: ProgressSink): Promise<unknown>;
   call(op: string, args: Record<string, unknown>, progress: ProgressSink): Promise<unknown>;
-  /** Open alerts and the schedule. */
-  statusExtras(): Record<string, unknown>;
+  /** Open alerts, the schedule, relatives online. */
+  statusExtras(): StatusExtras;
 }
 
 type Op = (ctx: OpContext, args: any) => Promise<unknown>;
@@ -293,18 +307,25 @@ export const SESSION_OPS: Record<string, Op> = {
     const tiers = s.tiers();
     if (tiers.length === 0 && !ctx.family && (await FamilyRoster.open(s.paths.dir)).members().length === 0) throw new Error('no backup target: add one with "hearth target add dir PATH" (or pair a relative and run "hearth daemon")');
     // With relatives, objects wait in the outbox until the daemon has sent them.
-    const hasFamily = (await FamilyRoster.open(s.paths.dir)).members().length > 0;
+    const roster = await FamilyRoster.open(s.paths.dir);
+    const hasFamily = roster.members().length > 0;
+    await recordHomeIfChanged(s.catalog, s.config, roster);
     const resumable = (id: string): boolean => s.config.data.targets.some((t) => t.kind === 's3' && existsSync(joinPath(s.paths.dir, 's3-uploads', t.name, `${id}.json`)));
     reportSweep(await sweepOrphans({ catalog: s.catalog, tiers, spoolDir: s.paths.spool, outboxDir: s.paths.outbox, keepSpool: resumable }), ctx.progress);
     await s.deferredDeletes.sendDue(tiers, (c) => priceTable(s.config).minimumDays(c), (line) => ctx.progress.log(line));
     const policy = placementPolicyOf(s.config);
-    const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
+    const relatives = roster.members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable,
       onUnavailable: (target, reason) => ctx.progress.log(`target ${target} skipped for the rest of this run (other targets and relatives still get it): ${reason}`),
     });
-    const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
+    const versionsBefore = s.catalog.stats().versions.count;
+    const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack }).catch((err: unknown) => {
+      if (!ctx.signal?.aborted) throw err;
+      const kept = s.catalog.stats().versions.count - versionsBefore;
+      throw Object.assign(new Error(`backup ${(ctx.signal.reason as Error).message}: the ${kept} new or changed files recorded so far are kept; the next "hearth backup" continues from there`), { exitCode: 130 });
+    });
     const cold = await placeColdCopies({
       catalog: s.catalog,
       tiers: tiers.filter((t) => t.kind === 's3'),
@@ -319,16 +340,17 @@ export const SESSION_OPS: Record<string, Op> = {
     if (cold.failed.length) report.ok = false;
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
-    Object.assign(report, { cold, cloudCatalog });
-    if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
-    return report;
+    const doc: BackupDocument = { ...report, startedAt: new Date(report.startedAt).toISOString(), finishedAt: new Date(report.finishedAt).toISOString(), durationMs: report.finishedAt - report.startedAt, cold, cloudCatalog };
+    if (ctx.family) Object.assign(doc, { replication: await ctx.family.afterBackup(ctx.progress) });
+    return doc;
   },
 
   async restore(ctx, args: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting?: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number }) {
     const s = ctx.session;
-    const local = args.from && !args.from.startsWith('peer:') ? s.tiers().filter((t) => t.name === args.from) : args.from ? [] : s.tiers();
-    if (args.from && !args.from.startsWith('peer:') && local.length === 0) throw new Error(`no target named "${args.from}": see "hearth target ls"`);
-    const remote = ctx.family ? await ctx.family.readTiers(args.from?.startsWith('peer:') ? args.from.slice(5) : args.from ? '' : undefined) : [];
+    for (const path of args.paths.length ? args.paths : [undefined]) await requireMatch(s.catalog, path, args.at);
+    const from = args.from === undefined ? undefined : await restoreSource(s, args.from, Boolean(ctx.family));
+    const local = from?.relative !== undefined ? [] : s.tiers().filter((t) => from?.target === undefined || t.name === from.target);
+    const remote = ctx.family ? await ctx.family.readTiers(from ? from.relative ?? '' : undefined) : [];
     // Cheapest first: directories, relatives, then the cloud.
     const tiers = [...local.filter((t) => t.kind === 'dir'), ...remote.map((t) => new CountingTier(t)), ...local.filter((t) => t.kind !== 'dir')];
     const journal = new ColdRestoreJournal(s.paths.dir, (line) => ctx.progress.log(line));
@@ -384,7 +406,12 @@ export const SESSION_OPS: Record<string, Op> = {
         mode: (r.mode & 0o7777).toString(8).padStart(4, '0'), hash: r.hash, target: r.target, backedUpAt: new Date(r.time).toISOString(),
       });
     }
+    if (out.length === 0) throw new Error(await explainEmpty(ctx.session.catalog, args.path, args.at));
     return out;
+  },
+
+  async snapshots(ctx) {
+    return (await ctx.session.catalog.runs()).map(snapshotEntry);
   },
 
   async objects(ctx) {
@@ -398,21 +425,7 @@ export const SESSION_OPS: Record<string, Op> = {
     return out;
   },
 
-  async status(ctx) {
-    const s = ctx.session;
-    return {
-      home: s.paths.dir,
-      peerId: s.peerId,
-      daemon: Boolean(ctx.family),
-      sources: s.config.data.sources,
-      targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
-      /** Where relatives' encrypted objects are kept here. */
-      hostedDir: hostedDir(s.paths, s.config),
-      catalog: { head: s.catalog.head().seq, ...s.catalog.stats(), clock: s.catalog.clock() },
-      volumeSize: s.config.get('volume.size'),
-      ...ctx.family?.statusExtras(),
-    };
-  },
+  status: (ctx) => statusReport(ctx.session, ctx.family?.statusExtras()),
 
   'catalog-verify': (ctx) => ctx.session.catalog.verify(),
 
@@ -487,8 +500,8 @@ export async function runOp<T>(dir: string, op: string, args: Record<string, unk
   }
 }
 
-/** Operations that SIGINT/SIGTERM stop cleanly when they run without a daemon (a restore removes its temp files). */
-const STOPPED_BY_SIGNAL = new Set(['restore']);
+/** Operations that SIGINT/SIGTERM stop cleanly when they run without a daemon (a restore removes its temp files; a backup records what it finished). */
+const STOPPED_BY_SIGNAL = new Set(['restore', 'backup']);
 
 /** An abort signal for the first SIGINT/SIGTERM; a second one ends the process at once. */
 function stopOnSignal(): { signal: AbortSignal; release(): void } {
@@ -508,16 +521,78 @@ function stopOnSignal(): { signal: AbortSignal; release(): void } {
   };
 }
 
-export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
-  runOp<BackupReport>(dir, 'backup', { pack: options.pack }, options.progress);
-
-export const restore = (dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) => {
-  const { progress, ...args } = options;
-  return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan; damagedCopies?: DamagedCopy[] }>(dir, 'restore', { ...args, to: resolve(options.to) }, progress);
+/** A backup's report as commands return it: times as ISO 8601 strings, like every JSON document. */
+export type BackupDocument = Omit<BackupReport, 'startedAt' | 'finishedAt'> & {
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** Cold copies placed on S3 targets, and the catalog pushed to them. */
+  cold?: unknown;
+  cloudCatalog?: unknown;
+  /** With the daemon: the replication to relatives that followed. */
+  replication?: unknown;
 };
+
+export const backup = (dir: string, options: { pack: boolean; progress: ProgressSink }) =>
+  runOp<BackupDocument>(dir, 'backup', { pack: options.pack }, options.progress);
+
+export function restore(dir: string, options: { paths: string[]; to: string; at?: number; overwrite: boolean; skipExisting: boolean; from?: string; wait?: boolean; tier?: RestoreTier; days?: number; progress: ProgressSink }) {
+  const { progress, ...args } = options;
+  return runOp<RestoreReport & { bytesRead: number; cold: ColdPlan; damagedCopies?: DamagedCopy[] }>(dir, 'restore', { ...args, to: restoreDestination(options.to) }, progress);
+}
+
+/** `--to` must name a folder (new or existing): not nothing (the current folder by accident), not a file. */
+function restoreDestination(to: string): string {
+  if (to.trim() === '') throw new Error('--to is empty: give the folder to restore into, e.g. --to ~/restored');
+  const abs = resolve(to);
+  if (existsSync(abs) && !statSync(abs).isDirectory()) throw new Error(`--to ${abs} is a file, not a folder: give a folder to restore into (it is created if missing)`);
+  return abs;
+}
+
+/** Where `restore --from` reads: a target by name, or a relative by name or as peer:NAME. */
+async function restoreSource(s: HomeSession, from: string, daemon: boolean): Promise<{ target?: string; relative?: string }> {
+  const relatives = (await FamilyRoster.open(s.paths.dir)).members().map((m) => m.name);
+  const explicit = from.startsWith('peer:') ? from.slice(5) : undefined;
+  if (explicit === undefined && s.tiers().some((t) => t.name === from)) return { target: from };
+  const relative = explicit ?? from;
+  if (!relatives.includes(relative)) {
+    const targets = s.tiers().map((t) => t.name);
+    throw new Error(`no target or relative named "${relative}": targets are ${targets.map((n) => `"${n}"`).join(', ') || 'none'}, relatives ${relatives.map((n) => `"${n}"`).join(', ') || 'none'}`);
+  }
+  if (!daemon) throw new Error(`reading from relative "${relative}" needs the daemon: start it with "hearth daemon", then run the restore again`);
+  return { relative };
+}
+
+/** One backup run as `hearth snapshots` lists it. `at` is the time to give `--at` for this backup. */
+export interface SnapshotEntry {
+  run: string;
+  at: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  state: 'complete' | 'errors' | 'interrupted';
+  files: number | null;
+  bytes: number | null;
+  errors: number | null;
+}
+
+function snapshotEntry(r: RunSummary): SnapshotEntry {
+  const stats = (r.end?.stats ?? {}) as Record<string, number | undefined>;
+  const startedAt = r.start?.time ?? r.end!.time;
+  return {
+    run: r.run,
+    at: new Date(startedAt).toISOString(),
+    finishedAt: r.end ? new Date(r.end.time).toISOString() : null,
+    durationMs: r.end ? r.end.time - startedAt : null,
+    state: !r.end ? 'interrupted' : r.end.ok ? 'complete' : 'errors',
+    files: stats.files ?? null,
+    bytes: stats.bytes ?? null,
+    errors: stats.errors ?? null,
+  };
+}
 
 export const listFiles = (dir: string, options: { path?: string; at?: number }) => runOp<LsEntry[]>(dir, 'ls', options);
 export const listObjects = (dir: string) => runOp<ObjectEntry[]>(dir, 'objects', {});
+export const snapshots = (dir: string) => runOp<SnapshotEntry[]>(dir, 'snapshots', {});
 export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'status', {});
 /** `readData`: "100%" for --read-data, "N%" for --read-data-subset, absent for sizes only. */
 export const check = (dir: string, options: { readData?: string; target?: string; progress: ProgressSink }) =>
@@ -548,7 +623,7 @@ export type ObjectEntry = Pick<ObjectSummary, 'id' | 'kind' | 'name' | 'size' | 
  * The embedded-defaults path for a first-time user: create the home if needed,
  * back up ~/Pictures (or $HEARTH_SOURCE) to ~/hearth-backup (or $HEARTH_TARGET).
  */
-export async function quickstart(dir: string, options: { source?: string; target?: string; progress: ProgressSink; say: (line: string) => void }): Promise<BackupReport> {
+export async function quickstart(dir: string, options: { source?: string; target?: string; progress: ProgressSink; say: (line: string) => void }): Promise<BackupDocument> {
   const paths = new HomePaths(dir);
   const userHome = process.env.HOME ?? '.';
   if (!existsSync(paths.identity)) {
@@ -575,6 +650,7 @@ export const peers = (dir: string) => runOp<Array<Record<string, unknown>>>(dir,
 export const removePeer = (dir: string, name: string) => runOp<{ removed: string; peerId: string }>(dir, 'peers-rm', { name });
 export const replicate = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'replicate', {}, progress);
 export const scrub = (dir: string, progress: ProgressSink) => runOp<Record<string, unknown>>(dir, 'scrub', {}, progress);
+export const doctor = (dir: string) => runDoctor(dir, (op, args) => runOp(dir, op, args));
 export const drift = (dir: string) => runOp<SourceDrift[]>(dir, 'drift', {});
 export const alertTest = (dir: string) => runOp<ChannelResult[]>(dir, 'alert-test', {});
 export const verify = (dir: string, peer: string | undefined, progress: ProgressSink) => runOp<AuditReport[]>(dir, 'verify', { peer }, progress);

@@ -49,12 +49,47 @@ export interface ConfigFile {
 interface SettingSpec {
   default: string;
   describe: string;
+  /** What values are accepted, for `config ls` and error messages. */
+  range?: string;
   check: (value: string) => void;
 }
 
-const sizeSetting = (def: string, describe: string): SettingSpec => ({ default: def, describe, check: (v) => void parseSize(v) });
+const KiB = 2 ** 10;
+const TiB = 2 ** 40;
+const SECOND = 1000;
+const DAY = 86_400_000;
 
-const durationSetting = (def: string, describe: string): SettingSpec => ({ default: def, describe, check: (v) => void parseDuration(v) });
+function bounded(key: string, value: number, min: number, max: number, range: string, shown: string): void {
+  if (value < min || value > max) throw new Error(`${key} must be ${range}, got "${shown}"`);
+}
+
+/** The parsed value, or an error naming the key and its range rather than only the parser's complaint. */
+function parsed(key: string, v: string, parse: (v: string) => number, range: string): number {
+  try {
+    return parse(v);
+  } catch (err) {
+    throw new Error(`${key} must be ${range}, got "${v}" (${(err as Error).message.split(':')[0]})`);
+  }
+}
+
+const sizeSetting = (key: string, def: string, describe: string, min: number, max: number, range: string): SettingSpec => ({
+  default: def, describe, range, check: (v) => bounded(key, parsed(key, v, parseSize, range), min, max, range, v),
+});
+
+const durationSetting = (key: string, def: string, describe: string, min: number, max: number, range: string): SettingSpec => ({
+  default: def, describe, range, check: (v) => bounded(key, parsed(key, v, parseDuration, range), min, max, range, v),
+});
+
+function wholeNumber(key: string, def: string, describe: string, min: number, max: number): SettingSpec {
+  const range = `a whole number from ${min} to ${max}`;
+  return {
+    default: def, describe, range,
+    check: (v) => {
+      if (!/^\d+$/.test(v)) throw new Error(`${key} must be ${range}, got "${v}"`);
+      bounded(key, Number(v), min, max, range, v);
+    },
+  };
+}
 
 const textSetting = (describe: string): SettingSpec => ({ default: '', describe, check: () => {} });
 
@@ -74,61 +109,54 @@ function emailAddresses(key: string) {
   };
 }
 
-function positiveInt(key: string) {
-  return (v: string): void => {
-    if (!/^\d+$/.test(v)) throw new Error(`${key} must be a whole number, got "${v}"`);
-  };
-}
-
 /** Every setting `hearth config set` accepts, with its default. */
 export const SETTINGS: Record<string, SettingSpec> = {
-  'volume.size': sizeSetting('4GiB', 'unpacked content that fills an ISO volume'),
+  'volume.size': sizeSetting('volume.size', '4GiB', 'unpacked content that fills an ISO volume', 64 * KiB, TiB, 'a size from 64KiB to 1TiB'),
   ignore: { default: '', describe: 'extra ignore patterns, comma-separated (added to the defaults)', check: () => {} },
   'ignore.defaults': {
     default: 'on',
-    describe: 'skip .DS_Store, Thumbs.db, ._*, .git, @eaDir, #recycle (on/off)',
+    describe: 'skip .DS_Store, Thumbs.db, ._*, .git, @eaDir, #recycle',
+    range: 'on or off',
+    check: oneOf('ignore.defaults', ['on', 'off']),
+  },
+  'policy.peers': wholeNumber('policy.peers', '2', 'copies of every object kept at relatives (all of them when fewer)', 1, 16),
+  'policy.unreachableAfter': durationSetting('policy.unreachableAfter', '14d', 'a relative that has answered nothing for this long no longer counts towards policy.peers, and is alerted on', SECOND, 365 * DAY, 'a duration from 1s to 365d'),
+  'host.deleteDelay': durationSetting('host.deleteDelay', '30d', 'how long this home keeps a relative\'s object after it asks to delete it', 0, 365 * DAY, 'a duration from 0s to 365d'),
+  'host.quota': sizeSetting('host.quota', '1TiB', 'space granted to a relative by default (invite/join --quota overrides)', 0, 1024 * TiB, 'a size from 0 to 1024TiB'),
+  'replicate.interval': durationSetting('replicate.interval', '10m', 'how often the daemon retries replication to relatives', SECOND, 7 * DAY, 'a duration from 1s to 7d'),
+  name: {
+    default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', range: 'up to 64 characters, no "/"',
     check: (v) => {
-      if (v !== 'on' && v !== 'off') throw new Error('ignore.defaults must be on or off');
+      if (v.length > 64 || /[/\n\r\0]/.test(v)) throw new Error(`name must be up to 64 characters without "/" or line breaks, got "${v}"`);
     },
   },
-  'policy.peers': { default: '2', describe: 'copies of every object kept at relatives (all of them when fewer)', check: positiveInt('policy.peers') },
-  'policy.unreachableAfter': durationSetting('14d', 'a relative that has answered nothing for this long no longer counts towards policy.peers, and is alerted on'),
-  'host.deleteDelay': durationSetting('30d', 'how long this home keeps a relative\'s object after it asks to delete it'),
   'host.dir': {
     default: '',
     describe: 'folder where relatives\' objects are kept (another disk); empty: <home>/hosted. Set it with the folder existing: a marker is written there',
+    range: 'an absolute path, or empty',
     check: (v) => {
       if (v !== '' && !isAbsolute(v)) throw new Error(`host.dir must be an absolute path (or empty for <home>/hosted), got "${v}"`);
     },
   },
-  'host.quota': sizeSetting('1TiB', 'space granted to a relative by default (invite/join --quota overrides)'),
   'policy.cold': {
     default: 'fallback',
     describe: 'cold copies of volumes on s3 targets: always, never, or fallback (when fewer than policy.peers relatives hold a volume for policy.fallbackAfter)',
+    range: 'fallback, always or never',
     check: oneOf('policy.cold', ['fallback', 'always', 'never']),
   },
-  'policy.fallbackAfter': durationSetting('24h', 'how long a volume may sit at fewer than policy.peers relatives before it gets a cold copy (policy.cold fallback)'),
-  's3.partSize': {
-    default: '1GiB',
-    describe: 'multipart part size for s3 targets (5MiB-5GiB); 1GiB keeps uploads at 1.5 requests per GB',
-    check: (v) => {
-      const n = parseSize(v);
-      if (n < 5 * 1024 * 1024 || n > 5 * 1024 * 1024 * 1024) throw new Error(`s3.partSize must be between 5MiB and 5GiB, got "${v}"`);
-    },
-  },
-  's3.restorePoll': durationSetting('15m', 'how often restore --wait asks S3 whether cold objects are back online'),
-  'replicate.interval': durationSetting('10m', 'how often the daemon retries replication to relatives'),
-  name: { default: '', describe: 'this home\'s name, told to relatives when pairing (default: the host name)', check: () => {} },
-  'backup.workers': { default: '2', describe: 'worker threads for hashing and encryption', check: positiveInt('backup.workers') },
-  'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
-  'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
-  'audit.timeout': durationSetting('10m', 'how long a relative may take to answer an audit (it is asked once more before it fails)'),
-  'audit.retryEvery': durationSetting('1h', 'how often the monthly audit tries again a relative it could not reach'),
-  'audit.retryFor': durationSetting('24h', 'how long after the monthly audit it keeps trying unreachable relatives, before waiting for next month'),
-  'schedule.scrub': { default: '15 03:00', describe: 'monthly scrub of relatives\' objects kept here ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.scrub') },
-  'schedule.check': { default: '22 03:30', describe: 'monthly check of this home\'s own targets: existence and size of every object, and the bytes of a share of them ("D HH:MM"), or off', check: (v) => void parseSchedule(v, 'schedule.check') },
-  'check.readDataSubset': { default: '5%', describe: 'share of objects whose bytes the scheduled check reads and hashes (0% to 100%; damaged copies are always read)', check: (v) => void parseShare(v, 'check.readDataSubset') },
-  'alerts.drift.threshold': { default: '500', describe: 'alert when more files than this changed or vanished locally since their backup, before a scheduled backup', check: positiveInt('alerts.drift.threshold') },
+  'policy.fallbackAfter': durationSetting('policy.fallbackAfter', '24h', 'how long a volume may sit at fewer than policy.peers relatives before it gets a cold copy (policy.cold fallback)', 0, 365 * DAY, 'a duration from 0s to 365d'),
+  's3.partSize': sizeSetting('s3.partSize', '1GiB', 'multipart part size for s3 targets; 1GiB keeps uploads at 1.5 requests per GB', 5 * 2 ** 20, 5 * 2 ** 30, 'a size from 5MiB to 5GiB'),
+  's3.restorePoll': durationSetting('s3.restorePoll', '15m', 'how often restore --wait asks S3 whether cold objects are back online', SECOND, DAY, 'a duration from 1s to 1d'),
+  'backup.workers': wholeNumber('backup.workers', '2', 'worker threads for hashing and encryption', 1, 64),
+  'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', range: 'HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
+  'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', range: 'D HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
+  'audit.timeout': durationSetting('audit.timeout', '10m', 'how long a relative may take to answer an audit (it is asked once more before it fails)', SECOND, DAY, 'a duration from 1s to 1d'),
+  'audit.retryEvery': durationSetting('audit.retryEvery', '1h', 'how often the monthly audit tries again a relative it could not reach', SECOND, DAY, 'a duration from 1s to 1d'),
+  'audit.retryFor': durationSetting('audit.retryFor', '24h', 'how long after the monthly audit it keeps trying unreachable relatives, before waiting for next month', 0, 28 * DAY, 'a duration from 0s to 28d'),
+  'schedule.scrub': { default: '15 03:00', describe: 'monthly scrub of relatives\' objects kept here ("D HH:MM"), or off', range: 'D HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.scrub') },
+  'schedule.check': { default: '22 03:30', describe: 'monthly check of this home\'s own targets: existence and size of every object, and the bytes of a share of them ("D HH:MM"), or off', range: 'D HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.check') },
+  'check.readDataSubset': { default: '5%', describe: 'share of objects whose bytes the scheduled check reads and hashes (damaged copies are always read)', range: '0% to 100%', check: (v) => void parseShare(v, 'check.readDataSubset') },
+  'alerts.drift.threshold': wholeNumber('alerts.drift.threshold', '500', 'alert when more files than this changed or vanished locally since their backup, before a scheduled backup', 0, 1e9),
   'alerts.email.to': { default: '', describe: 'where alert emails go (addresses, comma-separated); empty: no email', check: emailAddresses('alerts.email.to') },
   'alerts.email.from': { default: '', describe: 'sender of alert emails (default: hearth@<host name>)', check: emailAddresses('alerts.email.from') },
   'alerts.smtp.host': textSetting('mail server that sends alert emails'),
@@ -160,6 +188,16 @@ for (const [key, value] of Object.entries(PRICE_DEFAULTS)) {
       if (!/^\d+(\.\d+)?$/.test(v)) throw new Error(`${key} must be a number of dollars (or days, or GB) like ${value}, got "${v}"`);
     },
   };
+}
+
+export interface SettingEntry {
+  key: string;
+  value: string;
+  default: string;
+  /** Whether the value was set (config set), not the default. */
+  set: boolean;
+  range: string | null;
+  describe: string;
 }
 
 export class Config {
@@ -197,6 +235,15 @@ export class Config {
     if (!spec) throw unknownKey(key);
     spec.check(value);
     this.data.settings[key] = value;
+  }
+
+  /** Every setting with its value, default, range and meaning; a password shows only whether it is set. */
+  entries(): SettingEntry[] {
+    return Object.entries(SETTINGS).map(([key, spec]) => {
+      const set = Object.hasOwn(this.data.settings, key);
+      const value = this.get(key);
+      return { key, value: key === 'alerts.smtp.pass' && value ? '(set)' : value, default: spec.default, set, range: spec.range ?? null, describe: spec.describe };
+    });
   }
 
   size(key: string): number {

@@ -22,20 +22,20 @@ import { createHearthHost, DAEMON_LISTEN_DEFAULT, type HearthHost } from './host
 import { FamilyRoster, type FamilyMember } from './family.ts';
 import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
-import { copyCare, SESSION_OPS, type FamilyOps, type OpContext } from './commands.ts';
+import { applyRecoveredHome, type RecoveredHome } from './home-record.ts';
+import { copyCare, SESSION_OPS, type BackupDocument, type FamilyOps, type OpContext } from './commands.ts';
 import { repairMarked, settleSuspects, SuspectCopies } from './checks/damage.ts';
 import { Replicator, type ReplicationReport } from './replicator.ts';
 import { auditRelative, objectsAt, unreachableReport, type AuditReport } from './audit.ts';
 import { auditService, type AuditService } from '../protocol/audit.ts';
 import { MerkleIndexStore } from '../storage/hoststore/merkle-index.ts';
-import { parseDuration, parseSize } from './units.ts';
+import { formatDuration, parseDuration, parseSize } from './units.ts';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import { tuneHeapForTransfers } from './heap-tuning.ts';
 import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
 import { hostDirCheck, hostedDir } from './hosted-dir.ts';
 import type { SourceDrift } from './drift.ts';
-import type { BackupReport } from './backup.ts';
 
 export const HEARTH_VERSION = '0.1.0';
 
@@ -240,7 +240,7 @@ export class Daemon {
       if (d.counts.changed + d.counts.missing > threshold) await this.alerts.raise({ kind: 'drift', source: d.source, changed: d.counts.changed, missing: d.counts.missing });
       else await this.alerts.resolve(key);
     }
-    const report = (await this.handle('backup', { pack: false }, silentProgress)) as BackupReport;
+    const report = (await this.handle('backup', { pack: false }, silentProgress)) as BackupDocument;
     if (!report.ok) throw new Error(`${report.errors.length} problems, first: ${report.errors[0]?.path}: ${report.errors[0]?.error}`);
     await this.alerts.resolve(alertKey('backup-failed'));
     return report;
@@ -330,8 +330,7 @@ export class Daemon {
       const signal = clientGone && STOPPED_WITH_CLIENT.has(op) ? AbortSignal.any([this.stopping.signal, clientGone]) : this.stopping.signal;
       const ctx = this.opContext(progress, signal);
       const sessionOp = SESSION_OPS[op];
-      if (sessionOp) return sessionOp(ctx, args);
-      return this.networkOp(op, args, progress);
+      return logged(this.log, op, () => (sessionOp ? sessionOp(ctx, args) : this.networkOp(op, args, progress)));
     };
     const run = EXCLUSIVE_OPS.has(op) ? this.exclusive(op, work, progress) : work();
     return run.catch((err: unknown) => {
@@ -380,12 +379,13 @@ export class Daemon {
           name: args.name as string | undefined,
           quota: args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
         });
-        let recovered: { records: number } | undefined;
+        let recovered: ({ records: number } & RecoveredHome) | undefined;
         // A home rebuilt from its phrase has an empty catalog: the family holds it.
         if (this.session.catalog.head().seq === 0) {
           const pulled = await recoverCatalogFrom(this.host.services.catalog, peerIdFromString(joined.peerId), this.session.catalog);
           if (pulled.pulled > 0) {
-            recovered = { records: pulled.pulled };
+            const home = await applyRecoveredHome(this.session.catalog, this.session.config, this.roster, this.session.peerId);
+            recovered = { records: pulled.pulled, ...home };
             progress.log(`recovered this home's catalog from ${joined.name}: ${pulled.pulled} records`);
           }
         }
@@ -450,9 +450,13 @@ export class Daemon {
       const peerId = peerIdFromString(m.peerId);
       const online = this.host.getConnections(peerId).length > 0;
       let theyStore: number | undefined;
+      let clockOffsetMs: number | undefined;
       if (online) {
         try {
-          theyStore = (await this.host.services.status.query(peerId, { signal: AbortSignal.timeout(5000) })).storedBytes;
+          const asked = Date.now();
+          const status = await this.host.services.status.query(peerId, { signal: AbortSignal.timeout(5000) });
+          theyStore = status.storedBytes;
+          if (status.time !== undefined) clockOffsetMs = Math.round(status.time - (asked + Date.now()) / 2);
         } catch {
           theyStore = undefined;
         }
@@ -466,6 +470,7 @@ export class Daemon {
         lastSeen: m.lastSeen,
         addrs: m.addrs,
         bytesTheyStoreForUs: theyStore ?? null,
+        clockOffsetMs: clockOffsetMs ?? null,
         bytesWeStoreForThem: weStore.used,
         /** Where their objects are kept here. */
         keptAt: join(this.hostStore.root, m.peerId),
@@ -481,7 +486,11 @@ export class Daemon {
 
   /** Open alerts and scheduled jobs, for `hearth status`. */
   statusExtras(): Record<string, unknown> {
-    return { alerts: this.alerts.open().map((a) => ({ key: a.key, since: new Date(a.raisedAt).toISOString() })), schedule: this.scheduler?.status() ?? [] };
+    return {
+      alerts: this.alerts.open().map((a) => ({ key: a.key, since: new Date(a.raisedAt).toISOString() })),
+      schedule: this.scheduler?.status() ?? [],
+      online: this.roster.members().filter((m) => this.host.getConnections(peerIdFromString(m.peerId)).length > 0).map((m) => m.name),
+    };
   }
 
   async stop(): Promise<void> {
@@ -522,4 +531,23 @@ export async function runDaemon(dir: string, options: DaemonOptions = {}): Promi
     process.once('SIGINT', stop);
   });
   await daemon.stop();
+}
+
+/** Read-only queries a health check or a person runs often: not worth a log line each. */
+const QUIET_OPS = new Set(['status', 'snapshots', 'ls', 'objects', 'peers']);
+
+/** Run one operation, logging its start and its end with the outcome, so `journalctl`/`docker logs` show what ran. */
+async function logged<T>(log: (line: string) => void, op: string, work: () => Promise<T>): Promise<T> {
+  if (QUIET_OPS.has(op)) return work();
+  const started = Date.now();
+  log(`${op}: started`);
+  try {
+    const result = await work();
+    const failed = (result as { ok?: boolean } | undefined)?.ok === false;
+    log(`${op}: ${failed ? 'finished with errors' : 'done'} in ${formatDuration(Date.now() - started)}`);
+    return result;
+  } catch (err) {
+    log(`${op}: failed after ${formatDuration(Date.now() - started)}: ${(err as Error).message.split('\n')[0]}`);
+    throw err;
+  }
 }

@@ -154,6 +154,15 @@ export class FamilyRoster implements PairStore, FamilyGate {
     });
   }
 
+  /** Members a recovered home's backup names, added as they were (last seen: unknown) unless already here. */
+  restoreMembers(members: ReadonlyArray<Omit<FamilyMember, 'lastSeen'>>): Promise<string[]> {
+    return this.change((draft) => {
+      const added = members.filter((m) => !draft.members.some((d) => d.peerId === m.peerId));
+      for (const m of added) draft.members.push({ ...m, name: uniqueName(draft.members, m.name), lastSeen: null });
+      return added.map((m) => m.name);
+    });
+  }
+
   recordPeer(peer: PairedPeer): Promise<{ relinked: boolean; name: string }> {
     return this.change((draft, now) => upsertMember(draft, peer, now));
   }

@@ -36,8 +36,10 @@ export function parseDuration(text: string): number {
 
 /**
  * A point in time for `--at`: an ISO 8601 date or date-time ("2026-05-01",
- * "2026-05-01T12:00"), or a duration ago ("3d" = three days ago). A bare date
- * means the end of that day, local time, so `--at 2026-05-01` includes that day's backups.
+ * "2026-05-01T12:00", "2026-05-01 12:00:07"), or a duration ago ("3d" = three days
+ * ago). A time means the end of what it names, local time unless it carries a zone:
+ * `--at 2026-05-01` includes that day's backups, and `--at "2026-05-01 02:00:07"`
+ * (a time `hearth snapshots` prints) includes the backup that started in that second.
  */
 export function parseTime(text: string, now = Date.now()): number {
   if (/^\s*\d+(?:\.\d+)?\s*[smhdw]\s*$/.test(text)) return now - parseDuration(text);
@@ -47,7 +49,24 @@ export function parseTime(text: string, now = Date.now()): number {
   }
   const t = Date.parse(text);
   if (Number.isNaN(t)) throw new Error(`invalid time "${text}": use a date like 2026-05-01, a date-time like 2026-05-01T14:30, or an age like 3d`);
-  return t;
+  const precision = /[T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?/.exec(text);
+  if (!precision || precision[2]) return t;
+  return t + (precision[1] ? 999 : 59_999);
+}
+
+/** A time for people: local, to the second ("2026-05-01 02:00:07"). */
+export function formatLocalTime(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/** A duration for people: "4.2s", "3m 05s", "1h 12m". */
+export function formatDuration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** "5%", "100%", or a bare percentage ("5") → a share from 0 to 1. */

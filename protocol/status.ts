@@ -34,6 +34,8 @@ export interface HostStatus {
   pendingDeletions: number;
   /** Free bytes on the host's disk. */
   freeBytes: number;
+  /** The host's clock when it answered (ms since the epoch); absent from older hosts. */
+  time?: number;
   /**
    * The asker's objects the host's scrub found damaged and that were not put again
    * since (at most MAX_DAMAGED_IN_STATUS). Absent from hosts that do not scrub.
@@ -131,7 +133,7 @@ export class StatusService implements Startable {
         this.source.freeBytes(),
         this.source.damagedFor?.(asker),
       ]);
-      const status: HostStatus = { version: this.source.version, quotaBytes: this.source.quotaFor(asker), storedBytes, pendingDeletions, freeBytes };
+      const status: HostStatus = { version: this.source.version, quotaBytes: this.source.quotaFor(asker), storedBytes, pendingDeletions, freeBytes, time: Date.now() };
       if (damaged) {
         status.damaged = damaged.slice(0, MAX_DAMAGED_IN_STATUS);
         status.damagedTotal = damaged.length;
@@ -163,6 +165,7 @@ function parseStatus(value: unknown): HostStatus {
     storedBytes: wholeNumber(message.storedBytes, 'status reply: storedBytes'),
     pendingDeletions: wholeNumber(message.pendingDeletions, 'status reply: pendingDeletions'),
     freeBytes: wholeNumber(message.freeBytes, 'status reply: freeBytes'),
+    ...(message.time === undefined ? {} : { time: wholeNumber(message.time, 'status reply: time') }),
     ...parseDamaged(message),
   };
 }

@@ -37,11 +37,33 @@ export function generatePhrase(): string {
   return entropyToMnemonic(randomBytes(32), wordlist);
 }
 
+const WORDS = new Set(wordlist);
+
+/** Words of the list one edit (a letter added, dropped, changed or two swapped) from `word`, or sharing its first four letters (which the list makes unique). */
+function closestWords(word: string): string[] {
+  const oneEdit = (a: string, b: string): boolean => {
+    if (Math.abs(a.length - b.length) > 1) return false;
+    let i = 0;
+    while (i < a.length && i < b.length && a[i] === b[i]) i++;
+    const rest = (x: string, n: number) => x.slice(i + n);
+    return rest(a, 1) === rest(b, 1) || rest(a, 1) === rest(b, 0) || rest(a, 0) === rest(b, 1)
+      || (a.length === b.length && a[i] === b[i + 1] && a[i + 1] === b[i] && rest(a, 2) === rest(b, 2));
+  };
+  const near = wordlist.filter((w) => oneEdit(word, w) || (word.length >= 4 && w.startsWith(word.slice(0, 4))));
+  return near.slice(0, 3);
+}
+
 /** Normalise and check a phrase; throws a one-line error naming the problem. */
 export function phraseToEntropy(phrase: string): Buffer {
   const words = phrase.trim().toLowerCase().split(/\s+/).join(' ');
   if (words.split(' ').length !== 24) throw new Error(`recovery phrase must have 24 words, got ${words ? words.split(' ').length : 0}`);
-  if (!validateMnemonic(words, wordlist)) throw new Error('recovery phrase is not valid: check the spelling of each word and their order');
+  const unknown = words.split(' ').findIndex((w) => !WORDS.has(w));
+  if (unknown >= 0) {
+    const word = words.split(' ')[unknown]!;
+    const near = closestWords(word);
+    throw new Error(`word ${unknown + 1} "${word}" is not in the word list${near.length ? ` (did you mean ${near.map((w) => `"${w}"`).join(' or ')}?)` : ''}: check it against the written phrase`);
+  }
+  if (!validateMnemonic(words, wordlist)) throw new Error('recovery phrase is not valid: every word is in the list but their checksum fails, so a word is wrong (another valid word) or two are swapped: check each against the written phrase');
   return Buffer.from(mnemonicToEntropy(words, wordlist));
 }
 

@@ -316,7 +316,9 @@ describe('catalog queries', () => {
     expect(stats).toMatchObject({
       records: catalog.head().seq,
       sources: 1,
-      files: { count: 4, bytes: 5 + 4 + 7 },
+      // Folders are counted apart from files (and links).
+      files: { count: 3, bytes: 5 + 4 + 7 },
+      folders: 1,
       versions: { count: 6, bytes: 5 + 4 + 5 + 5 + 7 },
       deletes: 1,
       objects: { blob: { count: 0, bytes: 0, plainBytes: 0 }, volume: { count: 0, bytes: 0, plainBytes: 0 } },

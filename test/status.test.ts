@@ -45,7 +45,9 @@ describe('/hearth/status/1', () => {
     const [host, owner] = await pairedHomes();
     host.stored.set(owner.peerId, 987_654);
     const status = await owner.node.services.status.query(host.node.peerId);
-    expect(status).toEqual({ version: TEST_VERSION, quotaBytes: 3_000_000, storedBytes: 987_654, pendingDeletions: 0, freeBytes: expect.any(Number) });
+    const before = Date.now();
+    expect(status).toEqual({ version: TEST_VERSION, quotaBytes: 3_000_000, storedBytes: 987_654, pendingDeletions: 0, freeBytes: expect.any(Number), time: expect.any(Number) });
+    expect(status.time).toBeLessThanOrEqual(before);
     expect(status.freeBytes).toBeGreaterThan(0);
   });
 

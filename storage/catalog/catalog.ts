@@ -16,12 +16,12 @@ import {
 import { decodeLatest } from './latest-value.ts';
 import { clockFlags, lastRecordAt, type ClockFlag, type ClockStats } from './timeline.ts';
 import {
-  INDEX_SPACES, META, SPACE, contentPrefix, decodeLivePathKey, escapePathKey, hashKey, historyPathPrefix, historySeq, HISTORY_SUFFIX_BYTES,
+  INDEX_SPACES, META, SPACE, contentPrefix, documentKey, decodeLivePathKey, escapePathKey, hashKey, historyPathPrefix, historySeq, HISTORY_SUFFIX_BYTES,
   latestKey, latestPrefix, logKey, objectKey, pathOfLatestKey, placementPrefix, prefixEnd, readU64, seqOfLogKey, sourcePart, writeU64,
 } from './layout.ts';
 import {
   groupIntoRecords, payloadProblem, prepareEntries, recordEntries, recordPlaintext,
-  type CatalogPayload, type DeleteRecord, type FileRecord, type ObjectRecord, type ObjectSummary, type PlacementRecord,
+  type CatalogPayload, type DeleteRecord, type FileRecord, type ObjectRecord, type ObjectSummary, type PlacementRecord, type RunPayload, type HomePayload,
 } from './payloads.ts';
 
 export * from './envelope.ts';
@@ -63,6 +63,13 @@ export interface CatalogStats extends IndexedStats {
   records: number;
 }
 
+/** One backup run as its records tell it; no `end` means it was cut off (or still runs). */
+export interface RunSummary {
+  run: string;
+  start?: RunPayload;
+  end?: RunPayload;
+}
+
 export interface VerifyResult {
   ok: boolean;
   /** Records that passed every check before the first failure (all of them when ok). */
@@ -71,7 +78,7 @@ export interface VerifyResult {
 }
 
 /** Bump when an index layout changes: open() then rebuilds the indexes from the log. */
-const INDEX_FORMAT = '4';
+const INDEX_FORMAT = '5';
 /** Live paths read at a time by unpacked(), and its versions fetched per getMany. */
 const PATH_WINDOW = 256;
 /** Entries per LevelDB batch when importing or rebuilding (whole records each time). */
@@ -448,6 +455,27 @@ export class Catalog {
   /** Records dated in the future (timeline.ts), with the counters behind them. */
   clock(now: number = Date.now()): ClockStats & { flagged: ClockFlag[] } {
     return { ...structuredClone(this.indexedStats.clock), flagged: clockFlags(this.indexedStats.clock, now) };
+  }
+
+  /** The latest `home` record: the home's settings and family as last backed up. */
+  async home(): Promise<HomePayload | undefined> {
+    const value = await this.db.get(documentKey('home'));
+    return value && parseJson<HomePayload>(value);
+  }
+
+  /** Every backup run, oldest first: its start record and, once it ended, its end record. */
+  async runs(): Promise<RunSummary[]> {
+    const byRun = new Map<string, RunSummary>();
+    for await (const [key, value] of scan(this.db, Buffer.of(SPACE.run), Buffer.of(SPACE.run + 1))) {
+      const id = key.toString('utf8', 1, key.length - 1);
+      const payload = parseJson<RunPayload>(value);
+      const run = byRun.get(id) ?? { run: id };
+      if (payload.phase === 'start') run.start = payload;
+      else run.end = payload;
+      byRun.set(id, run);
+    }
+    const time = (r: RunSummary) => r.start?.time ?? r.end!.time;
+    return [...byRun.values()].sort((a, b) => time(a) - time(b));
   }
 
   stats(): CatalogStats {

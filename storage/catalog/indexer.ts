@@ -6,8 +6,8 @@ import type { Level } from 'level';
 import { decodeLatest, encodeLatest } from './latest-value.ts';
 import type { CatalogPayload, ContentRange, FilePayload, ObjectSummary, PlacementRecord, RunPayload } from './payloads.ts';
 import {
-  SPACE, contentKey, encodeRange, hashKey, historyKey, latestKey, livePathKey, objectContentsKey, objectContentsPrefix,
-  objectKey, placementKey, prefixEnd, readU64, sourceKey, sourcePart, u64Value, writeU64,
+  SPACE, contentKey, documentKey, encodeRange, hashKey, historyKey, latestKey, livePathKey, objectContentsKey, objectContentsPrefix,
+  objectKey, placementKey, prefixEnd, readU64, runKey, sourceKey, sourcePart, u64Value, writeU64,
 } from './layout.ts';
 import { extendTimeline, loadTimelineTail, noteClock, recordTimes, type ClockStats, type DatedRecord, type RecordTime } from './timeline.ts';
 
@@ -21,8 +21,10 @@ export interface ByteCount {
 /** Counters kept in the db next to the indexes, updated in the same batch. */
 export interface IndexedStats {
   sources: number;
-  /** Current versions of paths that exist; bytes counts regular files only. */
+  /** Current versions of paths that exist and are not folders (files and links); bytes counts regular files only. */
   files: ByteCount;
+  /** Current versions of paths that exist and are folders. */
+  folders: number;
   /** Every file version ever recorded. */
   versions: ByteCount;
   deletes: number;
@@ -40,6 +42,7 @@ export function emptyStats(): IndexedStats {
   return {
     sources: 0,
     files: { count: 0, bytes: 0 },
+    folders: 0,
     versions: { count: 0, bytes: 0 },
     deletes: 0,
     objects: { blob: { count: 0, bytes: 0, plainBytes: 0 }, volume: { count: 0, bytes: 0, plainBytes: 0 } },
@@ -196,6 +199,10 @@ export class IndexBatch {
         break;
       case 'run':
         this.stats.lastRun = payload;
+        this.put(runKey(payload.run, payload.phase), Buffer.from(record.json, 'utf8'));
+        break;
+      case 'home':
+        this.put(documentKey('home'), Buffer.from(record.json, 'utf8'));
         break;
       // Kinds from a newer Hearth: kept in the log, not indexed.
     }
@@ -317,7 +324,8 @@ export class IndexBatch {
     const previous = this.get(lKey);
     if (previous) {
       const old = decodeLatest(previous, source, path);
-      this.stats.files.count--;
+      if (old.type === 'dir') this.stats.folders--;
+      else this.stats.files.count--;
       if (old.type === 'file') this.stats.files.bytes -= old.size;
       if (old.hash) this.addLiveRef(old.hash, -1, old.size, src, path);
     }
@@ -328,7 +336,8 @@ export class IndexBatch {
     }
     this.put(lKey, encodeLatest(file, record.json));
     const bytes = file.type === 'file' ? file.size : 0;
-    this.stats.files.count++;
+    if (file.type === 'dir') this.stats.folders++;
+    else this.stats.files.count++;
     this.stats.files.bytes += bytes;
     this.stats.versions.count++;
     this.stats.versions.bytes += bytes;

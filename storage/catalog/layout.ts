@@ -18,6 +18,8 @@ export const SPACE = {
   unpacked: 0x75, // u hash -> size
   held: 0x6b, // k hash -> count: ranges in any object (blob or volume) holding this content
   timeline: 0x74, // t time -> seq: the last record at or before each time (a snapshot's end)
+  run: 0x67, // g run 00|01 -> the run's start | end payload
+  document: 0x64, // d kind -> the latest payload of a whole-document kind (settings, roster)
 } as const;
 
 /** Keyspaces derived from the log; rebuild() clears and refills exactly these. */
@@ -25,6 +27,7 @@ export const INDEX_SPACES = [
   SPACE.source, SPACE.latest, SPACE.history, SPACE.object, SPACE.objectContents,
   SPACE.content, SPACE.placement, SPACE.liveRefs, SPACE.livePaths, SPACE.volumeRefs, SPACE.unpacked,
   SPACE.held, SPACE.timeline,
+  SPACE.run, SPACE.document,
 ];
 
 export const META = {
@@ -196,6 +199,15 @@ export function placementKey(id: string, target: string): Buffer {
 
 export function placementPrefix(id: string): Buffer {
   return Buffer.concat([Buffer.of(SPACE.placement), idPart(id)]);
+}
+
+/** A run's start (phase 'start') or end record; a run's two keys sit side by side. */
+export function runKey(run: string, phase: 'start' | 'end'): Buffer {
+  return Buffer.concat([Buffer.of(SPACE.run), Buffer.from(run, 'utf8'), Buffer.of(phase === 'start' ? 0 : 1)]);
+}
+
+export function documentKey(kind: string): Buffer {
+  return Buffer.concat([Buffer.of(SPACE.document), Buffer.from(kind, 'utf8')]);
 }
 
 export function hashKey(space: number, hash: Buffer): Buffer {

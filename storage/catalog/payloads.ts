@@ -103,9 +103,25 @@ export interface RetirePayload {
   time: number;
 }
 
+/**
+ * The home itself as of `time`: its settings and its family, so a home recovered
+ * from its phrase gets them back with the catalog. The latest one counts.
+ */
+export interface HomePayload {
+  k: 'home';
+  name: string;
+  sources: Array<{ name: string; path: string }>;
+  /** Each target's configuration as config.json holds it (a dir's path, an S3 bucket's name and endpoint; never credentials). */
+  targets: Array<{ name: string; kind: string } & Record<string, unknown>>;
+  /** Settings set with `config set` (defaults are not recorded). */
+  settings: Record<string, string>;
+  members: Array<{ name: string; peerId: string; addrs: string[]; quotaTheyGrantUs: number; quotaWeGrantThem: number; pairedAt: string }>;
+  time: number;
+}
+
 export type CatalogPayload =
   | RunPayload | FilePayload | DeletePayload | ObjectPayload | ContentsPayload
-  | PlacePayload | UnplacePayload | RetirePayload;
+  | PlacePayload | UnplacePayload | RetirePayload | HomePayload;
 
 export type KnownKind = CatalogPayload['k'];
 
@@ -148,6 +164,8 @@ const SHAPES: Record<KnownKind, Record<string, Check>> = {
   place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString) },
   unplace: { id: isId, target: isName, time: isTime },
   retire: { id: isId, time: isTime },
+  home: { name: isString, sources: Array.isArray, targets: Array.isArray, settings: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+    members: (v) => Array.isArray(v) && v.every((m) => typeof m === 'object' && m !== null && isString(m.peerId) && isString(m.name)), time: isTime },
 };
 
 function isKnownKind(k: string): k is KnownKind {
