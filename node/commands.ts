@@ -24,7 +24,7 @@ import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore, sweepSpoolLeftovers } from './object-store.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
-import { localSources, placeColdCopies } from './cold-placement.ts';
+import { dropStagedCopies, localSources, placeColdCopies } from './cold-placement.ts';
 import { priceTable } from './prices.ts';
 import { costReport, type CostReport } from './cost.ts';
 import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
@@ -33,6 +33,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentProgress, type ProgressSink } from './progress.ts';
 import type { SourceConfig, TargetConfig } from './config.ts';
 import { describeTarget, openS3Tier, s3TargetConfig, type S3TargetOptions } from './s3-target.ts';
+import { describeDriveTarget, openDriveTier, resolveDriveTarget } from './drive-target.ts';
+import { signInGoogle } from './google-auth.ts';
+export { openBrowser } from './google-auth.ts';
 
 export interface InitResult {
   home: string;
@@ -138,9 +141,39 @@ export async function addS3Target(dir: string, options: S3TargetOptions & { name
   return { ...target, where: targetWhere(target) };
 }
 
-/** Where a target is, for people: a folder, or an S3 bucket and prefix. */
+/** Where a target is, for people: a folder, an S3 bucket and prefix, or a Drive folder. */
 export function targetWhere(target: TargetConfig): string {
-  return target.kind === 'dir' ? target.path : describeTarget(target);
+  return target.kind === 'dir' ? target.path : target.kind === 'drive' ? describeDriveTarget(target) : describeTarget(target);
+}
+
+/** `hearth auth google`: the loopback sign-in; the token file goes into the home. */
+export async function authGoogle(dir: string, options: { client: string; onUrl: (url: string) => void; timeoutMs?: number }): Promise<{ tokenFile: string; scope: string }> {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  return signInGoogle({ home: paths.dir, clientFile: options.client, onUrl: options.onUrl, timeoutMs: options.timeoutMs });
+}
+
+/**
+ * Records a Drive target once its folder (and the catalog's subfolder) has been
+ * found or made with the home's Google sign-in: an existing folder of the same name
+ * is this home's, recovered.
+ */
+export async function addDriveTarget(dir: string, options: { folder?: string; name?: string }): Promise<TargetConfig & { where: string; free?: number }> {
+  const paths = new HomePaths(dir);
+  const keys = loadIdentity(paths);
+  const config = loadConfig(paths);
+  const targets = config.data.targets;
+  if (options.name !== undefined) {
+    checkName(options.name);
+    if (targets.some((t) => t.name === options.name)) throw new Error(`a target named "${options.name}" exists already: choose another --name`);
+  }
+  if (options.folder !== undefined && (options.folder.trim() === '' || options.folder.length > 200)) throw new Error('--folder must be a folder name of 1 to 200 characters');
+  const target = await resolveDriveTarget(paths, peerIdFromSeed(keys.ed25519Seed), config, options.name ?? uniqueName(targets.map((t) => t.name), 'drive'), options.folder);
+  if (targets.some((t) => t.kind === 'drive' && t.folderId === target.folderId)) throw new Error(`the Drive folder "${target.folder}" is already a target`);
+  const quota = await openDriveTier(target, paths, config).quota();
+  targets.push(target);
+  config.save();
+  return { ...target, where: targetWhere(target), free: Number.isFinite(quota.limit) ? quota.limit - quota.usage : undefined };
 }
 
 export function listEntries(dir: string, what: 'sources' | 'targets'): Array<SourceConfig | TargetConfig> {
@@ -268,7 +301,7 @@ export const SESSION_OPS: Record<string, Op> = {
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     const cold = await placeColdCopies({
       catalog: s.catalog,
-      tiers: tiers.filter((t) => t.kind === 's3'),
+      tiers: tiers.filter((t) => t.kind === 's3' || t.kind === 'drive'),
       policy,
       relatives,
       heldElsewhere,
@@ -277,10 +310,20 @@ export const SESSION_OPS: Record<string, Op> = {
       log: (line) => ctx.progress.log(line),
       signal: ctx.signal,
     });
-    if (cold.failed.length) report.ok = false;
+    const unstaged = await dropStagedCopies({
+      catalog: s.catalog,
+      tiers,
+      policy,
+      relatives,
+      heldElsewhere,
+      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer').length,
+      log: (line) => ctx.progress.log(line),
+      signal: ctx.signal,
+    });
+    if (cold.failed.length || unstaged.failed.length) report.ok = false;
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
-    Object.assign(report, { cold, cloudCatalog });
+    Object.assign(report, { cold, unstaged, cloudCatalog });
     if (ctx.family) Object.assign(report, { replication: await ctx.family.afterBackup(ctx.progress) });
     return report;
   },

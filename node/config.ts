@@ -36,7 +36,18 @@ export interface S3TargetConfig {
   profile?: string;
 }
 
-export type TargetConfig = DirTargetConfig | S3TargetConfig;
+/** A Google Drive folder (docs/drive-tier.md); the sign-in lives in google-token.json. */
+export interface DriveTargetConfig {
+  name: string;
+  kind: 'drive';
+  /** The folder's name, as the user sees it in Drive. */
+  folder: string;
+  folderId: string;
+  /** The subfolder holding the catalog log. */
+  catalogFolderId: string;
+}
+
+export type TargetConfig = DirTargetConfig | S3TargetConfig | DriveTargetConfig;
 
 export interface ConfigFile {
   sources: SourceConfig[];
@@ -99,6 +110,12 @@ export const SETTINGS: Record<string, SettingSpec> = {
     check: oneOf('policy.cold', ['fallback', 'always', 'never']),
   },
   'policy.fallbackAfter': durationSetting('24h', 'how long a volume may sit at fewer than policy.peers relatives before it gets a cold copy (policy.cold fallback)'),
+  'policy.staging': {
+    default: 'relatives',
+    describe: 'where staged blobs (not yet in a volume) wait: relatives (drive targets only when fewer than policy.peers relatives hold them for policy.fallbackAfter) or drive (always on drive targets too)',
+    check: oneOf('policy.staging', ['relatives', 'drive']),
+  },
+  'drive.maxUse': sizeSetting('10GB', 'the most Hearth keeps on Google Drive (its free 15 GB is shared with Gmail)'),
   's3.partSize': {
     default: '1GiB',
     describe: 'multipart part size for s3 targets (5MiB-5GiB); 1GiB keeps uploads at 1.5 requests per GB',
