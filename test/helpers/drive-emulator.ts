@@ -80,7 +80,7 @@ export interface DriveEmulator {
   expireUploadSessions(): void;
   inject(op: string, injection: Injection): void;
   setQuota(q: { limit?: number; otherUsage?: number }): void;
-  /** Requests of `op` after the first `after` are left unanswered (body unread) until release(): a kill lands mid-upload. */
+  /** Requests of `op` after the first `after` hang until release() and are then dropped unanswered: a kill lands mid-upload. */
   hold(op: string, after: number): void;
   release(): void;
   files(): DriveFile[];
@@ -376,7 +376,12 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
       : fileMatch ? (req.method === 'DELETE' ? 'delete' : q.get('alt') === 'media' ? 'media' : 'get')
       : 'unknown';
 
-    if (held && held.op === entry.op && ++held.seen > held.after) await heldUntil;
+    if (held && held.op === entry.op && ++held.seen > held.after) {
+      // A held request never reaches Drive's storage: released, its connection is dropped.
+      await heldUntil;
+      req.destroy();
+      return;
+    }
     // A resumable session's URI is its own credential: Drive does not ask for a token on chunk PUTs.
     const session = entry.op === 'upload-chunk' ? sessions.get(q.get('upload_id') ?? '') : undefined;
     let clientId = session?.clientId;
