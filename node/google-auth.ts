@@ -177,7 +177,9 @@ export type GoogleOAuthClient = InstanceType<typeof auth.OAuth2>;
 /** The OAuth client for API calls: refreshes the access token when it lapses and saves the new one. */
 export function googleClient(home: string): GoogleOAuthClient {
   const token = loadToken(home);
-  const client = new auth.OAuth2({ clientId: token.clientId, clientSecret: token.clientSecret, endpoints: { oauth2TokenUrl: googleEndpoints().token } });
+  // forceRefreshOnFailure: a 401 refreshes once even when the saved expiry says the
+  // token is fresh (revoked token, a clock off by an hour).
+  const client = new auth.OAuth2({ clientId: token.clientId, clientSecret: token.clientSecret, endpoints: { oauth2TokenUrl: googleEndpoints().token }, forceRefreshOnFailure: true });
   client.setCredentials({ refresh_token: token.refreshToken, access_token: token.accessToken, expiry_date: token.expiryDate });
   client.on('tokens', (t) => {
     if (!t.access_token) return;

@@ -51,6 +51,8 @@ export interface DriveUploadJournal {
 /** What the tier needs of the OAuth client: a fresh access token (refreshed as needed). */
 export interface DriveAuth {
   getAccessToken(): Promise<{ token?: string | null }>;
+  /** A new access token even though the current one looks fresh (after a 401). */
+  refreshAccessToken(): Promise<unknown>;
 }
 
 export interface DriveTierOptions {
@@ -228,8 +230,9 @@ export class DriveTier implements Tier {
     return this.verify(name, last.file, md5, sha256, source.size);
   }
 
-  private async accessToken(): Promise<string> {
+  private async accessToken(refresh = false): Promise<string> {
     try {
+      if (refresh) await this.auth.refreshAccessToken();
       const { token } = await this.auth.getAccessToken();
       if (!token) throw new Error('no access token');
       return token;
@@ -238,14 +241,18 @@ export class DriveTier implements Tier {
     }
   }
 
-  private async startSession(name: string, size: number, signal: AbortSignal | undefined): Promise<string> {
+  private async startSession(name: string, size: number, signal: AbortSignal | undefined, refresh = false): Promise<string> {
     const url = `${this.rootUrl}upload/drive/v3/files?uploadType=resumable&fields=${encodeURIComponent(FILE_FIELDS)}`;
     const res = await this.fetch(url, {
       method: 'POST',
-      headers: { authorization: `Bearer ${await this.accessToken()}`, 'content-type': 'application/json; charset=UTF-8', 'x-upload-content-type': OBJECT_MIME, 'x-upload-content-length': String(size) },
+      headers: { authorization: `Bearer ${await this.accessToken(refresh)}`, 'content-type': 'application/json; charset=UTF-8', 'x-upload-content-type': OBJECT_MIME, 'x-upload-content-length': String(size) },
       body: JSON.stringify({ name, parents: [this.folderId], mimeType: OBJECT_MIME }),
       signal,
     }, `start the upload of ${name}`);
+    if (res.status === 401 && !refresh) {
+      await res.body?.cancel();
+      return this.startSession(name, size, signal, true);
+    }
     if (!res.ok) throw this.translate(await responseFault(res), `start the upload of ${name}`);
     const location = res.headers.get('location');
     await res.body?.cancel();
