@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearthAsync, hearthSpawn, type CliResult } from './helpers/cli.ts';
+import { hearthAsync, type CliResult } from './helpers/cli.ts';
+import { consent, signIn as signInWith } from './helpers/google-signin.ts';
 import { DRIVE_FILE_SCOPE, guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
 
 let work: string;
@@ -39,31 +40,7 @@ async function ok(home: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Starts `hearth auth google`, waits for the URL it prints, and lets `browse` act on it. */
-async function signIn(home: string, browse: (url: URL) => Promise<void>): Promise<CliResult> {
-  const child = hearthSpawn(home, ['auth', 'google', '--client', clientFile, '--no-browser']);
-  let stdout = '';
-  let stderr = '';
-  let urlSeen!: (url: URL) => void;
-  const printed = new Promise<URL>((resolve) => (urlSeen = resolve));
-  child.stdout.on('data', (d) => {
-    stdout += d;
-    const m = /^(http\S+)$/m.exec(stdout);
-    if (m) urlSeen(new URL(m[1]!));
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const url = await Promise.race([printed, exited.then(() => undefined)]);
-  if (url) await browse(url);
-  return { code: await exited, stdout, stderr };
-}
-
-/** The browser: the consent page redirects (302) to the loopback, which answers. */
-async function consent(url: URL): Promise<Response> {
-  const page = await fetch(url, { redirect: 'manual' });
-  expect(page.status).toBe(302);
-  return fetch(page.headers.get('location')!);
-}
+const signIn = (home: string, browse: (url: URL) => Promise<void>): Promise<CliResult> => signInWith(home, clientFile, browse);
 
 describe('hearth auth google', () => {
   it('signs in through the loopback flow with PKCE and state, stores a 0600 token file, and Drive works with it', async () => {
