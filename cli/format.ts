@@ -81,6 +81,10 @@ export function printStatus(s: Record<string, unknown>): void {
   console.log(`sources: ${sources.map((x) => `${x.name} (${x.path})`).join(', ') || 'none: add one with "hearth source add PATH"'}`);
   console.log(`targets: ${targets.map((x) => `${x.name} (${x.where})`).join(', ') || 'none: add one with "hearth target add dir PATH"'}`);
   console.log(`catalog: ${JSON.stringify(s.catalog)}`);
+  for (const d of (s.drive ?? []) as Array<{ target: string; objects: number; bytes: number; why: Record<string, number> }>) {
+    const why = Object.entries(d.why).map(([reason, n]) => `${n} ${reason}`).join('; ');
+    console.log(`on drive ${d.target}: ${d.objects} objects, ${formatSize(d.bytes)}${why ? ` (${why})` : ''}`);
+  }
 }
 
 export function printPeers(list: Array<Record<string, unknown>>): void {

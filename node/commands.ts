@@ -411,6 +411,7 @@ export const SESSION_OPS: Record<string, Op> = {
       sources: s.config.data.sources,
       targets: s.config.data.targets.map((t) => ({ ...t, where: targetWhere(t) })),
       catalog: { head: s.catalog.head().seq, ...s.catalog.stats() },
+      drive: await driveStatus(s),
       volumeSize: s.config.get('volume.size'),
       ...ctx.family?.statusExtras(),
     };
@@ -448,6 +449,27 @@ export const SESSION_OPS: Record<string, Op> = {
     return { records: ctx.session.catalog.head().seq };
   },
 };
+
+/** What sits on each Drive target, and why the policy put it there (docs/drive-tier.md). */
+async function driveStatus(s: HomeSession): Promise<Array<{ target: string; objects: number; bytes: number; why: Record<string, number> }>> {
+  const drives = s.config.data.targets.filter((t) => t.kind === 'drive').map((t) => t.name);
+  if (drives.length === 0) return [];
+  const policy = placementPolicyOf(s.config);
+  const alone = (await FamilyRoster.open(s.paths.dir)).members().length === 0 && !s.config.data.targets.some((t) => t.kind === 'dir');
+  const out = new Map(drives.map((name) => [name, { target: name, objects: 0, bytes: 0, why: {} as Record<string, number> }]));
+  for await (const o of s.catalog.objects()) {
+    for (const p of o.placements) {
+      const entry = out.get(p.target);
+      if (!entry) continue;
+      const peers = o.placements.filter((x) => x.tier === 'peer').length;
+      const why = o.kind === 'volume' ? 'volume: Drive is the only place' : policy.staging === 'drive' ? 'staged: policy.staging drive' : alone ? 'staged: Drive is the only place' : `staged: ${peers} of policy.peers ${policy.peers} relatives hold it`;
+      entry.objects++;
+      entry.bytes += o.size;
+      entry.why[why] = (entry.why[why] ?? 0) + 1;
+    }
+  }
+  return [...out.values()];
+}
 
 /**
  * Run an operation: through the daemon when one runs for this home (it holds the

@@ -79,6 +79,8 @@ describe('Drive as the staging tier', () => {
     expect(blobs.length).toBe(2);
     expect(await onDrive(home)).toEqual(blobs);
     expect(driveNames()).toEqual(expect.arrayContaining(blobs));
+    const status = JSON.parse(await ok(home, ['status', '--json'])) as { drive: Array<{ target: string; objects: number; why: Record<string, number> }> };
+    expect(status.drive).toEqual([expect.objectContaining({ target: 'drive', objects: 2, why: { 'staged: policy.staging drive': 2 } })]);
     const location = (await objects(home)).find((o) => o.id === blobs[0])!.placements.find((p) => p.tier === 'drive')!.location;
     expect(location).toBe(`drive://${emu.files().find((f) => f.name === `Hearth always`)!.id}/${emu.files().find((f) => f.name === blobs[0])!.id}`);
 
@@ -115,6 +117,7 @@ describe('Drive as the staging tier', () => {
     await ok(a.home, ['replicate']);
     expect(await onDrive(a.home)).toEqual(blobs);
     for (const id of blobs) expect(driveNames()).toContain(id);
+    expect(await ok(a.home, ['status'])).toMatch(/^on drive drive: 2 objects, .* \(2 staged: 0 of policy\.peers 1 relatives hold it\)$/m);
 
     db = await startDaemon(bHome);
     daemons.push(db);
