@@ -296,7 +296,10 @@ export const SESSION_OPS: Record<string, Op> = {
     const policy = placementPolicyOf(s.config);
     const relatives = (await FamilyRoster.open(s.paths.dir)).members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
-    const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
+    // A Drive copy of an object held elsewhere is placed after the backup
+    // (placeColdCopies below), so a full Drive or a lapsed sign-in never fails a file's backup.
+    const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean =>
+      !(tier.kind === 'drive' && heldElsewhere) && wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable });
     const report = await runBackup({ config: s.config, catalog: s.catalog, store, progress: ctx.progress, signal: ctx.signal }, { pack: args.pack });
     const cold = await placeColdCopies({

@@ -147,4 +147,34 @@ describe('Drive as the staging tier', () => {
     await ok(fresh, ['restore', '--to', to]);
     expect(snapshotTree(join(to, `photos-fire`))).toEqual(snapshotTree(photos));
   });
+
+  it('a full Drive, a rate limit and a lapsed sign-in: one clear line each, the files safe on the disk, Drive filled in later', async () => {
+    const { home, photos } = await driveHome('faults', { 'policy.staging': 'drive' });
+    await ok(home, ['target', 'add', 'dir', join(work, 'usb-faults')]);
+    await ok(home, ['backup']);
+    writeFile(photos, 'c/full.jpg', 9000, 21);
+    emu.setQuota({ otherUsage: 15 * 1024 ** 3 });
+    const full = await hearthAsync(home, ['backup']);
+    emu.setQuota({ otherUsage: 0 });
+    expect(full.code).toBe(3);
+    // One line for the staged copy, one for the catalog's copy: both need space.
+    const fullLines = full.stderr.split('\n').filter((l) => /Drive is full/.test(l));
+    expect(fullLines).toHaveLength(2);
+    expect(fullLines[1]).toMatch(/^catalog upload to drive failed: /);
+    expect(fullLines[0]).toMatch(/staged copy of [0-9a-f]{12} to drive failed: drive target drive \(folder Hearth faults\): Google Drive is full \(.* shared with Gmail and Photos\)/);
+    const [blob] = await blobIds(home);
+    expect((await objects(home)).find((o) => o.id === blob)!.placements.map((p) => p.tier)).toEqual(['dir']);
+
+    emu.inject('upload-multipart', { status: 429, reason: 'rateLimitExceeded', times: 1 });
+    await ok(home, ['backup']);
+    expect(await onDrive(home)).toEqual([blob]);
+
+    writeFile(photos, 'c/lapsed.jpg', 9000, 22);
+    emu.revokeRefreshTokens();
+    const lapsed = await hearthAsync(home, ['backup']);
+    expect(lapsed.code).toBe(3);
+    expect(lapsed.stderr).toMatch(/the Google sign-in has expired or was revoked \(invalid_grant\): run "hearth auth google --client FILE" again/);
+    expect(await onDrive(home)).toEqual([blob]);
+    expect((await blobIds(home)).length).toBe(2);
+  });
 });
