@@ -1,6 +1,6 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join as joinPath, resolve } from 'node:path';
 import { ageSecretKeyString, ageRecipientString, generatePhrase, deriveKeys, phraseToEntropy } from '../storage/keys.ts';
 import { CountingTier } from '../storage/tier/counting.ts';
@@ -210,6 +210,11 @@ export async function removeTarget(dir: string, name: string): Promise<{ aborted
       await tier.abandonUpload(entry.slice(0, -'.json'.length));
       abortedUploads++;
     }
+  }
+  if (target?.kind === 'drive') {
+    // Drive bills no unfinished session (it forgets them within a week); the journal
+    // and the catalog state name this folder only, and would mislead a new target of the name.
+    for (const entry of [target.name, `${target.name}.catalog`, `${target.name}.catalog.json`]) rmSync(joinPath(paths.dir, 'drive-uploads', entry), { recursive: true, force: true });
   }
   removeEntry(dir, 'targets', name);
   return { abortedUploads };

@@ -177,4 +177,30 @@ describe('Drive as the staging tier', () => {
     expect(await onDrive(home)).toEqual([blob]);
     expect((await blobIds(home)).length).toBe(2);
   });
+
+  it('the monthly check lists the folder once, finds a copy deleted in Drive and puts it back from the disk', async () => {
+    const { home, photos } = await driveHome('check', { 'policy.staging': 'drive' });
+    await ok(home, ['target', 'add', 'dir', join(work, 'usb-check'), '--name', 'usb']);
+    await ok(home, ['backup']);
+    writeFile(photos, 'c/one.jpg', 9000, 31);
+    writeFile(photos, 'c/two.jpg', 9000, 32);
+    await ok(home, ['backup']);
+    const staged = await onDrive(home);
+    expect(staged).toHaveLength(2);
+    const listsBefore = emu.count('list');
+    const readsBefore = emu.count('media');
+    const clean = JSON.parse(await ok(home, ['check', '--read-data', '--target', 'drive', '--json'])) as { ok: boolean; targets: unknown[] };
+    expect(clean.ok).toBe(true);
+    expect(clean.targets).toEqual([expect.objectContaining({ name: 'drive', kind: 'drive', objects: 2, readObjects: 0, requests: { list: 1, head: 0, dollars: 0 } })]);
+    expect(emu.count('list')).toBe(listsBefore + 1);
+    expect(emu.count('media')).toBe(readsBefore);
+
+    emu.remove(emu.files().find((f) => f.name === staged[0])!.id);
+    const r = await hearthAsync(home, ['check', '--json']);
+    expect(r.code, r.stderr).toBe(3);
+    const found = JSON.parse(r.stdout) as { damaged: Array<{ id: string; target: string; fault: string; repairedFrom?: string }> };
+    expect(found.damaged).toEqual([expect.objectContaining({ id: staged[0], target: 'drive', fault: 'missing', repairedFrom: 'usb' })]);
+    expect(driveNames()).toContain(staged[0]);
+    expect(JSON.parse(await ok(home, ['check', '--json'])).ok).toBe(true);
+  });
 });

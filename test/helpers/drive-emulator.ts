@@ -86,6 +86,8 @@ export interface DriveEmulator {
   files(): DriveFile[];
   /** Change a stored file's bytes behind the client's back (damage). */
   corrupt(id: string): void;
+  /** Delete a file behind the client's back (the user, in Drive's web page). */
+  remove(id: string): void;
   stop(): Promise<void>;
 }
 
@@ -271,6 +273,7 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
     inject: (op, injection) => void (injections.get(op) ?? injections.set(op, []).get(op)!).push({ ...injection }),
     setQuota: (q) => void (quota = { limit: q.limit ?? quota.limit, otherUsage: q.otherUsage ?? quota.otherUsage }),
     files: () => [...files.values()],
+    remove: (id) => void files.delete(id),
     corrupt(id) {
       const f = files.get(id)!;
       f.data = Buffer.from(f.data);
