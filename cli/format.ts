@@ -3,7 +3,7 @@ import { describeColdWait, type ColdPlan } from '../node/cold-restore.ts';
 import type { CostReport } from '../node/cost.ts';
 import type { BackupReport } from '../node/backup.ts';
 import type { RestoreReport } from '../node/restore.ts';
-import type { LsEntry, ObjectEntry } from '../node/commands.ts';
+import type { DriveUse, LsEntry, ObjectEntry } from '../node/commands.ts';
 import type { SourceDrift } from '../node/drift.ts';
 import type { AuditReport } from '../node/audit.ts';
 import type { TargetCheckReport } from '../node/checks/target-check.ts';
@@ -129,7 +129,7 @@ export function printVerify(reports: AuditReport[]): void {
 
 const dollars = (n: number): string => (n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`);
 
-export function printCost(r: CostReport): void {
+export function printCost(r: CostReport & { drive?: DriveUse[] }): void {
   printTable(
     r.targets.map((t) => [
       t.target, t.kind, t.storageClass ?? '-', String(t.objects), formatSize(t.bytes),
@@ -139,6 +139,11 @@ export function printCost(r: CostReport): void {
   );
   for (const t of r.targets) {
     if (t.earlyDeletes.objects) console.log(`${t.target}: ${t.earlyDeletes.objects} deletes put off until their minimum storage time has passed (${formatSize(t.earlyDeletes.bytes)}; deleting them now would cost ${dollars(t.earlyDeletes.chargeIfDeletedNow)})`);
+  }
+  for (const d of r.drive ?? []) {
+    const hearth = r.targets.find((t) => t.target === d.target)?.bytes ?? 0;
+    if (d.error) console.log(`${d.target}: Hearth keeps ${formatSize(hearth)} on Google Drive (drive.maxUse ${formatSize(d.maxUse)}); the account's quota is unknown: ${d.error}`);
+    else console.log(`${d.target}: Hearth keeps ${formatSize(hearth)} on Google Drive (drive.maxUse ${formatSize(d.maxUse)}); the account uses ${formatSize(d.used)}${d.limit !== undefined ? ` of its ${formatSize(d.limit)} free quota, shared with Gmail and Photos` : ''}; $0`);
   }
   console.log(`estimate this month: ${dollars(r.monthlyTotal)} (storage at the price table's rates plus this month's requests; "hearth config" price.*)`);
   const s = r.scenario;

@@ -364,7 +364,7 @@ export const SESSION_OPS: Record<string, Op> = {
 
   async cost(ctx) {
     const s = ctx.session;
-    return costReport({
+    const report = await costReport({
       catalog: s.catalog,
       targets: s.config.data.targets,
       prices: priceTable(s.config),
@@ -373,6 +373,20 @@ export const SESSION_OPS: Record<string, Op> = {
       volumeSize: s.config.size('volume.size'),
       partSize: s.config.size('s3.partSize'),
     });
+    // Drive is free up to the account's quota, shared with Gmail: its use against the
+    // quota and drive.maxUse is the figure that matters (one about.get per target).
+    const drive: DriveUse[] = [];
+    for (const t of s.config.data.targets) {
+      if (t.kind !== 'drive') continue;
+      const held = report.targets.find((x) => x.target === t.name)?.bytes ?? 0;
+      try {
+        const q = await openDriveTier(t, s.paths, s.config).quota();
+        drive.push({ target: t.name, used: q.usage, limit: Number.isFinite(q.limit) ? q.limit : undefined, maxUse: s.config.size('drive.maxUse') });
+      } catch (err) {
+        drive.push({ target: t.name, used: held, maxUse: s.config.size('drive.maxUse'), error: (err as Error).message });
+      }
+    }
+    return { ...report, drive };
   },
 
   async 'catalog-pull'(ctx, args: { target?: string }) {
@@ -548,7 +562,16 @@ export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'stat
 export const check = (dir: string, options: { readData?: string; target?: string; progress: ProgressSink }) =>
   runOp<TargetCheckReport>(dir, 'check', { readData: options.readData, target: options.target }, options.progress);
 export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
-export const cost = (dir: string) => runOp<CostReport>(dir, 'cost', {});
+/** A Drive target's account: bytes used (all of Google's services), its quota when it has one. */
+export interface DriveUse {
+  target: string;
+  used: number;
+  limit?: number;
+  maxUse: number;
+  error?: string;
+}
+
+export const cost = (dir: string) => runOp<CostReport & { drive: DriveUse[] }>(dir, 'cost', {});
 export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
 export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 

@@ -81,6 +81,7 @@ describe('Drive as the staging tier', () => {
     expect(driveNames()).toEqual(expect.arrayContaining(blobs));
     const status = JSON.parse(await ok(home, ['status', '--json'])) as { drive: Array<{ target: string; objects: number; why: Record<string, number> }> };
     expect(status.drive).toEqual([expect.objectContaining({ target: 'drive', objects: 2, why: { 'staged: policy.staging drive': 2 } })]);
+    expect(await ok(home, ['cost'])).toMatch(/^drive: Hearth keeps .* on Google Drive \(drive\.maxUse 9\.31 GiB\); the account uses .* of its 15\.0 GiB free quota, shared with Gmail and Photos; \$0$/m);
     const location = (await objects(home)).find((o) => o.id === blobs[0])!.placements.find((p) => p.tier === 'drive')!.location;
     expect(location).toBe(`drive://${emu.files().find((f) => f.name === `Hearth always`)!.id}/${emu.files().find((f) => f.name === blobs[0])!.id}`);
 
