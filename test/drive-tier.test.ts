@@ -172,6 +172,25 @@ describe('DriveTier', () => {
     expect(await bytesOf(await retry.get('r1'))).toEqual(await bytesOf(createReadStream(path)));
   });
 
+  it('the emulator holds a bare HTTP client to Drive\'s rules: 256 KiB chunks, 308 with Range, invalid_grant', async () => {
+    const { oauth } = clientOf('client-a', emu.issueTokens('client-a').refresh_token);
+    const { token } = await oauth.getAccessToken();
+    const start = await fetch(`${emu.url}upload/drive/v3/files?uploadType=resumable`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-upload-content-length': String(3 * CHUNK) }, body: JSON.stringify({ name: 'raw', parents: [folderId] }) });
+    const session = start.headers.get('location')!;
+    const put = (range: string, body?: Buffer) => fetch(session, { method: 'PUT', headers: { 'content-range': range }, body });
+    expect((await put(`bytes 0-${CHUNK - 2}/${3 * CHUNK}`, Buffer.alloc(CHUNK - 1))).status).toBe(400);
+    const empty = await put(`bytes */${3 * CHUNK}`);
+    expect([empty.status, empty.headers.get('range')]).toEqual([308, null]);
+    expect((await put(`bytes 0-${CHUNK - 1}/${3 * CHUNK}`, Buffer.alloc(CHUNK))).status).toBe(308);
+    const status = await put(`bytes */${3 * CHUNK}`);
+    expect([status.status, status.headers.get('range')]).toEqual([308, `bytes=0-${CHUNK - 1}`]);
+    const done = await put(`bytes ${CHUNK}-${3 * CHUNK - 1}/${3 * CHUNK}`, Buffer.alloc(2 * CHUNK, 1));
+    expect(done.status).toBe(200);
+    emu.expireUploadSessions();
+    expect((await put(`bytes */${3 * CHUNK}`)).status).toBe(404);
+    const refused = await fetch(emu.tokenUrl, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'never-issued', client_id: 'client-a', client_secret: 'client-a-secret' }) });
+    expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([400, 'invalid_grant']);
+  });
   it('a full Drive, a quota answer, drive.maxUse and a lapsed sign-in: one clear line each, permanent, nothing stored', async () => {
     const retry = new RetryTier(tier(), { baseDelayMs: 10 });
     const path = file('q', 10_000);
