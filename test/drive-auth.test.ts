@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hearthAsync, type CliResult } from './helpers/cli.ts';
 import { consent, signIn as signInWith } from './helpers/google-signin.ts';
-import { DRIVE_FILE_SCOPE, guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
+import { DRIVE_FILE_SCOPE, guardChildren, guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
 
 let work: string;
 let emu: DriveEmulator;
 let guard: ReturnType<typeof guardLoopback>;
+let childGuard: ReturnType<typeof guardChildren>;
 let clientFile: string;
 
 beforeAll(async () => {
@@ -24,14 +25,18 @@ beforeAll(async () => {
   clientFile = join(work, 'client_secret.json');
   writeFileSync(clientFile, JSON.stringify({ installed: { client_id: 'desktop-1.apps.googleusercontent.com', client_secret: 'GOCSPX-test', project_id: 'hearth-test', redirect_uris: ['http://localhost'] } }));
   process.env.HEARTH_TEST_GOOGLE = emu.url;
+  childGuard = guardChildren(work);
 });
 
 afterAll(async () => {
   delete process.env.HEARTH_TEST_GOOGLE;
   await emu.stop();
   guard.restore();
+  const children = childGuard.violations();
+  childGuard.restore();
   rmSync(work, { recursive: true, force: true });
   expect(guard.violations).toEqual([]);
+  expect(children).toEqual([]);
 });
 
 async function ok(home: string, args: string[]): Promise<string> {

@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { hearthAsync } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { snapshotTree, writeFile } from './helpers/library.ts';
-import { guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
+import { guardChildren, guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
 import { signedIn } from './helpers/google-signin.ts';
 
 let work: string;
 let emu: DriveEmulator;
 let guard: ReturnType<typeof guardLoopback>;
+let childGuard: ReturnType<typeof guardChildren>;
 let clientFile: string;
 const daemons: RunningDaemon[] = [];
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   clientFile = join(work, 'client_secret.json');
   writeFileSync(clientFile, JSON.stringify({ installed: { client_id: 'desktop-2.apps.googleusercontent.com', client_secret: 'GOCSPX-two' } }));
   process.env.HEARTH_TEST_GOOGLE = emu.url;
+  childGuard = guardChildren(work);
 });
 
 afterAll(async () => {
@@ -35,8 +37,11 @@ afterAll(async () => {
   delete process.env.HEARTH_TEST_GOOGLE;
   await emu.stop();
   guard.restore();
+  const children = childGuard.violations();
+  childGuard.restore();
   rmSync(work, { recursive: true, force: true });
   expect(guard.violations).toEqual([]);
+  expect(children).toEqual([]);
 });
 
 async function ok(home: string, args: string[]): Promise<string> {

@@ -18,6 +18,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const DRIVE_FILE_SCOPE = 'https://www.googleapis.com/auth/drive.file';
 const FOLDER = 'application/vnd.google-apps.folder';
@@ -542,7 +545,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '']);
  * once and be recorded: the test asserts `violations` is empty, so code that would
  * reach Google (a forgotten rootUrl) fails the test instead of the network.
  */
-export function guardLoopback(): { violations: string[]; restore(): void } {
+export function guardLoopback(onViolation?: (host: string) => void): { violations: string[]; restore(): void } {
   const violations: string[] = [];
   const original = net.Socket.prototype.connect;
   net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
@@ -550,10 +553,32 @@ export function guardLoopback(): { violations: string[]; restore(): void } {
     const host = typeof first === 'object' && first !== null ? (Array.isArray(first) ? (first[0] as { host?: string }).host : first.path ? '' : first.host) : typeof first === 'number' ? (args[1] as string | undefined) : '';
     if (host !== undefined && !LOOPBACK.has(host.replace(/^\[|\]$/g, ''))) {
       violations.push(host);
+      onViolation?.(host);
       process.nextTick(() => this.destroy(new Error(`test guard: connection to ${host} refused (tests talk only to 127.0.0.1)`)));
       return this;
     }
     return (original as (...a: unknown[]) => net.Socket).apply(this, args);
   } as typeof original;
   return { violations, restore: () => void (net.Socket.prototype.connect = original) };
+}
+
+/**
+ * The guard for the hearth processes a test starts: children inherit NODE_OPTIONS,
+ * which preloads it; `violations()` reads what they refused.
+ */
+export function guardChildren(dir: string): { violations(): string[]; restore(): void } {
+  const log = join(dir, 'loopback-guard.log');
+  const saved = { options: process.env.NODE_OPTIONS, log: process.env.HEARTH_TEST_GUARD_LOG };
+  const preload = fileURLToPath(new URL('./loopback-guard-preload.ts', import.meta.url));
+  process.env.NODE_OPTIONS = `${saved.options ?? ''} --import ${preload}`.trim();
+  process.env.HEARTH_TEST_GUARD_LOG = log;
+  return {
+    violations: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
+    restore: () => {
+      if (saved.options === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved.options;
+      if (saved.log === undefined) delete process.env.HEARTH_TEST_GUARD_LOG;
+      else process.env.HEARTH_TEST_GUARD_LOG = saved.log;
+    },
+  };
 }
