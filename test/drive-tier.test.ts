@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,11 +142,13 @@ describe('DriveTier', () => {
     const size = 6 * CHUNK;
     const path = file('expired', size);
     const controller = new AbortController();
-    emu.hold('upload-chunk', emu.count('upload-chunk') + 2);
+    // Two chunks answered, the third held: the put is stopped with its session journalled.
+    emu.hold('upload-chunk', 2);
+    const answeredBefore = emu.ledger.filter((e) => e.op === 'upload-chunk' && e.status === 308).length;
     const put = tier().put('e1', sourceOf(path), controller.signal);
     const deadline = Date.now() + 30_000;
-    while (readdirSync(join(dir, 'journal')).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    while (emu.ledger.filter((e) => e.op === 'upload-chunk' && e.status === 308).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    while (emu.ledger.filter((e) => e.op === 'upload-chunk' && e.status === 308).length < answeredBefore + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(existsSync(join(dir, 'journal', 'e1.json'))).toBe(true);
     controller.abort();
     emu.release();
     await expect(put).rejects.toThrow();
