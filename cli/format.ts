@@ -2,7 +2,7 @@
 import { describeColdWait, type ColdPlan } from '../node/cold-restore.ts';
 import type { CostReport } from '../node/cost.ts';
 import type { RestoreReport } from '../node/restore.ts';
-import type { BackupDocument, LsEntry, ObjectEntry, SnapshotEntry } from '../node/commands.ts';
+import type { BackupDocument, DriveUse, LsEntry, ObjectEntry, SnapshotEntry } from '../node/commands.ts';
 import type { SettingEntry } from '../node/config.ts';
 import type { DoctorCheck } from '../node/doctor.ts';
 import type { SourceDrift } from '../node/drift.ts';
@@ -99,6 +99,10 @@ export function printStatus(s: Record<string, any>): void {
     const why = f.reason === 'after-now' ? 'which is in the future' : `after record ${f.next!.seq}, written later (${new Date(f.next!.time).toISOString()})`;
     console.log(`warning: catalog record ${f.seq} is dated ${new Date(f.time).toISOString()}, ${why}: the clock ran ahead; the log's order still decides which version is newest, and --at near those times follows the log`);
   }
+  for (const d of (s.drive ?? []) as Array<{ target: string; objects: number; bytes: number; why: Record<string, number> }>) {
+    const why = Object.entries(d.why).map(([reason, n]) => `${n} ${reason}`).join('; ');
+    console.log(`on drive ${d.target}: ${d.objects} objects, ${formatSize(d.bytes)}${why ? ` (${why})` : ''}`);
+  }
 }
 
 export function printPeers(list: Array<Record<string, unknown>>): void {
@@ -148,7 +152,7 @@ export function printVerify(reports: AuditReport[]): void {
 
 const dollars = (n: number): string => (n >= 0.01 || n === 0 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`);
 
-export function printCost(r: CostReport): void {
+export function printCost(r: CostReport & { drive?: DriveUse[] }): void {
   printTable(
     r.targets.map((t) => [
       t.target, t.kind, t.storageClass ?? '-', String(t.objects), formatSize(t.bytes),
@@ -158,6 +162,11 @@ export function printCost(r: CostReport): void {
   );
   for (const t of r.targets) {
     if (t.earlyDeletes.objects) console.log(`${t.target}: ${t.earlyDeletes.objects} deletes put off until their minimum storage time has passed (${formatSize(t.earlyDeletes.bytes)}; deleting them now would cost ${dollars(t.earlyDeletes.chargeIfDeletedNow)})`);
+  }
+  for (const d of r.drive ?? []) {
+    const hearth = r.targets.find((t) => t.target === d.target)?.bytes ?? 0;
+    if (d.error) console.log(`${d.target}: Hearth keeps ${formatSize(hearth)} on Google Drive (drive.maxUse ${formatSize(d.maxUse)}); the account's quota is unknown: ${d.error}`);
+    else console.log(`${d.target}: Hearth keeps ${formatSize(hearth)} on Google Drive (drive.maxUse ${formatSize(d.maxUse)}); the account uses ${formatSize(d.used)}${d.limit !== undefined ? ` of its ${formatSize(d.limit)} free quota, shared with Gmail and Photos` : ''}; $0`);
   }
   console.log(`estimate this month: ${dollars(r.monthlyTotal)} (storage at the price table's rates plus this month's requests; "hearth config" price.*)`);
   const s = r.scenario;

@@ -86,8 +86,9 @@ source.command('rm <name>').action((name: string) => {
 const target = program.command('target').description('places backups go');
 target
   .command('add <kind> [path]')
-  .description('add a target; kind: dir PATH (a local folder, USB disk or NAS mount) or s3 --bucket B (AWS or any S3-compatible store)')
-  .option('--name <name>', 'short name (default: the folder or bucket name)')
+  .description('add a target; kind: dir PATH (a local folder, USB disk or NAS mount), s3 --bucket B (AWS or any S3-compatible store) or drive (Google Drive, after "hearth auth google")')
+  .option('--name <name>', 'short name (default: the folder or bucket name, or "drive")')
+  .option('--folder <name>', 'drive: the Drive folder (default: "Hearth" and an id derived from this home)')
   .option('--bucket <bucket>', 's3: the bucket')
   .option('--prefix <prefix>', 's3: key prefix inside the bucket', 'hearth')
   .option('--region <region>', 's3: the bucket\'s region (default: the SDK\'s, e.g. AWS_REGION)')
@@ -95,7 +96,7 @@ target
   .option('--path-style', 's3: address the bucket in the path (most self-hosted stores)')
   .option('--storage-class <class>', 's3: DEEP_ARCHIVE (default on AWS), GLACIER, GLACIER_IR, STANDARD_IA, STANDARD or the provider\'s own; none by default with --endpoint')
   .option('--profile <name>', 's3: a profile of ~/.aws/credentials and ~/.aws/config')
-  .action(async (kind: string, path: string | undefined, o: { name?: string; bucket?: string; prefix?: string; region?: string; endpoint?: string; pathStyle?: boolean; storageClass?: string; profile?: string }) => {
+  .action(async (kind: string, path: string | undefined, o: { name?: string; folder?: string; bucket?: string; prefix?: string; region?: string; endpoint?: string; pathStyle?: boolean; storageClass?: string; profile?: string }) => {
     if (kind === 's3') {
       if (!o.bucket) throw new Error('target add s3 needs --bucket BUCKET');
       if (path !== undefined) throw new Error(`target add s3 takes no path (got "${path}"): give --bucket, and --prefix for a folder inside it`);
@@ -105,7 +106,15 @@ target
       for (const p of pulled) if (p.records) console.log(`recovered this home's catalog from ${p.target}: ${p.records} records; restore with "hearth restore --to DIR"`);
       return;
     }
-    if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": use "dir PATH" or "s3 --bucket BUCKET"`);
+    if (kind === 'drive') {
+      if (path !== undefined) throw new Error(`target add drive takes no path (got "${path}"): name the Drive folder with --folder`);
+      const t = await ops.addDriveTarget(home(), { name: o.name, folder: o.folder });
+      console.log(`added target ${t.name}: ${t.where}${t.free !== undefined ? ` (${formatSize(Math.max(0, t.free))} free in Drive)` : ''}`);
+      const { pulled } = await ops.pullCatalog(home(), t.name);
+      for (const p of pulled) if (p.records) console.log(`recovered this home's catalog from ${p.target}: ${p.records} records; restore with "hearth restore --to DIR"`);
+      return;
+    }
+    if (kind !== 'dir') throw new Error(`unknown target kind "${kind}": use "dir PATH", "s3 --bucket BUCKET" or "drive"`);
     if (path === undefined) throw new Error('target add dir needs a PATH: the folder, USB disk or NAS mount to back up into');
     const t = ops.addDirTarget(home(), path, o.name);
     console.log(`added target ${t.name}: ${ops.targetWhere(t)}`);
@@ -119,6 +128,23 @@ target.command('rm <name>').action(async (name: string) => {
   const { abortedUploads } = await ops.removeTarget(home(), name);
   console.log(`removed target ${name}${abortedUploads ? ` (aborted ${abortedUploads} unfinished uploads there, so the bucket does not bill their parts)` : ''}`);
 });
+
+const authCmd = program.command('auth').description('sign-ins to cloud accounts');
+authCmd
+  .command('google')
+  .description('sign in to Google for Drive targets (scope drive.file: Hearth sees only the files it creates)')
+  .requiredOption('--client <file>', 'your desktop OAuth client file (client_secret_....json from Google Cloud console)')
+  .option('--no-browser', 'only print the URL to open')
+  .action(async (o: { client: string; browser: boolean }) => {
+    const r = await ops.authGoogle(home(), {
+      client: o.client,
+      onUrl: (url) => {
+        console.log(`Open this URL in a browser to sign in to Google:\n${url}`);
+        if (o.browser) ops.openBrowser(url);
+      },
+    });
+    console.log(`signed in to Google (${r.scope}); token saved in ${r.tokenFile}; add Drive with "hearth target add drive"`);
+  });
 
 const config = program.command('config').description('settings (volume.size, ignore, ...)');
 config.command('get <key>').action((key: string) => console.log(ops.getSetting(home(), key)));

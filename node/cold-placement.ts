@@ -11,7 +11,7 @@ import { wantsCopy, type PlacementPolicy } from './placement-policy.ts';
 
 export interface ColdPlacementOptions {
   catalog: Catalog;
-  /** The S3 targets. */
+  /** The S3 and Drive targets. */
   tiers: Tier[];
   policy: PlacementPolicy;
   relatives: number;
@@ -59,7 +59,7 @@ export async function placeColdCopies(o: ColdPlacementOptions): Promise<ColdPlac
     if (!placed) {
       const error = problems.length ? problems.join('; ') : 'no copy to read it from (not in the outbox, on a directory target, or at an online relative)';
       report.failed.push({ id: object.id, target: tier.name, error });
-      o.log(`cold copy of ${object.id.slice(0, 12)} to ${tier.name} failed: ${error}`);
+      o.log(`${tier.kind === 'drive' ? 'staged' : 'cold'} copy of ${object.id.slice(0, 12)} to ${tier.name} failed: ${error}`);
       continue;
     }
     const record: CatalogPayload = { k: 'place', id: object.id, tier: tier.kind, target: tier.name, location: tier.location(object.id), time: Date.now() };
@@ -77,4 +77,39 @@ export function localSources(object: ObjectSummary & { placements: PlacementReco
   if (existsSync(outbox)) out.push(fileSource(outbox));
   for (const tier of dirTiers) if (object.placements.some((p) => p.target === tier.name)) out.push(fileSource(tier.location(object.id)));
   return out;
+}
+
+/**
+ * Staged blobs on a Drive target that relatives now hold as the policy wants
+ * (they came back): the Drive copy is deleted and unplaced. Blobs whose content a
+ * volume holds are retired with all their copies elsewhere (retireCovered,
+ * ObjectStore.retire); this is the other way a staged copy leaves Drive.
+ */
+export async function dropStagedCopies(o: Omit<ColdPlacementOptions, 'sources'>): Promise<ColdPlacementReport> {
+  const report: ColdPlacementReport = { placed: [], failed: [] };
+  const drives = o.tiers.filter((t) => t.kind === 'drive');
+  if (drives.length === 0) return report;
+  const now = o.now ?? Date.now();
+  const records: CatalogPayload[] = [];
+  for await (const object of o.catalog.objects()) {
+    if (o.signal?.aborted) break;
+    if (object.kind !== 'blob') continue;
+    const peerCopies = o.peerCopies(object);
+    // Only copies the policy no longer wants, and only once relatives hold the blob.
+    if (o.relatives === 0 || peerCopies < Math.min(o.policy.peers, o.relatives)) continue;
+    if (wantsCopy('drive', { kind: 'blob', time: object.time, peerCopies, relatives: o.relatives, heldElsewhere: o.heldElsewhere }, o.policy, now)) continue;
+    for (const tier of drives) {
+      if (!object.placements.some((p) => p.target === tier.name)) continue;
+      try {
+        await tier.delete(object.id);
+        records.push({ k: 'unplace', id: object.id, target: tier.name, time: Date.now() });
+        report.placed.push({ id: object.id, target: tier.name });
+      } catch (err) {
+        report.failed.push({ id: object.id, target: tier.name, error: `delete: ${(err as Error).message}` });
+        o.log(`removing the staged copy of ${object.id.slice(0, 12)} from ${tier.name} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (records.length) await o.catalog.append(records);
+  return report;
 }

@@ -1,7 +1,7 @@
 // The operations behind the CLI, working on a home's state directly. Each
 // returns a plain result document; the CLI only parses arguments and prints.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join as joinPath, resolve } from 'node:path';
 import { TARGET_MARKER_FILE } from '../storage/tier/dir.ts';
 import { writeFileAtomicSync } from './atomic-file.ts';
@@ -30,7 +30,7 @@ import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore } from './object-store.ts';
 import { sweepOrphans, type OrphanSweepReport } from './orphans.ts';
 import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
-import { localSources, placeColdCopies } from './cold-placement.ts';
+import { dropStagedCopies, localSources, placeColdCopies } from './cold-placement.ts';
 import { priceTable } from './prices.ts';
 import { costReport, type CostReport } from './cost.ts';
 import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
@@ -43,6 +43,9 @@ import { recordHomeIfChanged } from './home-record.ts';
 import { runDoctor } from './doctor.ts';
 import type { SettingEntry, SourceConfig, TargetConfig } from './config.ts';
 import { describeTarget, openS3Tier, s3TargetConfig, type S3TargetOptions } from './s3-target.ts';
+import { describeDriveTarget, openDriveTier, resolveDriveTarget } from './drive-target.ts';
+import { signInGoogle } from './google-auth.ts';
+export { openBrowser } from './google-auth.ts';
 
 export interface InitResult {
   home: string;
@@ -179,9 +182,39 @@ export async function addS3Target(dir: string, options: S3TargetOptions & { name
   return { ...target, where: targetWhere(target) };
 }
 
-/** Where a target is, for people: a folder, or an S3 bucket and prefix. */
+/** Where a target is, for people: a folder, an S3 bucket and prefix, or a Drive folder. */
 export function targetWhere(target: TargetConfig): string {
-  return target.kind === 'dir' ? target.path : describeTarget(target);
+  return target.kind === 'dir' ? target.path : target.kind === 'drive' ? describeDriveTarget(target) : describeTarget(target);
+}
+
+/** `hearth auth google`: the loopback sign-in; the token file goes into the home. */
+export async function authGoogle(dir: string, options: { client: string; onUrl: (url: string) => void; timeoutMs?: number }): Promise<{ tokenFile: string; scope: string }> {
+  const paths = new HomePaths(dir);
+  loadIdentity(paths);
+  return signInGoogle({ home: paths.dir, clientFile: options.client, onUrl: options.onUrl, timeoutMs: options.timeoutMs });
+}
+
+/**
+ * Records a Drive target once its folder (and the catalog's subfolder) has been
+ * found or made with the home's Google sign-in: an existing folder of the same name
+ * is this home's, recovered.
+ */
+export async function addDriveTarget(dir: string, options: { folder?: string; name?: string }): Promise<TargetConfig & { where: string; free?: number }> {
+  const paths = new HomePaths(dir);
+  const keys = loadIdentity(paths);
+  const config = loadConfig(paths);
+  const targets = config.data.targets;
+  if (options.name !== undefined) {
+    checkName(options.name);
+    if (targets.some((t) => t.name === options.name)) throw new Error(`a target named "${options.name}" exists already: choose another --name`);
+  }
+  if (options.folder !== undefined && (options.folder.trim() === '' || options.folder.length > 200)) throw new Error('--folder must be a folder name of 1 to 200 characters');
+  const target = await resolveDriveTarget(paths, peerIdFromSeed(keys.ed25519Seed), config, options.name ?? uniqueName(targets.map((t) => t.name), 'drive'), options.folder);
+  if (targets.some((t) => t.kind === 'drive' && t.folderId === target.folderId)) throw new Error(`the Drive folder "${target.folder}" is already a target`);
+  const quota = await openDriveTier(target, paths, config).quota();
+  targets.push(target);
+  config.save();
+  return { ...target, where: targetWhere(target), free: Number.isFinite(quota.limit) ? quota.limit - quota.usage : undefined };
 }
 
 export function listEntries(dir: string, what: 'sources' | 'targets'): Array<SourceConfig | TargetConfig> {
@@ -218,6 +251,11 @@ export async function removeTarget(dir: string, name: string): Promise<{ aborted
       await tier.abandonUpload(entry.slice(0, -'.json'.length));
       abortedUploads++;
     }
+  }
+  if (target?.kind === 'drive') {
+    // Drive bills no unfinished session (it forgets them within a week); the journal
+    // and the catalog state name this folder only, and would mislead a new target of the name.
+    for (const entry of [target.name, `${target.name}.catalog`, `${target.name}.catalog.json`]) rmSync(joinPath(paths.dir, 'drive-uploads', entry), { recursive: true, force: true });
   }
   removeEntry(dir, 'targets', name);
   return { abortedUploads };
@@ -316,7 +354,10 @@ export const SESSION_OPS: Record<string, Op> = {
     const policy = placementPolicyOf(s.config);
     const relatives = roster.members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
-    const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean => wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
+    // A Drive copy of an object held elsewhere is placed after the backup
+    // (placeColdCopies below), so a full Drive or a lapsed sign-in never fails a file's backup.
+    const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean =>
+      !(tier.kind === 'drive' && heldElsewhere) && wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable,
       onUnavailable: (target, reason) => ctx.progress.log(`target ${target} skipped for the rest of this run (other targets and relatives still get it): ${reason}`),
     });
@@ -328,7 +369,7 @@ export const SESSION_OPS: Record<string, Op> = {
     });
     const cold = await placeColdCopies({
       catalog: s.catalog,
-      tiers: tiers.filter((t) => t.kind === 's3'),
+      tiers: tiers.filter((t) => t.kind === 's3' || t.kind === 'drive'),
       policy,
       relatives,
       heldElsewhere,
@@ -337,10 +378,20 @@ export const SESSION_OPS: Record<string, Op> = {
       log: (line) => ctx.progress.log(line),
       signal: ctx.signal,
     });
-    if (cold.failed.length) report.ok = false;
+    const unstaged = await dropStagedCopies({
+      catalog: s.catalog,
+      tiers,
+      policy,
+      relatives,
+      heldElsewhere,
+      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer').length,
+      log: (line) => ctx.progress.log(line),
+      signal: ctx.signal,
+    });
+    if (cold.failed.length || unstaged.failed.length) report.ok = false;
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
-    const doc: BackupDocument = { ...report, startedAt: new Date(report.startedAt).toISOString(), finishedAt: new Date(report.finishedAt).toISOString(), durationMs: report.finishedAt - report.startedAt, cold, cloudCatalog };
+    const doc: BackupDocument = { ...report, startedAt: new Date(report.startedAt).toISOString(), finishedAt: new Date(report.finishedAt).toISOString(), durationMs: report.finishedAt - report.startedAt, cold, unstaged, cloudCatalog };
     if (ctx.family) Object.assign(doc, { replication: await ctx.family.afterBackup(ctx.progress) });
     return doc;
   },
@@ -374,7 +425,7 @@ export const SESSION_OPS: Record<string, Op> = {
 
   async cost(ctx) {
     const s = ctx.session;
-    return costReport({
+    const report = await costReport({
       catalog: s.catalog,
       targets: s.config.data.targets,
       prices: priceTable(s.config),
@@ -383,6 +434,20 @@ export const SESSION_OPS: Record<string, Op> = {
       volumeSize: s.config.size('volume.size'),
       partSize: s.config.size('s3.partSize'),
     });
+    // Drive is free up to the account's quota, shared with Gmail: its use against the
+    // quota and drive.maxUse is the figure that matters (one about.get per target).
+    const drive: DriveUse[] = [];
+    for (const t of s.config.data.targets) {
+      if (t.kind !== 'drive') continue;
+      const held = report.targets.find((x) => x.target === t.name)?.bytes ?? 0;
+      try {
+        const q = await openDriveTier(t, s.paths, s.config).quota();
+        drive.push({ target: t.name, used: q.usage, limit: Number.isFinite(q.limit) ? q.limit : undefined, maxUse: s.config.size('drive.maxUse') });
+      } catch (err) {
+        drive.push({ target: t.name, used: held, maxUse: s.config.size('drive.maxUse'), error: (err as Error).message });
+      }
+    }
+    return { ...report, drive };
   },
 
   async 'catalog-pull'(ctx, args: { target?: string }) {
@@ -425,7 +490,7 @@ export const SESSION_OPS: Record<string, Op> = {
     return out;
   },
 
-  status: (ctx) => statusReport(ctx.session, ctx.family?.statusExtras()),
+  status: async (ctx) => ({ ...(await statusReport(ctx.session, ctx.family?.statusExtras())), drive: await driveStatus(ctx.session) }),
 
   'catalog-verify': (ctx) => ctx.session.catalog.verify(),
 
@@ -465,6 +530,27 @@ function reportSweep(swept: OrphanSweepReport, progress: ProgressSink): void {
   if (swept.objects.length) progress.log(`removed ${swept.objects.length} objects (${bytes} bytes) that an unfinished run left on targets and the catalog never recorded`);
   if (swept.tempFiles + swept.spoolFiles) progress.log(`removed ${swept.tempFiles + swept.spoolFiles} partial or unrecorded files of unfinished runs`);
   for (const s of swept.skipped) progress.log(`warning: target ${s.target} not checked for leftovers: ${s.error}`);
+}
+
+/** What sits on each Drive target, and why the policy put it there (docs/drive-tier.md). */
+async function driveStatus(s: HomeSession): Promise<Array<{ target: string; objects: number; bytes: number; why: Record<string, number> }>> {
+  const drives = s.config.data.targets.filter((t) => t.kind === 'drive').map((t) => t.name);
+  if (drives.length === 0) return [];
+  const policy = placementPolicyOf(s.config);
+  const alone = (await FamilyRoster.open(s.paths.dir)).members().length === 0 && !s.config.data.targets.some((t) => t.kind === 'dir');
+  const out = new Map(drives.map((name) => [name, { target: name, objects: 0, bytes: 0, why: {} as Record<string, number> }]));
+  for await (const o of s.catalog.objects()) {
+    for (const p of o.placements) {
+      const entry = out.get(p.target);
+      if (!entry) continue;
+      const peers = o.placements.filter((x) => x.tier === 'peer').length;
+      const why = o.kind === 'volume' ? 'volume: Drive is the only place' : policy.staging === 'drive' ? 'staged: policy.staging drive' : alone ? 'staged: Drive is the only place' : `staged: ${peers} of policy.peers ${policy.peers} relatives hold it`;
+      entry.objects++;
+      entry.bytes += o.size;
+      entry.why[why] = (entry.why[why] ?? 0) + 1;
+    }
+  }
+  return [...out.values()];
 }
 
 /**
@@ -528,6 +614,8 @@ export type BackupDocument = Omit<BackupReport, 'startedAt' | 'finishedAt'> & {
   durationMs: number;
   /** Cold copies placed on S3 targets, and the catalog pushed to them. */
   cold?: unknown;
+  /** Drive copies of staged blobs dropped once relatives hold them. */
+  unstaged?: unknown;
   cloudCatalog?: unknown;
   /** With the daemon: the replication to relatives that followed. */
   replication?: unknown;
@@ -598,7 +686,16 @@ export const status = (dir: string) => runOp<Record<string, unknown>>(dir, 'stat
 export const check = (dir: string, options: { readData?: string; target?: string; progress: ProgressSink }) =>
   runOp<TargetCheckReport>(dir, 'check', { readData: options.readData, target: options.target }, options.progress);
 export const verifyCatalog = (dir: string) => runOp<{ ok: boolean; records: number; error?: { seq: number; reason: string } }>(dir, 'catalog-verify', {});
-export const cost = (dir: string) => runOp<CostReport>(dir, 'cost', {});
+/** A Drive target's account: bytes used (all of Google's services), its quota when it has one. */
+export interface DriveUse {
+  target: string;
+  used: number;
+  limit?: number;
+  maxUse: number;
+  error?: string;
+}
+
+export const cost = (dir: string) => runOp<CostReport & { drive: DriveUse[] }>(dir, 'cost', {});
 export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
 export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 

@@ -38,7 +38,18 @@ export interface S3TargetConfig {
   profile?: string;
 }
 
-export type TargetConfig = DirTargetConfig | S3TargetConfig;
+/** A Google Drive folder (docs/drive-tier.md); the sign-in lives in google-token.json. */
+export interface DriveTargetConfig {
+  name: string;
+  kind: 'drive';
+  /** The folder's name, as the user sees it in Drive. */
+  folder: string;
+  folderId: string;
+  /** The subfolder holding the catalog log. */
+  catalogFolderId: string;
+}
+
+export type TargetConfig = DirTargetConfig | S3TargetConfig | DriveTargetConfig;
 
 export interface ConfigFile {
   sources: SourceConfig[];
@@ -145,6 +156,13 @@ export const SETTINGS: Record<string, SettingSpec> = {
     check: oneOf('policy.cold', ['fallback', 'always', 'never']),
   },
   'policy.fallbackAfter': durationSetting('policy.fallbackAfter', '24h', 'how long a volume may sit at fewer than policy.peers relatives before it gets a cold copy (policy.cold fallback)', 0, 365 * DAY, 'a duration from 0s to 365d'),
+  'policy.staging': {
+    default: 'relatives',
+    describe: 'where staged blobs (not yet in a volume) wait: relatives (drive targets only when fewer than policy.peers relatives hold them for policy.fallbackAfter) or drive (always on drive targets too)',
+    range: 'relatives or drive',
+    check: oneOf('policy.staging', ['relatives', 'drive']),
+  },
+  'drive.maxUse': sizeSetting('drive.maxUse', '10GB', 'the most Hearth keeps on Google Drive (its free 15 GB is shared with Gmail)', 0, 2 ** 50, 'a size from 0 to 1PiB'),
   's3.partSize': sizeSetting('s3.partSize', '1GiB', 'multipart part size for s3 targets; 1GiB keeps uploads at 1.5 requests per GB', 5 * 2 ** 20, 5 * 2 ** 30, 'a size from 5MiB to 5GiB'),
   's3.restorePoll': durationSetting('s3.restorePoll', '15m', 'how often restore --wait asks S3 whether cold objects are back online', SECOND, DAY, 'a duration from 1s to 1d'),
   'backup.workers': wholeNumber('backup.workers', '2', 'worker threads for hashing and encryption', 1, 64),

@@ -13,6 +13,8 @@ export interface PlacementPolicy {
   cold: ColdPolicy;
   /** How long a volume may stay below `peers` relatives before it goes cold (ms). */
   fallbackAfterMs: number;
+  /** Where staged blobs wait: at relatives (Drive as their fallback) or on Drive too. Default relatives. */
+  staging?: 'relatives' | 'drive';
 }
 
 export interface ObjectPlacementState {
@@ -36,6 +38,7 @@ export function placementPolicyOf(config: Config): PlacementPolicy {
     peers: Number(config.get('policy.peers')),
     cold: config.get('policy.cold') as ColdPolicy,
     fallbackAfterMs: config.duration('policy.fallbackAfter'),
+    staging: config.get('policy.staging') as 'relatives' | 'drive',
   };
 }
 
@@ -57,6 +60,12 @@ export function wantsCopy(kind: TierKind, object: ObjectPlacementState, policy: 
       if (policy.cold === 'always') return true;
       return object.peerCopies < policy.peers && now - object.time >= policy.fallbackAfterMs;
     case 'drive':
-      return false;
+      // Drive is the staging tier (docs/drive-tier.md): staged blobs wait there when
+      // relatives are away, or always with policy.staging drive; volumes belong at
+      // relatives and in cold storage, unless Drive is the home's only place.
+      if (!object.heldElsewhere) return true;
+      if (object.kind !== 'blob') return false;
+      if (policy.staging === 'drive') return true;
+      return object.peerCopies < policy.peers && now - object.time >= policy.fallbackAfterMs;
   }
 }

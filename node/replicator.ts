@@ -17,7 +17,7 @@ import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
 import { deferredReadable } from './deferred-stream.ts';
-import { placeColdCopies } from './cold-placement.ts';
+import { dropStagedCopies, placeColdCopies } from './cold-placement.ts';
 import type { PlacementPolicy } from './placement-policy.ts';
 import type { ReadFailureListener } from './object-read.ts';
 
@@ -227,7 +227,7 @@ export class Replicator {
     if (stopping()) return report;
     const cold = await placeColdCopies({
       catalog: this.o.catalog,
-      tiers: this.o.localTiers().filter((t) => t.kind === 's3'),
+      tiers: this.o.localTiers().filter((t) => t.kind === 's3' || t.kind === 'drive'),
       policy,
       relatives: members.length,
       heldElsewhere: true,
@@ -238,6 +238,17 @@ export class Replicator {
     });
     report.coldPlaced = cold.placed;
     for (const f of cold.failed) report.failed.push({ id: f.id, peer: f.target, error: f.error });
+    const unstaged = await dropStagedCopies({
+      catalog: this.o.catalog,
+      tiers: this.o.localTiers(),
+      policy,
+      relatives: members.length,
+      heldElsewhere: true,
+      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer' && trusted.has(p.target)).length,
+      log: this.o.log,
+      signal: this.o.signal,
+    });
+    for (const f of unstaged.failed) report.failed.push({ id: f.id, peer: f.target, error: f.error });
     if (stopping()) return report;
     await this.retireCovered(online, desired, report);
 

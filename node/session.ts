@@ -11,6 +11,7 @@ import type { Config, TargetConfig } from './config.ts';
 import { HomeLock, HomePaths, loadConfig, loadIdentity } from './home.ts';
 import { peerIdFromSeed } from './peer-id.ts';
 import { cloudCatalogOf, openS3Tier } from './s3-target.ts';
+import { driveCatalogOf, openDriveTier } from './drive-target.ts';
 import type { CloudCatalogLog } from './cloud-catalog.ts';
 import type { S3Tier } from '../storage/tier/s3.ts';
 import { RequestLedger } from './request-ledger.ts';
@@ -70,9 +71,9 @@ export class HomeSession {
     return this.encoderPool;
   }
 
-  /** Tiers for the configured targets, cheapest to read first: directories, then S3. */
+  /** Tiers for the configured targets, cheapest to read first: directories, Drive (no egress fee), then S3. */
   tiers(): CountingTier[] {
-    const cost = (t: TargetConfig): number => (t.kind === 'dir' ? 0 : 1);
+    const cost = (t: TargetConfig): number => (t.kind === 'dir' ? 0 : t.kind === 'drive' ? 1 : 2);
     this.tierCache ??= [...this.config.data.targets].sort((a, b) => cost(a) - cost(b)).map((t) => new CountingTier(new RetryTier(this.openTarget(t))));
     return this.tierCache;
   }
@@ -83,9 +84,11 @@ export class HomeSession {
     return [...this.s3Cache.values()];
   }
 
-  /** Each S3 target's copy of the catalog log. */
+  /** Each S3 and Drive target's copy of the catalog log. */
   cloudCatalogs(): CloudCatalogLog[] {
-    return this.config.data.targets.filter((t) => t.kind === 's3').map((t) => cloudCatalogOf(t, this.paths, this.peerId, this.config, this.requests));
+    return this.config.data.targets.flatMap((t) =>
+      t.kind === 's3' ? [cloudCatalogOf(t, this.paths, this.peerId, this.config, this.requests)] : t.kind === 'drive' ? [driveCatalogOf(t, this.paths, this.config)] : [],
+    );
   }
 
   private openTarget(target: TargetConfig): Tier {
@@ -94,6 +97,7 @@ export class HomeSession {
       this.s3Cache.set(target.name, tier);
       return tier;
     }
+    if (target.kind === 'drive') return openDriveTier(target, this.paths, this.config);
     return new DirTier({ name: target.name, root: target.path, ownerId: this.peerId, ...(target.marker !== undefined ? { marker: target.marker } : {}) });
   }
 

@@ -1,6 +1,7 @@
 // What `hearth status` reports: the last backup, what runs next, each relative's
 // health in a word, targets with their free space, open alerts. Times are ISO 8601
 // strings and sizes bytes, as in every JSON document; the CLI makes them readable.
+import { describeDriveTarget } from './drive-target.ts';
 import { hostedDir } from './hosted-dir.ts';
 import { statfs } from 'node:fs/promises';
 import { AlertCenter } from './alerts.ts';
@@ -56,7 +57,7 @@ export async function statusReport(session: HomeSession, extras: StatusExtras | 
     } : null,
     schedule: extras?.schedule?.map((j) => ({ name: j.name, schedule: j.schedule, nextRun: j.nextRun ?? null, running: j.running, lastError: j.lastError ?? null })) ?? null,
     sources: config.data.sources,
-    targets: await Promise.all(config.data.targets.map(async (t) => ({ ...t, where: t.kind === 'dir' ? t.path : describeTarget(t), ...(t.kind === 'dir' ? await freeSpace(t.path) : { freeBytes: null }) }))),
+    targets: await Promise.all(config.data.targets.map(async (t) => ({ ...t, where: t.kind === 'dir' ? t.path : t.kind === 'drive' ? describeDriveTarget(t) : describeTarget(t), ...(t.kind === 'dir' ? await freeSpace(t.path) : { freeBytes: null }) }))),
     relatives,
     alerts,
     catalog: {

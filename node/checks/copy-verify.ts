@@ -8,13 +8,14 @@ import { ObjectNotFoundError, type ObjectSource, type Tier, type TierKind } from
 import { deferredReadable } from '../deferred-stream.ts';
 
 /** Kinds of target the check covers; it uses only the Tier interface. */
-export const CHECKED_KINDS: readonly TierKind[] = ['dir', 's3'];
+export const CHECKED_KINDS: readonly TierKind[] = ['dir', 's3', 'drive'];
 
 /**
  * Kinds whose bytes are read for nothing. An S3 read is a billed request and egress,
  * and an archived object cannot be read without a paid retrieval: S3 copies are
  * checked from one listing per 1,000 objects (existence, size, storage class) and
- * never read (DESIGN.md, Checks: "nothing is retrieved from cold storage").
+ * never read (DESIGN.md, Checks: "nothing is retrieved from cold storage"). Drive
+ * copies are checked the same way, from one listing of the folder per 1,000 files.
  */
 export const FREE_READ_KINDS: readonly TierKind[] = ['dir'];
 

@@ -77,7 +77,8 @@ export async function runTargetCheck(ctx: CopyCareContext & { progress: Progress
       const listed = await listCopies(tier);
       listings.set(tier, listed);
       const list = Math.max(1, Math.ceil(listed.size / 1000));
-      summary.requests = { list, head: 0, dollars: (list / 1000) * (ctx.prices?.get('price.request.write') ?? 0.05) };
+      // Drive bills no requests; S3 bills a LIST like a PUT.
+      summary.requests = { list, head: 0, dollars: tier.kind === 'drive' ? 0 : (list / 1000) * (ctx.prices?.get('price.request.write') ?? 0.05) };
     } catch (err) {
       summary.error = (err as Error).message;
       ctx.log(`check of target ${tier.name} stopped: ${summary.error}`);
