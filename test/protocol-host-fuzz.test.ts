@@ -187,6 +187,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stopping = true;
+  if (process.env.HEARTH_FUZZ_DEBUG && host) console.error(`host daemon stderr (last 6000 characters):\n${host.stderr().slice(-6000)}`);
   await host?.stop();
   await cleanup([mallory, hal, stranger].filter((h): h is TestHome => h !== undefined));
   rmSync(work, { recursive: true, force: true });
