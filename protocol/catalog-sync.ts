@@ -408,7 +408,7 @@ async function* recordsAfter(catalog: CatalogSource, hostHead: ChainHead, peer: 
   if (!seen) throw new Error(`this catalog has no record ${hostHead.seq} though its head is past it: run catalog verify`);
 }
 
-function parseRequest(message: Record<string, unknown>, maxBatchBytes: number): CatalogRequest {
+export function parseRequest(message: Record<string, unknown>, maxBatchBytes: number): CatalogRequest {
   switch (message.op) {
     case 'head':
       return { op: 'head' };

@@ -389,14 +389,14 @@ function pairProof(key: Buffer, inviter: PeerId, joiner: PeerId): Buffer {
     .digest();
 }
 
-function parsePairRequest(value: unknown): PairRequest {
+export function parsePairRequest(value: unknown): PairRequest {
   const message = asRecord(value, 'pair request');
   const proof = typeof message.proof === 'string' && /^[0-9a-f]{64}$/.test(message.proof) ? Buffer.from(message.proof, 'hex') : undefined;
   if (!proof) throw new ProtocolMessageError('pair request: proof must be 64 hex digits');
   return { proof, name: peerName(message.name), quota: wholeNumber(message.quota, 'pair request: quota'), addrs: peerAddrs(message.addrs) };
 }
 
-function parsePairReply(value: unknown): PairReply {
+export function parsePairReply(value: unknown): PairReply {
   const message = asRecord(value, 'pair reply');
   if (message.ok === true) {
     if (typeof message.relinked !== 'boolean') throw new ProtocolMessageError('pair reply: relinked must be true or false');

@@ -156,7 +156,7 @@ export async function freeBytesAt(path: string): Promise<number> {
   return stats.bavail * stats.bsize;
 }
 
-function parseStatus(value: unknown): HostStatus {
+export function parseStatus(value: unknown): HostStatus {
   const message = asRecord(value, 'status reply');
   if (typeof message.version !== 'string' || message.version.length > 64) throw new ProtocolMessageError('status reply: version must be a short string');
   return {
