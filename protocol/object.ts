@@ -312,12 +312,17 @@ export class ObjectClient {
       }
       // Read while sending: a host that fails mid-put (a full disk) answers why and
       // stops reading, and that answer is the error, not the stalled or reset send.
+      // A send that fails while the stream is still writable failed on our side (the
+      // source's copy is gone or unreadable, or gave the wrong length): the host is
+      // still waiting for bytes and will not answer, so that failure is the error at once.
       const answer = readReply(reader);
       const sending = sendExactly(stream, source.open(start), source.size - start, { signal });
       try {
         await Promise.race([sending, answer]);
       } catch (err) {
         sending.catch(() => {});
+        answer.catch(() => {});
+        if (stream.writeStatus === 'writable') throw err;
         const refusal = await answer.then(() => undefined, (answered: unknown) => (answered instanceof RemoteObjectError ? answered : undefined));
         throw refusal ?? err;
       }

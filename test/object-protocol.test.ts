@@ -170,6 +170,31 @@ describe('/hearth/object/1 through PeerTier', () => {
     expect(sha256(await buffer(await tier.get('ab12')))).toBe(sha256(data));
   });
 
+  it('fails a put promptly when its source stream errors midway (a copy gone from under it), and keeps serving', async () => {
+    const data = randomBytes(3 * MiB);
+    const { merkleRoot } = declaredFor(data);
+    const failing: HashedObjectSource = {
+      size: data.byteLength,
+      merkleRoot,
+      open(offset) {
+        return Readable.from(
+          (async function* () {
+            yield data.subarray(offset, offset + MiB);
+            throw Object.assign(new Error('ENOENT: the copy was removed'), { code: 'ENOENT' });
+          })(),
+          { objectMode: false },
+        );
+      },
+    };
+    // Without the fix the owner waits for an answer the host, still waiting for the
+    // rest of the bytes, never sends, until the host's 60 s idle timeout; the test's
+    // bound is far above the fixed put's, far below that wait.
+    await expect(tier.put('ef01', failing)).rejects.toThrow('ENOENT: the copy was removed');
+    await expect(tier.stat('ef01')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await tier.put('ef01', memorySource(data, { merkleRoot }));
+    expect(sha256(await buffer(await tier.get('ef01')))).toBe(sha256(data));
+  }, 30_000);
+
   it('resumes a put whose connection dropped midway, byte-exact, verified and indexed as a whole', async () => {
     const data = randomBytes(24 * MiB + 777);
     const hash = sha256(data);
