@@ -194,6 +194,7 @@ export async function auditRelative(options: AuditRelativeOptions): Promise<Audi
   // One seed for every attempt: a fresh one would let a host that broke off redraw its samples.
   const seed = options.seed ?? randomBytes(AUDIT_SEED_BYTES);
   let unreachable = false;
+  let answeredAny = false;
   while (pending.length > 0 && attempts <= retries) {
     if (attempts > 0) await delay(options.retryDelayMs ?? AUDIT_DEFAULTS.retryDelayMs, undefined, options.signal ? { signal: options.signal } : {});
     attempts++;
@@ -202,7 +203,10 @@ export async function auditRelative(options: AuditRelativeOptions): Promise<Audi
     const [stuck, ...rest] = result.unanswered;
     pending = stuck ? [...rest, stuck] : [];
     error = result.error;
-    unreachable = result.unreachable === true;
+    // A relative that answered part of this audit and then broke off saw the seed: it
+    // broke off (a failure once the retries are spent), it was not unreachable.
+    answeredAny ||= (result.answered ?? 0) > 0;
+    unreachable = result.unreachable === true && !answeredAny;
   }
   // The last attempt decides: a relative that went to sleep mid-audit is unreachable, not failed.
   if (!unreachable) for (const o of pending) failures.set(o.id, `not answered after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${error}`);
@@ -254,7 +258,7 @@ export function unreachableReport(peer: string, objects: readonly AuditObject[],
  * relative could not be reached or the connection broke, not by the deadline or a
  * protocol violation.
  */
-async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): Promise<{ unanswered: PlannedObject[]; error?: string; unreachable?: boolean }> {
+async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): Promise<{ unanswered: PlannedObject[]; error?: string; unreachable?: boolean; answered?: number }> {
   const deadline = AbortSignal.timeout(ctx.timeoutMs);
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, deadline]) : deadline;
   let judged = 0;
@@ -283,7 +287,7 @@ async function attempt(ctx: AttemptContext, objects: readonly PlannedObject[]): 
     if (ctx.signal?.aborted) throw err;
     if (deadline.aborted) return { unanswered: objects.slice(judged), error: `no answer within the ${ctx.timeoutMs} ms deadline` };
     if (err instanceof ProtocolViolationError) return { unanswered: objects.slice(judged), error: `the relative broke the audit protocol: ${err.message}` };
-    return { unanswered: objects.slice(judged), error: `the relative could not be reached or broke off: ${(err as Error).message}`, unreachable: true };
+    return { unanswered: objects.slice(judged), error: `the relative could not be reached or broke off: ${(err as Error).message}`, unreachable: true, answered: judged };
   }
 }
 

@@ -15,6 +15,7 @@
 // or ended with errors): those are the runs that can leave orphans. Objects older
 // than that are never touched, whatever the catalog says: a home recovered from
 // its phrase with an empty catalog must not delete the backups of its previous life.
+import { TargetUnavailableError } from '../storage/tier/tier.ts';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Catalog } from '../storage/catalog/catalog.ts';
@@ -58,6 +59,8 @@ export async function sweepOrphans(options: { catalog: Catalog; tiers: Tier[]; s
         report.objects.push({ target: tier.name, id: info.name, size: info.size });
       }
     } catch (err) {
+      // An unmounted, full or read-only target is reported by the backup that follows, once.
+      if (err instanceof TargetUnavailableError) continue;
       report.skipped.push({ target: tier.name, error: (err as Error).message });
     }
   }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearth, hearthAsync, hearthJson, hearthOk, type CliResult } from './helpers/cli.ts';
+import { hearth, hearthAsync, hearthJson, hearthOk, type CliResult, madeDir } from './helpers/cli.ts';
 import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
 import { Catalog } from '../storage/catalog/catalog.ts';
@@ -61,7 +61,7 @@ describe('operations that change the catalog in the daemon', () => {
       hearthOk(home(name), ['config', 'set', 'name', name]);
     }
     hearthOk(home('A'), ['source', 'add', library]);
-    hearthOk(home('A'), ['target', 'add', 'dir', join(work, 'disk')]);
+    hearthOk(home('A'), ['target', 'add', 'dir', madeDir(join(work, 'disk'))]);
     hearthOk(home('A'), ['config', 'set', 'volume.size', '64MiB']);
     hearthOk(home('A'), ['config', 'set', 'policy.peers', '1']);
     const a = await daemon('A');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearthAsync } from './helpers/cli.ts';
+import { hearthAsync, madeDir } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { snapshotTree, writeFile } from './helpers/library.ts';
 import { guardChildren, guardLoopback, startDriveEmulator, type DriveEmulator } from './helpers/drive-emulator.ts';
@@ -74,7 +74,7 @@ async function driveHome(name: string, settings: Record<string, string>): Promis
 describe('Drive as the staging tier', () => {
   it('policy.staging drive: staged blobs go to Drive at once; once a volume holds them, their Drive copies are deleted', async () => {
     const { home, photos } = await driveHome('always', { 'policy.staging': 'drive' });
-    await ok(home, ['target', 'add', 'dir', join(work, 'usb-always')]);
+    await ok(home, ['target', 'add', 'dir', madeDir(join(work, 'usb-always'))]);
     // A source's first backup packs into a volume; later new files are staged as blobs.
     await ok(home, ['backup']);
     writeFile(photos, 'b/new1.jpg', 40_000, 11);
@@ -156,7 +156,7 @@ describe('Drive as the staging tier', () => {
 
   it('a full Drive, a rate limit and a lapsed sign-in: one clear line each, the files safe on the disk, Drive filled in later', async () => {
     const { home, photos } = await driveHome('faults', { 'policy.staging': 'drive' });
-    await ok(home, ['target', 'add', 'dir', join(work, 'usb-faults')]);
+    await ok(home, ['target', 'add', 'dir', madeDir(join(work, 'usb-faults'))]);
     await ok(home, ['backup']);
     writeFile(photos, 'c/full.jpg', 9000, 21);
     emu.setQuota({ otherUsage: 15 * 1024 ** 3 });
@@ -186,7 +186,7 @@ describe('Drive as the staging tier', () => {
 
   it('the monthly check lists the folder once, finds a copy deleted in Drive and puts it back from the disk', async () => {
     const { home, photos } = await driveHome('check', { 'policy.staging': 'drive' });
-    await ok(home, ['target', 'add', 'dir', join(work, 'usb-check'), '--name', 'usb']);
+    await ok(home, ['target', 'add', 'dir', madeDir(join(work, 'usb-check')), '--name', 'usb']);
     await ok(home, ['backup']);
     writeFile(photos, 'c/one.jpg', 9000, 31);
     writeFile(photos, 'c/two.jpg', 9000, 32);

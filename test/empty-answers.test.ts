@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
+import { hearth, hearthJson, hearthOk, madeDir } from './helpers/cli.ts';
 import { writeFile } from './helpers/library.ts';
 import { formatLocalTime } from '../node/units.ts';
 
@@ -22,7 +22,7 @@ beforeAll(() => {
   writeFile(photos, 'Summer/c.jpg', 3000, 3);
   hearthJson(home, ['init']);
   hearthOk(home, ['source', 'add', photos]);
-  hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
+  hearthOk(home, ['target', 'add', 'dir', madeDir(join(work, 'disk'))]);
   expect(hearthJson(home, ['snapshots'])).toEqual([]);
   hearthOk(home, ['backup']);
   // The second backup starts in a later second, so the two have distinct times to the second.

@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearthAsync, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
+import { hearthAsync, hearthJson, hearthOk, hearthSpawn, madeDir } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { pseudoRandom, snapshotTree, writeFile } from './helpers/library.ts';
 
@@ -165,7 +165,7 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
     const library = new ChangingLibrary(join(work, 'photos-a'), random);
     hearthJson(homeDir, ['init']);
     hearthOk(homeDir, ['source', 'add', library.root, '--name', 'photos']);
-    hearthOk(homeDir, ['target', 'add', 'dir', join(work, 'disk-a')]);
+    hearthOk(homeDir, ['target', 'add', 'dir', madeDir(join(work, 'disk-a'))]);
     hearthOk(homeDir, ['config', 'set', 'volume.size', '1MiB']);
     const moments: number[] = [];
     let killedMidRun = 0;
@@ -196,7 +196,7 @@ describe(`kill campaigns (HEARTH_CAMPAIGN_SEED=${SEED})`, () => {
       hearthOk(h, ['config', 'set', 'replicate.interval', '1s']);
     }
     hearthOk(owner, ['source', 'add', library.root, '--name', 'photos']);
-    hearthOk(owner, ['target', 'add', 'dir', join(work, 'disk-b')]);
+    hearthOk(owner, ['target', 'add', 'dir', madeDir(join(work, 'disk-b'))]);
     hearthOk(owner, ['config', 'set', 'volume.size', '1MiB']);
     hearthOk(owner, ['config', 'set', 'policy.peers', '1']);
     const b = await startDaemon(relative);

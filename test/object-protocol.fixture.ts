@@ -5,6 +5,7 @@
 // stops on SIGTERM. WRITE_BYTES_PER_SECOND makes its disk writes deliberately slow.
 // Started with --expose-gc it samples its live memory (heap + array buffers after a
 // full GC) every 100 ms and answers a "memory" line on stdin with the peak.
+import { ping } from '@libp2p/ping';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
@@ -32,6 +33,8 @@ export async function startNode(seedByte: number): Promise<Libp2p> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // Owners ping a relative before trusting a connection to it (node/replicator.ts reach()).
+    services: { ping: ping() },
   });
 }
 

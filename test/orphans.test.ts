@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
+import { hearthJson, hearthOk, hearthSpawn, madeDir } from './helpers/cli.ts';
 import { writeFile } from './helpers/library.ts';
 
 let work: string;
@@ -44,7 +44,7 @@ describe('orphans of killed runs', () => {
     writeFile(library, 'first.jpg', 20_000, 1);
     const { peerId } = hearthJson(home(), ['init']);
     hearthOk(home(), ['source', 'add', library]);
-    hearthOk(home(), ['target', 'add', 'dir', disk()]);
+    hearthOk(home(), ['target', 'add', 'dir', madeDir(disk())]);
     expect(hearthJson(home(), ['backup']).ok).toBe(true);
 
     const known = () => new Set(hearthJson<any[]>(home(), ['objects']).map((o) => o.id as string));

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
+import { hearth, hearthJson, hearthOk, madeDir } from './helpers/cli.ts';
 import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
 
@@ -48,7 +48,7 @@ describe('recovering a home brings back its settings and its family', () => {
     hearthOk(home('A'), ['config', 'set', 'name', 'oak-street']);
     hearthOk(home('A'), ['config', 'set', 'volume.size', '1MiB']);
     hearthOk(home('A'), ['source', 'add', photos, '--name', 'family-photos']);
-    hearthOk(home('A'), ['target', 'add', 'dir', join(work, 'usb'), '--name', 'usb']);
+    hearthOk(home('A'), ['target', 'add', 'dir', madeDir(join(work, 'usb')), '--name', 'usb']);
     const a = await daemon('A');
     await daemon('B');
     await daemon('C');

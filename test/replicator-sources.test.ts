@@ -3,6 +3,7 @@
 // copy, and the replicator then sends the next copy. Real pieces: an owner libp2p
 // node with the catalog service, a host with the object service over a HostStore,
 // a LevelDB catalog, a directory target and an outbox on disk.
+import { ping } from '@libp2p/ping';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,7 @@ describe('replicator sources', () => {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      services: { catalog: catalogSyncService({ store: catalogs }) },
+      services: { catalog: catalogSyncService({ store: catalogs }), ping: ping() },
     });
     host = await startHost(32, () => [owner.peerId], { home: join(dir, 'host'), quotaFor: () => Infinity });
     await mkdir(join(dir, 'owner'));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { hearth, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
+import { hearth, hearthJson, hearthOk, hearthSpawn, madeDir } from './helpers/cli.ts';
 import { eventually, startDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
 
@@ -60,7 +60,7 @@ describe('status and JSON for people and programs', () => {
     writeFile(photos, 'a/1.jpg', 1000, 1);
     writeFile(photos, 'a/b/2.jpg', 2000, 2);
     hearthOk(home, ['source', 'add', photos]);
-    hearthOk(home, ['target', 'add', 'dir', join(work, 'disk')]);
+    hearthOk(home, ['target', 'add', 'dir', madeDir(join(work, 'disk'))]);
     expect(hearthOk(home, ['status'])).toMatch(/last backup\s+none yet/);
     const backup = hearthJson(home, ['backup']);
     expect(backup.startedAt).toMatch(ISO);
@@ -89,7 +89,7 @@ describe('stopping and logging', () => {
     hearthJson(h, ['init']);
     for (let i = 0; i < 150; i++) writeFile(big, `d${i % 8}/f-${i}.bin`, 200_000, 100 + i);
     hearthOk(h, ['source', 'add', big]);
-    hearthOk(h, ['target', 'add', 'dir', join(work, 'disk2')]);
+    hearthOk(h, ['target', 'add', 'dir', madeDir(join(work, 'disk2'))]);
     hearthOk(h, ['config', 'set', 'volume.size', '8MiB']);
     const child = hearthSpawn(h, ['backup', '--json']);
     let stderr = '';

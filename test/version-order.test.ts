@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HomePaths } from '../node/home.ts';
-import { HEARTH, hearthJson, hearthOk, hearthSpawn } from './helpers/cli.ts';
+import { HEARTH, hearthJson, hearthOk, hearthSpawn, madeDir } from './helpers/cli.ts';
 
 let work: string;
 beforeAll(() => {
@@ -33,7 +33,7 @@ function newHome(name: string): { home: string; photos: string; disk: string } {
   mkdirSync(photos, { recursive: true });
   hearthOk(home, ['init', '--json']);
   hearthOk(home, ['source', 'add', photos, '--name', 'photos']);
-  hearthOk(home, ['target', 'add', 'dir', disk]);
+  hearthOk(home, ['target', 'add', 'dir', madeDir(disk)]);
   return { home, photos, disk };
 }
 

@@ -1,5 +1,6 @@
 // Runs the real `hearth` CLI as a separate process, as a user would.
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const HEARTH = fileURLToPath(new URL('../../cli/hearth.mjs', import.meta.url));
@@ -41,4 +42,10 @@ export function hearthAsync(home: string, args: string[]): Promise<CliResult> {
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** A target folder that exists, as `hearth target add dir` requires (a USB disk that is plugged in). */
+export function madeDir(path: string): string {
+  mkdirSync(path, { recursive: true });
+  return path;
 }
