@@ -356,7 +356,7 @@ describe('a full disk at the host', () => {
     await family.put('s2', randomBytes(2 * MiB));
     await flipByte(family.store.objectFile(family.ownerId, 's1'), 4096);
     // An object with no kept root: the scrub would keep the one it reads.
-    await forgetHash(home, family.ownerId, 's2');
+    await forgetHash(join(home, 'hosted'), family.ownerId, 's2');
     await fill();
     const report = await scrubHostStore(family.store);
     expect(report.unsaved).toMatch(/ENOSPC.*scrubbed read-only, results not recorded/);
