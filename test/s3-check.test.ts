@@ -2,38 +2,21 @@
 // archive layer: one listing per 1,000 objects, no HEAD per object and nothing
 // retrieved; a cold object deleted or replaced in the bucket is found and written
 // again from the home's disk, in the target's class.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearthAsync } from './helpers/cli.ts';
+import { hearthAsync, hearthAsyncOk } from './helpers/cli.ts';
 import { makeLibrary } from './helpers/library.ts';
-import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { coldS3Suite, type ColdS3 } from './helpers/cold-s3.ts';
 
 let work: string;
 let s3: ColdS3;
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'hearth-s3check-'));
-  s3 = await startColdS3();
-  await s3.createBucket('family');
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+coldS3Suite('hearth-s3check-', (w, s) => {
+  work = w;
+  s3 = s;
 });
 
-afterAll(async () => {
-  await s3.stop();
-  rmSync(work, { recursive: true, force: true });
-  process.env.AWS_ACCESS_KEY_ID = saved.id;
-  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-});
-
-async function ok(home: string, args: string[]): Promise<string> {
-  const r = await hearthAsync(home, args);
-  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = hearthAsyncOk;
 
 interface CheckReport {
   ok: boolean;

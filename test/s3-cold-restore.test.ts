@@ -3,40 +3,23 @@
 // objects asks once per object, says what, until when and for how much, exits 6,
 // and continues when run again after 48 hours; --wait blocks until the objects are
 // back; the requests survive a daemon restart.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearthAsync, hearthSpawn } from './helpers/cli.ts';
+import { hearthAsync, hearthSpawn, hearthAsyncOk } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon as Daemon } from './helpers/daemon.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
-import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { coldS3Suite, type ColdS3 } from './helpers/cold-s3.ts';
 
 let work: string;
 let s3: ColdS3;
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
 const HOUR = 3600_000;
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'hearth-cold-'));
-  s3 = await startColdS3();
-  await s3.createBucket('family');
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+coldS3Suite('hearth-cold-', (w, s) => {
+  work = w;
+  s3 = s;
 });
 
-afterAll(async () => {
-  await s3.stop();
-  rmSync(work, { recursive: true, force: true });
-  process.env.AWS_ACCESS_KEY_ID = saved.id;
-  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-});
-
-async function ok(home: string, args: string[]): Promise<string> {
-  const r = await hearthAsync(home, args);
-  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = hearthAsyncOk;
 
 /** A home whose only place is a Deep Archive bucket, backed up and packed. */
 async function coldHome(name: string): Promise<{ home: string; photos: string; objects: number; phrase: string }> {

@@ -2,40 +2,23 @@
 // fauxqs with the archive layer: requests are counted as they leave (matching the
 // server's own ledger), a delete of a young archived object is put off and shown
 // with what an early delete would cost, and sent once it is due.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearthAsync } from './helpers/cli.ts';
+import { hearthAsync, hearthAsyncOk } from './helpers/cli.ts';
 import { writeFile } from './helpers/library.ts';
-import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { coldS3Suite, type ColdS3 } from './helpers/cold-s3.ts';
 import { seedScenario } from '../node/cost.ts';
 import { priceTable } from '../node/prices.ts';
 
 let work: string;
 let s3: ColdS3;
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'hearth-cost-'));
-  s3 = await startColdS3();
-  await s3.createBucket('family');
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+coldS3Suite('hearth-cost-', (w, s) => {
+  work = w;
+  s3 = s;
 });
 
-afterAll(async () => {
-  await s3.stop();
-  rmSync(work, { recursive: true, force: true });
-  process.env.AWS_ACCESS_KEY_ID = saved.id;
-  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-});
-
-async function ok(home: string, args: string[]): Promise<string> {
-  const r = await hearthAsync(home, args);
-  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = hearthAsyncOk;
 
 interface Cost {
   targets: Array<{ target: string; objects: number; requests: Record<string, number>; requestCost: number; storagePerMonth: number; earlyDeletes: { objects: number; chargeIfDeletedNow: number } }>;

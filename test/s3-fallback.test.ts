@@ -2,41 +2,27 @@
 // once fewer than policy.peers relatives have held it for policy.fallbackAfter; with
 // the relative back, later volumes stay off S3. The S3 server (fauxqs with the
 // archive layer) runs in this process, so every CLI call here is asynchronous.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearthAsync } from './helpers/cli.ts';
+import { hearthAsync, hearthAsyncOk } from './helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { writeFile } from './helpers/library.ts';
-import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { coldS3Suite, type ColdS3 } from './helpers/cold-s3.ts';
 
 let work: string;
 let s3: ColdS3;
 const daemons: RunningDaemon[] = [];
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'hearth-fallback-'));
-  s3 = await startColdS3();
-  await s3.createBucket('family');
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+coldS3Suite('hearth-fallback-', (w, s) => {
+  work = w;
+  s3 = s;
 });
 
 afterAll(async () => {
   await Promise.all(daemons.map((d) => d.stop()));
-  await s3.stop();
-  rmSync(work, { recursive: true, force: true });
-  process.env.AWS_ACCESS_KEY_ID = saved.id;
-  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
 });
 
-async function ok(home: string, args: string[]): Promise<string> {
-  const r = await hearthAsync(home, args);
-  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = hearthAsyncOk;
 
 type ObjectEntry = { id: string; kind: string; placements: Array<{ tier: string; target: string }> };
 const objects = async (home: string): Promise<ObjectEntry[]> => JSON.parse(await ok(home, ['objects', '--json'])) as ObjectEntry[];

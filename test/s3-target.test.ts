@@ -3,39 +3,21 @@
 // line; volumes go to the bucket under opaque keys in the storage class asked for,
 // staged blobs stay off cold storage; a home whose only place is the bucket keeps
 // everything there and restores from it byte-exact.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearthAsync, hearthSpawn, type CliResult } from './helpers/cli.ts';
+import { hearthAsync, hearthSpawn, type CliResult, hearthAsyncOk } from './helpers/cli.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
-import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
+import { coldS3Suite, type ColdS3 } from './helpers/cold-s3.ts';
 
 let work: string;
 let s3: ColdS3;
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'hearth-s3t-'));
-  s3 = await startColdS3();
-  await s3.createBucket('family');
-  // The SDK's standard chain finds these, as it would a user's.
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+coldS3Suite('hearth-s3t-', (w, s) => {
+  work = w;
+  s3 = s;
 });
 
-afterAll(async () => {
-  await s3.stop();
-  rmSync(work, { recursive: true, force: true });
-  process.env.AWS_ACCESS_KEY_ID = saved.id;
-  process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
-});
-
-async function ok(home: string, args: string[]): Promise<string> {
-  const r = await hearthAsync(home, args);
-  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = hearthAsyncOk;
 
 const s3Args = (extra: string[] = []) => ['target', 'add', 's3', '--bucket', 'family', '--endpoint', s3.endpoint, '--path-style', ...extra];
 

@@ -49,3 +49,10 @@ export function madeDir(path: string): string {
   mkdirSync(path, { recursive: true });
   return path;
 }
+
+/** hearthAsync, insisting on success; returns stdout. */
+export async function hearthAsyncOk(home: string, args: string[]): Promise<string> {
+  const r = await hearthAsync(home, args);
+  if (r.code !== 0) throw new Error(`hearth ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}

@@ -6,6 +6,10 @@
 // ListParts, an injectable clock (48 hours pass in a call), and a ledger of every
 // request so tests assert request counts and cost.
 import { buildApp } from 'fauxqs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 
@@ -226,5 +230,30 @@ function readBody(stream: NodeJS.ReadableStream): Promise<string> {
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     stream.on('error', reject);
+  });
+}
+
+/**
+ * For a test file: a work folder and a cold S3 with a bucket "family", started before
+ * the file's tests and stopped after, and AWS credentials in the environment, where the
+ * SDK's standard chain finds them as it would a user's (the CLI processes inherit them).
+ */
+export function coldS3Suite(prefix: string, ready: (work: string, s3: ColdS3) => void): void {
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+  let work = '';
+  let s3: ColdS3 | undefined;
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), prefix));
+    s3 = await startColdS3();
+    await s3.createBucket('family');
+    process.env.AWS_ACCESS_KEY_ID = 'test';
+    process.env.AWS_SECRET_ACCESS_KEY = 'test';
+    ready(work, s3);
+  });
+  afterAll(async () => {
+    await s3?.stop();
+    rmSync(work, { recursive: true, force: true });
+    process.env.AWS_ACCESS_KEY_ID = saved.id;
+    process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
   });
 }
