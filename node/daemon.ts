@@ -313,7 +313,9 @@ export class Daemon {
       if (damaged.length) await this.alerts.raise({ kind: 'scrub-damage', relative: m.name, objects: damaged });
       if (report.failed.some((f) => f.peer === m.name && f.reason === 'disk-full')) await this.alerts.raise({ kind: 'relative-disk-full', relative: m.name });
       else if (report.placed.some((p) => p.peer === m.name)) await this.alerts.resolve(alertKey('relative-disk-full', m.name));
-      await this.alertIfUnreachable(m, limit);
+      // One that answered this pass is not unreachable, however long the pass took since.
+      if (report.reached.includes(m.peerId)) await this.alerts.resolve(alertKey('relative-unreachable', m.name));
+      else await this.alertIfUnreachable(m, limit);
     }
   }
 

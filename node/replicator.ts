@@ -33,6 +33,8 @@ export interface ReplicationReport {
   failed: Array<{ id?: string; peer: string; error: string; reason?: 'disk-full' | 'offline' }>;
   catalogPushed: Array<{ peer: string; head: number }>;
   pending: number;
+  /** Relatives (PeerIds) that answered a ping at the start of this pass. */
+  reached: string[];
   /** Cold copies this pass placed on S3 targets (policy.cold). */
   coldPlaced: Array<{ id: string; target: string }>;
   /** What the puts of this pass carried, from the first one's start to the last one's answer. */
@@ -152,12 +154,13 @@ export class Replicator {
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
-    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, coldPlaced: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
+    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, reached: [], coldPlaced: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
     const stopping = (): boolean => this.o.signal?.aborted === true;
     if (stopping()) return report;
     const members = this.o.roster.members();
     const online: FamilyMember[] = [];
     for (const m of members) if (await this.reach(m)) online.push(m);
+    report.reached = online.map((m) => m.peerId);
     const memberIds = new Set(members.map((m) => m.peerId));
     // Copies at a relative gone quiet for too long are kept but no longer trusted
     // to meet the policy, so another relative gets one.

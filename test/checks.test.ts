@@ -223,4 +223,25 @@ describe('a relative that sleeps', () => {
     expect(mails.slice(mailsBefore).map((m) => m.subject)).toEqual([expect.stringMatching(/C unreachable since/), expect.stringMatching(/resolved: C unreachable/)]);
     hearthOk(home('A'), ['config', 'set', 'policy.unreachableAfter', '14d']);
   }, 90_000);
+
+  it('a pass that waits on it does not make an answering relative look unreachable', async () => {
+    const c = daemons[2]!;
+    const mailsBefore = mails.length;
+    c.process.kill('SIGSTOP');
+    try {
+      // B answers at the start of the pass; C's silent ping then holds the pass
+      // for its 10 s timeout, longer than policy.unreachableAfter.
+      hearthOk(home('A'), ['config', 'set', 'policy.unreachableAfter', '3s']);
+      const run = await hearthAsync(home('A'), ['replicate', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const subjects = mails.slice(mailsBefore).map((m) => m.subject);
+      expect(subjects).toContainEqual(expect.stringMatching(/C unreachable since/));
+      expect(subjects.filter((s) => /\bB\b/.test(s))).toEqual([]);
+    } finally {
+      c.process.kill('SIGCONT');
+      hearthOk(home('A'), ['config', 'set', 'policy.unreachableAfter', '14d']);
+    }
+    const awake = await hearthAsync(home('A'), ['verify', '--peer', 'C', '--json']);
+    expect(awake.code, awake.stdout).toBe(0);
+  }, 60_000);
 });
