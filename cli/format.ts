@@ -161,7 +161,7 @@ export function printCost(r: CostReport & { drive?: DriveUse[] }): void {
     ['TARGET', 'KIND', 'CLASS', 'OBJECTS', 'STORED', `REQUESTS IN ${r.month}`, 'REQUESTS $', 'STORAGE $/MONTH'],
   );
   for (const t of r.targets) {
-    if (t.earlyDeletes.objects) console.log(`${t.target}: ${t.earlyDeletes.objects} deletes put off until their minimum storage time has passed (${formatSize(t.earlyDeletes.bytes)}; deleting them now would cost ${dollars(t.earlyDeletes.chargeIfDeletedNow)})`);
+    if (t.earlyDeletes.objects) console.log(`${t.target}: ${t.earlyDeletes.objects} deletes put off until their minimum storage time has passed (${formatSize(t.earlyDeletes.bytes)}; deleting them now would cost ${dollars(t.earlyDeletes.chargeIfDeletedNow)}: "hearth cost --delete-early")`);
   }
   for (const d of r.drive ?? []) {
     const hearth = r.targets.find((t) => t.target === d.target)?.bytes ?? 0;

@@ -423,10 +423,12 @@ program
 program
   .command('cost')
   .description('what each target holds and costs a month, this month\'s cloud requests, deletes put off, and the 250 GB scenario')
+  .option('--delete-early', 'send the deletes put off now, paying the early-delete charge cost shows')
   .option('--json', 'print one JSON document')
-  .action(async (o: { json?: boolean }) => {
-    const r = await ops.cost(home());
+  .action(async (o: { json?: boolean; deleteEarly?: boolean }) => {
+    const r = await ops.cost(home(), { deleteEarly: o.deleteEarly === true });
     if (o.json) return printJson(r);
+    if (o.deleteEarly) console.log(`sent ${r.deletedEarly} deletes put off`);
     printCost(r);
   });
 

@@ -423,8 +423,18 @@ export const SESSION_OPS: Record<string, Op> = {
     return { ...report, bytesRead, cold, damagedCopies };
   },
 
-  async cost(ctx) {
+  async cost(ctx, args: { deleteEarly?: boolean }) {
     const s = ctx.session;
+    // The user chose to pay the early-delete charge (an object deleted before its
+    // class's minimum is billed for the rest of it): the tiers opened here send the
+    // delete instead of putting it off again.
+    const deletedEarly = args.deleteEarly
+      ? await s.deferredDeletes.sendDue(
+          s.config.data.targets.flatMap((t) => (t.kind === 's3' ? [openS3Tier(t, s.paths, s.peerId, s.config, { ledger: s.requests })] : [])),
+          () => 0,
+          (line) => ctx.progress.log(line),
+        )
+      : 0;
     const report = await costReport({
       catalog: s.catalog,
       targets: s.config.data.targets,
@@ -447,7 +457,7 @@ export const SESSION_OPS: Record<string, Op> = {
         drive.push({ target: t.name, used: held, maxUse: s.config.size('drive.maxUse'), error: (err as Error).message });
       }
     }
-    return { ...report, drive };
+    return { ...report, drive, deletedEarly };
   },
 
   async 'catalog-pull'(ctx, args: { target?: string }) {
@@ -695,7 +705,7 @@ export interface DriveUse {
   error?: string;
 }
 
-export const cost = (dir: string) => runOp<CostReport & { drive: DriveUse[] }>(dir, 'cost', {});
+export const cost = (dir: string, options: { deleteEarly?: boolean } = {}) => runOp<CostReport & { drive: DriveUse[]; deletedEarly: number }>(dir, 'cost', options);
 export const pullCatalog = (dir: string, target?: string) => runOp<{ pulled: Array<{ target: string; records: number; head: number }> }>(dir, 'catalog-pull', { target });
 export const rebuildCatalog = (dir: string) => runOp<{ records: number }>(dir, 'catalog-rebuild', {});
 

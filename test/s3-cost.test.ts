@@ -68,6 +68,36 @@ describe('hearth cost', () => {
     expect((JSON.parse(readFileSync(join(home, 's3-deferred-deletes.json'), 'utf8')) as { deletes: unknown[] }).deletes).toEqual([]);
   });
 
+  it('cost --delete-early sends the deletes put off now, once the user chooses to pay for them', async () => {
+    const home = join(work, 'home-early');
+    const photos = join(work, 'photos-early');
+    writeFile(photos, 'first/0.jpg', 100_000, 200);
+    await ok(home, ['init']);
+    await ok(home, ['source', 'add', photos]);
+    await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'early', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
+    await ok(home, ['config', 'set', 'volume.size', '64MiB']);
+    await ok(home, ['backup']);
+    const firstKeys = s3.keys('family');
+    for (let i = 0; i < 3; i++) writeFile(photos, `day1/${i}.jpg`, 100_000, 210 + i);
+    await ok(home, ['backup']);
+    const blobKeys = s3.keys('family').filter((k) => k.startsWith('early/') && !k.includes('/catalog/') && !firstKeys.includes(k));
+    expect(blobKeys).toHaveLength(3);
+    await ok(home, ['backup', '--pack']);
+    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toHaveLength(3);
+
+    const text = await ok(home, ['cost']);
+    expect(text).toMatch(/glacier: 3 deletes put off .*"hearth cost --delete-early"/);
+    const early = JSON.parse(await ok(home, ['cost', '--delete-early', '--json'])) as Cost & { deletedEarly: number };
+    expect(early.deletedEarly).toBe(3);
+    expect(early.targets.find((t) => t.target === 'glacier')!.earlyDeletes.objects).toBe(0);
+    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toEqual([]);
+    expect((JSON.parse(readFileSync(join(home, 's3-deferred-deletes.json'), 'utf8')) as { deletes: unknown[] }).deletes).toEqual([]);
+    // Only the retired blobs went: the volume that holds their files stays, and a
+    // restore is told to bring it back from cold storage (exit 6), not that it is lost.
+    const restore = await hearthAsync(home, ['restore', '--to', join(work, 'restored-early')]);
+    expect(restore.code, restore.stderr).toBe(6);
+  });
+
   it('the seed scenario: 250 GB in 4 GiB volumes costs cents to upload and check, a quarter a month to keep', () => {
     const s = seedScenario(priceTable(), 'DEEP_ARCHIVE', 4 * 1024 ** 3, 1024 ** 3);
     expect(s.volumes).toBe(59);
