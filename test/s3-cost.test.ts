@@ -25,26 +25,34 @@ interface Cost {
   scenario: { volumes: number; upload: { requests: number; dollars: number }; storagePerMonth: number; monthlyCheck: { requests: number; dollars: number } };
 }
 
+/**
+ * A home whose only place is a Deep Archive bucket, with `count` staged blobs that
+ * packing has retired: their deletes are put off (minutes, not 180 days, old).
+ */
+async function homeWithRetiredBlobs(name: string, count: number, seed: number): Promise<{ home: string; blobKeys: string[] }> {
+  const home = join(work, name);
+  const photos = join(work, `photos-${name}`);
+  writeFile(photos, 'first/0.jpg', 100_000, seed);
+  await ok(home, ['init']);
+  await ok(home, ['source', 'add', photos]);
+  await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', name, '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
+  await ok(home, ['config', 'set', 'volume.size', '64MiB']);
+  // The first backup packs straight into a volume; the daily runs after it stage
+  // blobs, and the bucket is this home's only place, so they go there.
+  await ok(home, ['backup']);
+  const firstKeys = s3.keys('family');
+  for (let i = 0; i < count; i++) writeFile(photos, `day1/${i}.jpg`, 100_000, seed + i + 1);
+  await ok(home, ['backup']);
+  const blobKeys = s3.keys('family').filter((k) => k.startsWith(`${name}/`) && !k.includes('/catalog/') && !firstKeys.includes(k));
+  expect(blobKeys).toHaveLength(count);
+  await ok(home, ['backup', '--pack']);
+  expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toHaveLength(count);
+  return { home, blobKeys };
+}
+
 describe('hearth cost', () => {
   it('counts requests as they leave, puts off young archived deletes, and sends them once due', async () => {
-    const home = join(work, 'home');
-    const photos = join(work, 'photos');
-    writeFile(photos, 'first/0.jpg', 100_000, 100);
-    await ok(home, ['init']);
-    await ok(home, ['source', 'add', photos]);
-    await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'cost', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
-    await ok(home, ['config', 'set', 'volume.size', '64MiB']);
-    // The first backup packs straight into a volume; the daily runs after it stage
-    // blobs, and the bucket is this home's only place, so they go there.
-    await ok(home, ['backup']);
-    const firstKeys = s3.keys('family');
-    for (let i = 0; i < 6; i++) writeFile(photos, `day1/${i}.jpg`, 100_000, i + 1);
-    await ok(home, ['backup']);
-    const blobKeys = s3.keys('family').filter((k) => k.startsWith('cost/') && !k.includes('/catalog/') && !firstKeys.includes(k));
-    expect(blobKeys).toHaveLength(6);
-    // Packing retires the blobs: their deletes are put off (they are minutes, not 180 days, old).
-    await ok(home, ['backup', '--pack']);
-    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toHaveLength(6);
+    const { home, blobKeys } = await homeWithRetiredBlobs('cost', 6, 100);
     const deferred = JSON.parse(readFileSync(join(home, 's3-deferred-deletes.json'), 'utf8')) as { deletes: Array<{ deleteAt: string }> };
     expect(deferred.deletes).toHaveLength(6);
     expect(Date.parse(deferred.deletes[0]!.deleteAt) - Date.now()).toBeGreaterThan(179 * 86_400_000);
@@ -69,21 +77,7 @@ describe('hearth cost', () => {
   });
 
   it('cost --delete-early sends the deletes put off now, once the user chooses to pay for them', async () => {
-    const home = join(work, 'home-early');
-    const photos = join(work, 'photos-early');
-    writeFile(photos, 'first/0.jpg', 100_000, 200);
-    await ok(home, ['init']);
-    await ok(home, ['source', 'add', photos]);
-    await ok(home, ['target', 'add', 's3', '--bucket', 'family', '--prefix', 'early', '--endpoint', s3.endpoint, '--path-style', '--storage-class', 'DEEP_ARCHIVE', '--name', 'glacier']);
-    await ok(home, ['config', 'set', 'volume.size', '64MiB']);
-    await ok(home, ['backup']);
-    const firstKeys = s3.keys('family');
-    for (let i = 0; i < 3; i++) writeFile(photos, `day1/${i}.jpg`, 100_000, 210 + i);
-    await ok(home, ['backup']);
-    const blobKeys = s3.keys('family').filter((k) => k.startsWith('early/') && !k.includes('/catalog/') && !firstKeys.includes(k));
-    expect(blobKeys).toHaveLength(3);
-    await ok(home, ['backup', '--pack']);
-    expect(s3.keys('family').filter((k) => blobKeys.includes(k))).toHaveLength(3);
+    const { home, blobKeys } = await homeWithRetiredBlobs('early', 3, 200);
 
     const text = await ok(home, ['cost']);
     expect(text).toMatch(/glacier: 3 deletes put off .*"hearth cost --delete-early"/);
