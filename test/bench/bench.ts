@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { familyBench } from './family-bench.ts';
 import { s3Bench } from './s3-bench.ts';
-import { dropCaches, run, type Run } from './measure.ts';
+import { dropCaches, machineLine, run, type Run } from './measure.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dataDir = join(repo, 'bench-data');
@@ -114,6 +114,7 @@ const fmt = (n: number, d = 1) => n.toFixed(d);
 
 async function main(): Promise<void> {
   ensureTools();
+  console.log(machineLine());
   mkdirSync(dataDir, { recursive: true });
   const work = join(dataDir, 'work');
   mkdirSync(work, { recursive: true });

@@ -2,6 +2,7 @@
 // polled from /proc for the process and its children).
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism, release } from 'node:os';
 
 export interface Run {
   seconds: number;
@@ -51,3 +52,19 @@ export function dropCaches(): void {
   spawnSync('sh', ['-c', 'sync; echo 1 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
 }
 
+
+/**
+ * The machine the figures come from, so two runs can be told apart: figures from a
+ * CPU without SHA extensions, or on another kernel, are not comparable.
+ */
+export function machineLine(): string {
+  let model = 'unknown CPU';
+  let flags = new Set<string>();
+  try {
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? model;
+    flags = new Set((/^flags\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
+  } catch {}
+  const has = (flag: string, label: string) => `${label} ${flags.has(flag) ? 'yes' : 'no'}`;
+  return `machine: ${model}, ${availableParallelism()} cores, ${has('sha_ni', 'SHA-NI')}, ${has('avx512f', 'AVX-512')}, ${has('vaes', 'VAES')}; Linux ${release()}; Node ${process.versions.node}`;
+}
