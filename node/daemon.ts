@@ -313,16 +313,18 @@ export class Daemon {
       if (damaged.length) await this.alerts.raise({ kind: 'scrub-damage', relative: m.name, objects: damaged });
       if (report.failed.some((f) => f.peer === m.name && f.reason === 'disk-full')) await this.alerts.raise({ kind: 'relative-disk-full', relative: m.name });
       else if (report.placed.some((p) => p.peer === m.name)) await this.alerts.resolve(alertKey('relative-disk-full', m.name));
-      // One that answered this pass is not unreachable, however long the pass took since.
-      if (report.reached.includes(m.peerId)) await this.alerts.resolve(alertKey('relative-unreachable', m.name));
-      else await this.alertIfUnreachable(m, limit);
+      await this.alertIfUnreachable(m, report.reached.includes(m.peerId), limit);
     }
   }
 
-  /** Alert once a relative has answered nothing for policy.unreachableAfter; clear it once it answers. */
-  private async alertIfUnreachable(m: FamilyMember, limit = this.session.config.duration('policy.unreachableAfter')): Promise<void> {
+  /**
+   * Alert once a relative has answered nothing for policy.unreachableAfter; clear it
+   * once it answers. One that answered the operation at hand is not unreachable,
+   * however long that operation took since (a pass waiting on another relative).
+   */
+  private async alertIfUnreachable(m: FamilyMember, answered: boolean, limit = this.session.config.duration('policy.unreachableAfter')): Promise<void> {
     const lastSeen = Date.parse(m.lastSeen ?? m.pairedAt);
-    if (Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });
+    if (!answered && Date.now() - lastSeen > limit) await this.alerts.raise({ kind: 'relative-unreachable', relative: m.name, since: lastSeen });
     else await this.alerts.resolve(alertKey('relative-unreachable', m.name));
   }
 
@@ -433,12 +435,9 @@ export class Daemon {
       const member = this.roster.member(m.peerId) ?? m;
       reports.push({ ...report, peer: m.name, lastSeen: member.lastSeen });
       for (const id of report.failedObjects) await this.replicator.markDamaged(id, m.peerId);
-      if (report.status === 'unreachable') {
-        await this.alertIfUnreachable(member);
-        continue;
-      }
+      await this.alertIfUnreachable(member, report.status !== 'unreachable');
+      if (report.status === 'unreachable') continue;
       // It answered the challenge.
-      await this.alerts.resolve(alertKey('relative-unreachable', m.name));
       if (report.status === 'passed') await this.alerts.resolve(alertKey('audit-failed', m.name));
       else await this.alerts.raise({ kind: 'audit-failed', relative: m.name, objects: report.failedObjects });
     }
