@@ -77,6 +77,7 @@ export class Replicator {
   private readonly o: ReplicatorOptions;
   private running: Promise<ReplicationReport> | undefined;
   private next: Promise<ReplicationReport> | undefined;
+  private readonly reaching = new Map<string, Promise<boolean>>();
 
   constructor(options: ReplicatorOptions) {
     this.o = options;
@@ -91,9 +92,20 @@ export class Replicator {
    * Whether a relative answers now: connected (its last known addresses, or the
    * family DHT) and answering a ping. A connection can outlive the computer on the
    * other end (it went to sleep), so an open one is not taken for an answer; a
-   * ping that fails closes it. An answer is what "last seen" records.
+   * ping that fails closes it. An answer is what "last seen" records. Callers
+   * asking at once (a pass and an audit) share one ping: libp2p allows one
+   * outbound ping stream per connection and fails a second at once, which would
+   * read as a relative that does not answer.
    */
-  async reach(member: FamilyMember): Promise<boolean> {
+  reach(member: FamilyMember): Promise<boolean> {
+    const asking = this.reaching.get(member.peerId);
+    if (asking) return asking;
+    const answer = this.ping(member).finally(() => this.reaching.delete(member.peerId));
+    this.reaching.set(member.peerId, answer);
+    return answer;
+  }
+
+  private async ping(member: FamilyMember): Promise<boolean> {
     const peerId = peerIdFromString(member.peerId);
     const connected = this.o.host.getConnections(peerId).length > 0 || (await this.dial(member));
     if (!connected) return false;

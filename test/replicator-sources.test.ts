@@ -35,6 +35,7 @@ describe('replicator sources', () => {
   let catalogs: HostCatalogStore;
   let disk: DirTier;
   let replicator: Replicator;
+  let roster: FamilyRoster;
   const outbox = (): string => join(dir, 'outbox');
 
   beforeEach(async () => {
@@ -50,7 +51,7 @@ describe('replicator sources', () => {
     });
     host = await startHost(32, () => [owner.peerId], { home: join(dir, 'host'), quotaFor: () => Infinity });
     await mkdir(join(dir, 'owner'));
-    const roster = await FamilyRoster.open(join(dir, 'owner'));
+    roster = await FamilyRoster.open(join(dir, 'owner'));
     await roster.recordPeer({
       peerId: host.node.peerId.toString(),
       name: 'H',
@@ -137,5 +138,13 @@ describe('replicator sources', () => {
     expect(failure?.error).toMatch(new RegExp(`^no healthy copy to send from: ${refusal}; ${refusal}$`));
     await expect(host.store.stat(owner.peerId.toString(), 'cc03')).rejects.toMatchObject({ code: 'ENOOBJECT' });
     expect((await catalog.placements('cc03')).map((p) => p.target)).toEqual(['disk']);
+  });
+
+  it('a relative asked whether it answers by two callers at once, and again at once, answers each', async () => {
+    // libp2p allows one outbound ping stream per connection: a second ping while
+    // one is open (or still closing) fails at once without reaching the relative.
+    const member = roster.members()[0]!;
+    expect(await Promise.all([replicator.reach(member), replicator.reach(member), replicator.reach(member)])).toEqual([true, true, true]);
+    for (let i = 0; i < 5; i++) expect(await replicator.reach(member)).toBe(true);
   });
 });
