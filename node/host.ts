@@ -27,6 +27,16 @@ import type { Connection, Libp2p, Libp2pEvents, PeerId, PeerInfo, ServiceMap, St
 import type { Registrar } from '@libp2p/interface-internal';
 import type { Identify } from '@libp2p/identify';
 import type { Ping } from '@libp2p/ping';
+
+/**
+ * The ping service, with room for two outbound pings per connection: libp2p's
+ * connection monitor pings every connection every 10 s on the same protocol, and
+ * with the default of one a Hearth ping that meets a heartbeat fails at once
+ * (the relative reads as not answering) or makes the heartbeat fail, and the
+ * monitor then aborts the connection. Hearth itself keeps at most one of its own
+ * per relative (Replicator.reach); a relative accepts two inbound by default.
+ */
+export const familyPing = () => ping({ maxOutboundStreams: 2 });
 import { PAIR_PROTOCOL } from '../protocol/pair.ts';
 import { noiseCrypto } from './noise-crypto.ts';
 
@@ -86,7 +96,7 @@ export async function createHearthHost<S extends ServiceMap = ServiceMap>(init: 
   const services = {
     ...init.services,
     identify: identify(),
-    ping: ping(),
+    ping: familyPing(),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       // Explicit: the default differs between the docs and the code.

@@ -3,7 +3,6 @@
 // copy, and the replicator then sends the next copy. Real pieces: an owner libp2p
 // node with the catalog service, a host with the object service over a HostStore,
 // a LevelDB catalog, a directory target and an outbox on disk.
-import { ping } from '@libp2p/ping';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FamilyRoster } from '../node/family.ts';
+import { familyPing } from '../node/host.ts';
 import { Replicator } from '../node/replicator.ts';
 import { catalogSyncService, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import { Catalog } from '../storage/catalog/catalog.ts';
@@ -47,7 +47,7 @@ describe('replicator sources', () => {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      services: { catalog: catalogSyncService({ store: catalogs }), ping: ping() },
+      services: { catalog: catalogSyncService({ store: catalogs }), ping: familyPing() },
     });
     host = await startHost(32, () => [owner.peerId], { home: join(dir, 'host'), quotaFor: () => Infinity });
     await mkdir(join(dir, 'owner'));
@@ -146,5 +146,25 @@ describe('replicator sources', () => {
     const member = roster.members()[0]!;
     expect(await Promise.all([replicator.reach(member), replicator.reach(member), replicator.reach(member)])).toEqual([true, true, true]);
     for (let i = 0; i < 5; i++) expect(await replicator.reach(member)).toBe(true);
+  });
+
+  it('a relative asked whether it answers by two callers at once, and again at once, answers each', async () => {
+    // libp2p allows one outbound ping stream per connection by default: a second
+    // ping while one is open fails at once without reaching the relative.
+    const member = roster.members()[0]!;
+    expect(await Promise.all([replicator.reach(member), replicator.reach(member), replicator.reach(member)])).toEqual([true, true, true]);
+    for (let i = 0; i < 5; i++) expect(await replicator.reach(member)).toBe(true);
+  });
+
+  it('a relative answers while the connection monitor\'s heartbeat ping is open on the same connection', async () => {
+    const member = roster.members()[0]!;
+    expect(await replicator.reach(member)).toBe(true);
+    // What the heartbeat holds every 10 s: an outbound stream of the ping protocol.
+    const heartbeat = await owner.dialProtocol(host.node.peerId, '/ipfs/ping/1.0.0');
+    try {
+      expect(await replicator.reach(member)).toBe(true);
+    } finally {
+      heartbeat.abort(new Error('test over'));
+    }
   });
 });
