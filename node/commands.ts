@@ -29,8 +29,9 @@ import { runBackup, type BackupReport } from './backup.ts';
 import { parseSelection, runRestore, type RestoreReport } from './restore.ts';
 import { ObjectStore } from './object-store.ts';
 import { sweepOrphans, type OrphanSweepReport } from './orphans.ts';
-import { placementPolicyOf, wantsCopy } from './placement-policy.ts';
-import { dropStagedCopies, localSources, placeColdCopies } from './cold-placement.ts';
+import { placementPolicyOf, wantsCopy } from './reconciler/placement-policy.ts';
+import { reconcile, tierPlace } from './reconciler/reconciler.ts';
+import { objectSources } from './reconciler/sources.ts';
 import { priceTable } from './prices.ts';
 import { costReport, type CostReport } from './cost.ts';
 import { ColdRestoreJournal, describeColdWait, planColdReads, type ColdPlan } from './cold-restore.ts';
@@ -355,7 +356,7 @@ export const SESSION_OPS: Record<string, Op> = {
     const relatives = roster.members().length;
     const heldElsewhere = hasFamily || tiers.some((t) => t.kind === 'dir');
     // A Drive copy of an object held elsewhere is placed after the backup
-    // (placeColdCopies below), so a full Drive or a lapsed sign-in never fails a file's backup.
+    // (by the reconciler below), so a full Drive or a lapsed sign-in never fails a file's backup.
     const wants = (tier: Tier, kind: 'blob' | 'volume'): boolean =>
       !(tier.kind === 'drive' && heldElsewhere) && wantsCopy(tier.kind, { kind, time: Date.now(), peerCopies: 0, relatives, heldElsewhere }, policy, Date.now());
     const store = new ObjectStore({ spoolDir: s.paths.spool, keys: s.keys, catalog: s.catalog, tiers, encoder: s.encoder(), outboxDir: hasFamily ? s.paths.outbox : undefined, wants, resumable,
@@ -367,31 +368,25 @@ export const SESSION_OPS: Record<string, Op> = {
       const kept = s.catalog.stats().versions.count - versionsBefore;
       throw Object.assign(new Error(`backup ${(ctx.signal.reason as Error).message}: the ${kept} new or changed files recorded so far are kept; the next "hearth backup" continues from there`), { exitCode: 130 });
     });
-    const cold = await placeColdCopies({
+    const reconciled = await reconcile({
       catalog: s.catalog,
-      tiers: tiers.filter((t) => t.kind === 's3' || t.kind === 'drive'),
       policy,
       relatives,
       heldElsewhere,
-      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer').length,
-      sources: (o) => localSources(o, s.paths.outbox, tiers.filter((t) => t.kind === 'dir')),
+      places: tiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace),
+      sources: (o) => objectSources(o, { outboxDir: s.paths.outbox, localTiers: tiers }),
       log: (line) => ctx.progress.log(line),
       signal: ctx.signal,
     });
-    const unstaged = await dropStagedCopies({
-      catalog: s.catalog,
-      tiers,
-      policy,
-      relatives,
-      heldElsewhere,
-      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer').length,
-      log: (line) => ctx.progress.log(line),
-      signal: ctx.signal,
-    });
-    if (cold.failed.length || unstaged.failed.length) report.ok = false;
+    if (reconciled.failed.length) report.ok = false;
+    const cloud = {
+      placed: reconciled.placed.map((p) => ({ id: p.id, target: p.place.name })),
+      dropped: reconciled.dropped.map((p) => ({ id: p.id, target: p.place.name })),
+      failed: reconciled.failed.map((f) => ({ id: f.id, target: f.place.name, error: f.error.message })),
+    };
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
-    const doc: BackupDocument = { ...report, startedAt: new Date(report.startedAt).toISOString(), finishedAt: new Date(report.finishedAt).toISOString(), durationMs: report.finishedAt - report.startedAt, cold, unstaged, cloudCatalog };
+    const doc: BackupDocument = { ...report, startedAt: new Date(report.startedAt).toISOString(), finishedAt: new Date(report.finishedAt).toISOString(), durationMs: report.finishedAt - report.startedAt, cloud, cloudCatalog };
     if (ctx.family) Object.assign(doc, { replication: await ctx.family.afterBackup(ctx.progress) });
     return doc;
   },
@@ -622,10 +617,9 @@ export type BackupDocument = Omit<BackupReport, 'startedAt' | 'finishedAt'> & {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  /** Cold copies placed on S3 targets, and the catalog pushed to them. */
-  cold?: unknown;
-  /** Drive copies of staged blobs dropped once relatives hold them. */
-  unstaged?: unknown;
+  /** Copies placed on (or, staged on Drive, dropped from) cloud targets after the backup. */
+  cloud?: unknown;
+  /** The catalog pushed to cloud targets. */
   cloudCatalog?: unknown;
   /** With the daemon: the replication to relatives that followed. */
   replication?: unknown;

@@ -5,7 +5,7 @@
 // stops at its next safe point (a backup between files and volumes, as if cut off,
 // and the next run continues; a put is abandoned and resumes next time; a scrub
 // keeps what it found) and state is closed.
-import { placementPolicyOf } from './placement-policy.ts';
+import { placementPolicyOf } from './reconciler/placement-policy.ts';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';

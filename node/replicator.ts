@@ -1,24 +1,25 @@
-// The peer half of the reconciler: compares the placement policy (policy.peers
-// copies at relatives, or every relative when there are fewer) with the catalog's
-// placements and carries out the difference, and keeps each relative's copy of the
-// catalog log up to date. It runs after every backup, when a relative connects,
-// and on a timer; a relative that is offline is simply tried again next time.
-import { createReadStream, existsSync, lstatSync, rmSync } from 'node:fs';
+// The daemon's replication pass: finds which relatives answer, forgets copies
+// their scrubs found damaged, runs the one reconciler (node/reconciler/) over
+// those relatives and the cloud targets, retires staged blobs that volumes now
+// cover, and keeps each relative's copy of the catalog log up to date. It runs
+// after every backup, when a relative connects, and on a timer; a relative that is
+// offline is simply tried again next time.
+import { lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
 import { PermanentTierError, type Tier } from '../storage/tier/tier.ts';
-import { PeerTier, type HashedObjectSource } from '../storage/tier/peer.ts';
+import { PeerTier } from '../storage/tier/peer.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
-import { RemoteObjectError, SOURCE_CHUNK, type PutResult } from '../protocol/object.ts';
+import { RemoteObjectError } from '../protocol/object.ts';
 import type { Libp2p } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
-import { deferredReadable } from './deferred-stream.ts';
-import { dropStagedCopies, placeColdCopies } from './cold-placement.ts';
-import type { PlacementPolicy } from './placement-policy.ts';
+import { reconcile, tierPlace, type Place } from './reconciler/reconciler.ts';
+import { objectSources, type Source } from './reconciler/sources.ts';
+import type { PlacementPolicy } from './reconciler/placement-policy.ts';
 import type { ReadFailureListener } from './object-read.ts';
 
 /** Per step of reaching a relative: a dial, a DHT lookup, a ping. */
@@ -69,9 +70,6 @@ export interface ReplicatorOptions {
    */
   onReadFailure?: ReadFailureListener<ObjectSummary>;
 }
-
-/** A place to send from, and the home's own target it reads, if it is one. */
-type Source = HashedObjectSource & { target?: Tier };
 
 export class Replicator {
   private readonly o: ReplicatorOptions;
@@ -196,74 +194,35 @@ export class Replicator {
       }
     }
 
-    const records: CatalogPayload[] = [];
-    let done = 0;
-    let firstPutAt: number | undefined;
-    let lastPutAt = 0;
-    for await (const object of this.o.catalog.objects()) {
-      if (stopping()) break;
-      const atPeers = object.placements.filter((p) => p.tier === 'peer');
-      // Placements at homes that left the family no longer count; record that.
-      for (const p of atPeers.filter((p) => !memberIds.has(p.target))) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
-      const held = new Set(atPeers.filter((p) => trusted.has(p.target)).map((p) => p.target));
-      const present = new Set(atPeers.map((p) => p.target));
-      let sources: Source[] | undefined;
-      for (const member of online) {
-        if (held.size >= desired) break;
-        if (present.has(member.peerId)) continue;
-        try {
-          sources ??= this.sourcesFor(object, online);
-          firstPutAt ??= performance.now();
-          const { sent } = await this.putFrom(member, object, sources);
-          lastPutAt = performance.now();
-          report.sent.objects++;
-          report.sent.bytes += sent;
-          held.add(member.peerId);
-          records.push({ k: 'place', id: object.id, tier: 'peer', target: member.peerId, location: `peer:${member.name}/${object.id}`, time: Date.now() });
-          report.placed.push({ id: object.id, peer: member.name });
-        } catch (err) {
-          if (stopping()) break;
-          const failure = { id: object.id, peer: member.name, error: (err as Error).message, ...(err instanceof RelativeError ? { reason: err.reason } : {}) };
-          report.failed.push(failure);
-          this.o.log(`replication of ${object.id.slice(0, 12)} to ${member.name} failed: ${failure.error}`);
-        }
-      }
-      if (held.size < desired) report.pending++;
-      else this.dropOutbox(object.id);
-      progress?.update({ phase: 'replicating', files: ++done, bytes: 0 });
-      if (records.length >= 200) await this.o.catalog.append(records.splice(0));
+    const localTiers = this.o.localTiers();
+    const done = { objects: 0 };
+    const result = await reconcile({
+      catalog: this.o.catalog,
+      policy,
+      relatives: members.length,
+      heldElsewhere: true,
+      places: [...online.map((m) => this.placeFor(m)), ...localTiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace)],
+      counts: (p) => trusted.has(p.target),
+      forgets: (p) => p.tier === 'peer' && !memberIds.has(p.target),
+      sources: (object) => objectSources(object, { outboxDir: this.o.outboxDir, localTiers, relatives: online.map((m) => this.tierFor(m)) }),
+      settled: (object, peerCopies) => {
+        if (peerCopies < desired) report.pending++;
+        else this.dropOutbox(object.id);
+        progress?.update({ phase: 'replicating', files: ++done.objects, bytes: 0 });
+      },
+      log: this.o.log,
+      signal: this.o.signal,
+    });
+    for (const { id, place } of result.placed) {
+      if (place.kind === 'peer') report.placed.push({ id, peer: place.label });
+      else report.coldPlaced.push({ id, target: place.name });
     }
-    if (records.length) await this.o.catalog.append(records);
-    if (firstPutAt !== undefined && report.sent.objects > 0) {
-      report.sent.seconds = (lastPutAt - firstPutAt) / 1000;
+    for (const { id, place, error } of result.failed) report.failed.push({ id, peer: place.label, error: error.message, ...(error instanceof RelativeError ? { reason: error.reason } : {}) });
+    report.sent = result.sentToRelatives;
+    if (report.sent.objects > 0) {
       const { objects, bytes, seconds } = report.sent;
       this.o.log(`sent ${objects} objects, ${bytes} bytes, to relatives in ${seconds.toFixed(3)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
     }
-    if (stopping()) return report;
-    const cold = await placeColdCopies({
-      catalog: this.o.catalog,
-      tiers: this.o.localTiers().filter((t) => t.kind === 's3' || t.kind === 'drive'),
-      policy,
-      relatives: members.length,
-      heldElsewhere: true,
-      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer' && trusted.has(p.target)).length,
-      sources: (o) => this.sourcesFor(o, online),
-      log: this.o.log,
-      signal: this.o.signal,
-    });
-    report.coldPlaced = cold.placed;
-    for (const f of cold.failed) report.failed.push({ id: f.id, peer: f.target, error: f.error });
-    const unstaged = await dropStagedCopies({
-      catalog: this.o.catalog,
-      tiers: this.o.localTiers(),
-      policy,
-      relatives: members.length,
-      heldElsewhere: true,
-      peerCopies: (o) => o.placements.filter((p) => p.tier === 'peer' && trusted.has(p.target)).length,
-      log: this.o.log,
-      signal: this.o.signal,
-    });
-    for (const f of unstaged.failed) report.failed.push({ id: f.id, peer: f.target, error: f.error });
     if (stopping()) return report;
     await this.retireCovered(online, desired, report);
 
@@ -322,63 +281,35 @@ export class Replicator {
   }
 
   /**
-   * Where an object's ciphertext can be read, cheapest first: the outbox, a
-   * directory target, another relative. Nothing is read here: each source carries
-   * the catalog's Merkle root, which the receiving host checks before the object
-   * becomes visible, so a damaged copy is refused there and never spread.
-   * Local files are read directly in SOURCE_CHUNK pieces: through a tier's get()
-   * they came in 64 KiB reads and a pipe, which cost the owner about 0.4
-   * CPU-seconds per GiB more and sent 16 times as many chunks.
+   * A relative as a place for the reconciler. A source whose bytes the relative
+   * refuses (EHASH) is a bad copy, reported when it is one of this home's own
+   * targets; a relative whose disk is full, or that went offline, fails the put at
+   * once (RelativeError): another copy would fare no better, and neither would the
+   * host's other refusals (quota, a bad request).
    */
-  private sourcesFor(object: ObjectSummary & { placements: PlacementRecord[] }, online: FamilyMember[]): Source[] {
-    const root = { size: object.size, merkleRoot: object.merkleRoot, leafSize: object.leafSize };
-    const fileSource = (path: string): HashedObjectSource => ({ ...root, open: (offset) => createReadStream(path, { start: offset, highWaterMark: SOURCE_CHUNK }) });
-    const sources: Source[] = [];
-    const outbox = join(this.o.outboxDir, object.id);
-    if (existsSync(outbox)) sources.push(fileSource(outbox));
-    const holders: Tier[] = [
-      ...this.o.localTiers().filter((t) => object.placements.some((p) => p.target === t.name && p.damaged === undefined)),
-      ...online.filter((m) => object.placements.some((p) => p.target === m.peerId)).map((m) => this.tierFor(m)),
-    ];
-    for (const tier of holders) {
-      // A directory target's location is the object's file.
-      if (tier.kind === 'dir') sources.push({ ...fileSource(tier.location(object.id)), target: tier });
-      else sources.push({ ...root, open: (offset) => deferredReadable(() => tier.get(object.id, { offset, length: object.size - offset })) });
-    }
-    return sources;
-  }
-
-  /**
-   * Put from the first source that works: one that cannot be read, or whose bytes
-   * the host refuses, gives way to the next. A source refused for its bytes is
-   * dropped from `sources`, so other relatives are not sent it too. A relative
-   * whose disk is full, or that went offline, fails the put at once (RelativeError):
-   * another copy would fare no better.
-   */
-  private async putFrom(member: FamilyMember, object: ObjectSummary, sources: Source[]): Promise<PutResult> {
+  private placeFor(member: FamilyMember): Place {
     const tier = this.tierFor(member);
-    const problems: string[] = [];
-    for (const source of [...sources]) {
-      try {
-        return await tier.send(object.id, source, this.o.signal);
-      } catch (err) {
+    return {
+      kind: 'peer',
+      name: member.peerId,
+      label: member.name,
+      location: (id) => `peer:${member.name}/${id}`,
+      send: async (object, source, signal) => (await tier.send(object.id, source, signal)).sent,
+      delete: (id) => tier.delete(id),
+      judge: (err, object, source) => {
         const remote = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause : undefined;
         if (remote?.code === 'ENOSPC') throw new RelativeError('disk-full', `disk full at ${member.name}: ${remote.free ?? 'no'} bytes free`, { cause: err });
-        // The host's other refusals (quota, a bad request) would repeat with any copy.
         const refusal = remote?.code;
         if (refusal !== undefined && refusal !== 'EHASH') throw err;
         if (refusal === undefined && this.o.host.getConnections(tier.peerId).length === 0) {
           throw new RelativeError('offline', `${member.name} went offline during the transfer (${(err as Error).message})`, { cause: err });
         }
-        if (refusal === 'EHASH') sources.splice(sources.indexOf(source), 1);
         // A refusal or a file gone or short says something of the copy.
-        if (source.target && (refusal === 'EHASH' || lstatSync(source.target.location(object.id), { throwIfNoEntry: false })?.size !== object.size)) {
-          this.o.onReadFailure?.(source.target, object, err);
-        }
-        problems.push((err as Error).message);
-      }
-    }
-    throw new Error(problems.length ? `no healthy copy to send from: ${problems.join('; ')}` : 'no copy to send from (not in the outbox, on a directory target, or at an online relative)');
+        const target = (source as Source).target;
+        if (target && (refusal === 'EHASH' || lstatSync(target.location(object.id), { throwIfNoEntry: false })?.size !== object.size)) this.o.onReadFailure?.(target, object, err);
+        return refusal === 'EHASH' ? 'bad-copy' : 'next';
+      },
+    };
   }
 
   /**

@@ -1,9 +1,10 @@
 // The one placement policy: which kinds of place an object should be held at, given
 // where it is held now. The backup's object store (what goes where when an object
-// is first stored) and the replicator (what is placed later, at relatives and in
-// cold storage) both ask this function, so the rules live in one place.
-import type { TierKind } from '../storage/tier/tier.ts';
-import type { Config } from './config.ts';
+// is first stored) and the reconciler (what is placed or dropped later, at
+// relatives, on Drive and in cold storage: node/reconciler/reconciler.ts) both ask
+// these functions, so the rules live in one place.
+import type { TierKind } from '../../storage/tier/tier.ts';
+import type { Config } from '../config.ts';
 
 export type ColdPolicy = 'fallback' | 'always' | 'never';
 
@@ -68,4 +69,17 @@ export function wantsCopy(kind: TierKind, object: ObjectPlacementState, policy: 
       if (policy.staging === 'drive') return true;
       return object.peerCopies < policy.peers && now - object.time >= policy.fallbackAfterMs;
   }
+}
+
+/**
+ * Whether a copy that `object` has on a tier of `kind` should go. Only staged
+ * copies on Drive do, once relatives hold the blob as the policy wants (they came
+ * back): Drive's free space is small and shared with the user's mail. Copies in
+ * cold storage stay (the 180-day minimum is paid either way), and directory
+ * targets and relatives keep everything they were given.
+ */
+export function dropsCopy(kind: TierKind, object: ObjectPlacementState, policy: PlacementPolicy, now: number): boolean {
+  if (kind !== 'drive' || object.kind !== 'blob') return false;
+  if (object.relatives === 0 || object.peerCopies < Math.min(policy.peers, object.relatives)) return false;
+  return !wantsCopy(kind, object, policy, now);
 }

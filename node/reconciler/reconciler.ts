@@ -1,0 +1,173 @@
+// The one reconciler: for each object in the catalog it asks the placement policy
+// (placement-policy.ts) where copies should be, compares that with the catalog's
+// placements, and carries out the difference: puts where a copy is wanted and
+// missing, deletes where a copy is no longer wanted, records both. Relatives,
+// Drive and S3 targets are all places to it; what differs between them (how a put
+// fails, what "offline" means) stays in each place's own send() and judge().
+// The daemon's replication pass runs it over relatives and cloud targets; a
+// backup run runs it over the cloud targets (node/commands.ts).
+import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../../storage/catalog/catalog.ts';
+import { PermanentTierError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
+import { dropsCopy, wantsCopy, type ObjectPlacementState, type PlacementPolicy } from './placement-policy.ts';
+
+export type HeldObject = ObjectSummary & { placements: PlacementRecord[] };
+
+/** A place copies go to and leave from: a relative, a Drive or an S3 target. */
+export interface Place {
+  readonly kind: TierKind;
+  /** What placements record as the target: a target's name, a relative's PeerId. */
+  readonly name: string;
+  /** The name people know it by, for messages. */
+  readonly label: string;
+  location(id: string): string;
+  /** Store the object from `source`; resolves to the bytes sent. */
+  send(object: HeldObject, source: ObjectSource, signal?: AbortSignal): Promise<number>;
+  /**
+   * After a send failed: throw to give the object up at this place for this pass
+   * (the place, not the copy, was the problem), 'bad-copy' to stop sending from
+   * this source to any place, 'next' to try the next source.
+   */
+  judge?(err: unknown, object: HeldObject, source: ObjectSource): 'bad-copy' | 'next';
+  delete(id: string): Promise<void>;
+}
+
+export interface ReconcileOptions {
+  catalog: Catalog;
+  policy: PlacementPolicy;
+  /** Relatives in the family. */
+  relatives: number;
+  /** Whether the home has places outside this reconciler (a directory target, relatives): see ObjectPlacementState. */
+  heldElsewhere: boolean;
+  /** The places that can be reached now, tried in this order: relatives first, so a cold copy is only made when they fall short. */
+  places: Place[];
+  /** Whether a relative's placement counts towards the policy (one gone quiet for too long does not). Default: all do. */
+  counts?: (p: PlacementRecord) => boolean;
+  /** Placements to forget and record as gone: at homes that left the family. */
+  forgets?: (p: PlacementRecord) => boolean;
+  /** Where an object's ciphertext can be read, cheapest first; asked once per object that needs a put. */
+  sources: (object: HeldObject) => ObjectSource[];
+  /** Told of each object once this pass is done with it, with the relatives that hold it and count. */
+  settled?: (object: HeldObject, peerCopies: number) => void;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  now?: number;
+}
+
+export interface ReconcileReport {
+  placed: Array<{ id: string; place: Place; bytes: number }>;
+  /** Copies the policy no longer wants, deleted and unplaced. */
+  dropped: Array<{ id: string; place: Place }>;
+  failed: Array<{ id: string; place: Place; error: Error }>;
+  /** What the puts to relatives carried, from the first one's start to the last one's answer. */
+  sentToRelatives: { objects: number; bytes: number; seconds: number };
+}
+
+/**
+ * A Drive or S3 target as a place. A refusal that retrying cannot fix (a full
+ * Drive, a lapsed sign-in, no permission) is the target's, and ends the tries; any
+ * other failure may be the copy's, so the next source is tried.
+ */
+export function tierPlace(tier: Tier): Place {
+  return {
+    kind: tier.kind,
+    name: tier.name,
+    label: tier.name,
+    location: (id) => tier.location(id),
+    send: async (object, source, signal) => {
+      await tier.put(object.id, source, signal);
+      return object.size;
+    },
+    delete: (id) => tier.delete(id),
+    judge: (err) => {
+      if (err instanceof PermanentTierError) throw err;
+      return 'next';
+    },
+  };
+}
+
+const WHAT_FAILED: Record<TierKind, string> = { peer: 'replication', drive: 'staged copy', s3: 'cold copy', dir: 'copy' };
+/** Records are appended in batches so a pass over many objects does not write the log once per object. */
+const BATCH = 200;
+
+export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
+  const report: ReconcileReport = { placed: [], dropped: [], failed: [], sentToRelatives: { objects: 0, bytes: 0, seconds: 0 } };
+  const now = o.now ?? Date.now();
+  const counts = o.counts ?? (() => true);
+  const records: CatalogPayload[] = [];
+  let firstPeerPut: number | undefined;
+  let lastPeerPut = 0;
+  for await (const object of o.catalog.objects()) {
+    if (o.signal?.aborted) break;
+    for (const p of object.placements) if (o.forgets?.(p)) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
+    const placements = object.placements.filter((p) => !o.forgets?.(p));
+    const state: ObjectPlacementState = {
+      kind: object.kind,
+      time: object.time,
+      peerCopies: placements.filter((p) => p.tier === 'peer' && counts(p)).length,
+      relatives: o.relatives,
+      heldElsewhere: o.heldElsewhere,
+    };
+    let sources: ObjectSource[] | undefined;
+    for (const place of o.places) {
+      if (o.signal?.aborted) break;
+      if (placements.some((p) => p.target === place.name)) continue;
+      if (!wantsCopy(place.kind, state, o.policy, now)) continue;
+      sources ??= o.sources(object);
+      const started = performance.now();
+      try {
+        const bytes = await putFrom(place, object, sources, o.signal);
+        records.push({ k: 'place', id: object.id, tier: place.kind, target: place.name, location: place.location(object.id), time: Date.now() });
+        report.placed.push({ id: object.id, place, bytes });
+        if (place.kind === 'peer') {
+          state.peerCopies++;
+          firstPeerPut ??= started;
+          lastPeerPut = performance.now();
+          report.sentToRelatives.objects++;
+          report.sentToRelatives.bytes += bytes;
+        }
+      } catch (err) {
+        if (o.signal?.aborted) break;
+        const error = err instanceof Error ? err : new Error(String(err));
+        report.failed.push({ id: object.id, place, error });
+        o.log(`${WHAT_FAILED[place.kind]} of ${object.id.slice(0, 12)} to ${place.label} failed: ${error.message}`);
+      }
+    }
+    for (const place of o.places) {
+      if (o.signal?.aborted) break;
+      if (!placements.some((p) => p.target === place.name) || !dropsCopy(place.kind, state, o.policy, now)) continue;
+      try {
+        await place.delete(object.id);
+        records.push({ k: 'unplace', id: object.id, target: place.name, time: Date.now() });
+        report.dropped.push({ id: object.id, place });
+      } catch (err) {
+        const error = new Error(`delete: ${(err as Error).message}`);
+        report.failed.push({ id: object.id, place, error });
+        o.log(`removing the copy of ${object.id.slice(0, 12)} from ${place.label} failed: ${(err as Error).message}`);
+      }
+    }
+    o.settled?.(object, state.peerCopies);
+    if (records.length >= BATCH) await o.catalog.append(records.splice(0));
+  }
+  if (records.length) await o.catalog.append(records);
+  if (firstPeerPut !== undefined) report.sentToRelatives.seconds = (lastPeerPut - firstPeerPut) / 1000;
+  return report;
+}
+
+/**
+ * Put from the first source that works. A source whose copy is bad is dropped
+ * from `sources`, so other places are not sent it too; a place that is itself the
+ * problem throws from judge() and ends the tries at once.
+ */
+async function putFrom(place: Place, object: HeldObject, sources: ObjectSource[], signal?: AbortSignal): Promise<number> {
+  const problems: string[] = [];
+  for (const source of [...sources]) {
+    try {
+      return await place.send(object, source, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (place.judge?.(err, object, source) === 'bad-copy') sources.splice(sources.indexOf(source), 1);
+      problems.push((err as Error).message);
+    }
+  }
+  throw new Error(problems.length ? `no healthy copy to send from: ${problems.join('; ')}` : 'no copy to send from (not in the outbox, on a directory target, or at an online relative)');
+}
