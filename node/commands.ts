@@ -373,16 +373,22 @@ export const SESSION_OPS: Record<string, Op> = {
       policy,
       relatives,
       heldElsewhere,
-      places: tiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace),
+      // Targets this run found full or unplugged said so once already.
+      places: tiers.filter((t) => !store.unavailableTargets().some((u) => u.target === t.name)).map(tierPlace),
       sources: (o) => objectSources(o, { outboxDir: s.paths.outbox, localTiers: tiers }),
       log: (line) => ctx.progress.log(line),
       signal: ctx.signal,
     });
-    if (reconciled.failed.length) report.ok = false;
+    if (reconciled.failed.length || reconciled.unavailable.length) report.ok = false;
+    for (const name of new Set(reconciled.unsourced.map((u) => u.place.label))) {
+      const waiting = reconciled.unsourced.filter((u) => u.place.label === name).length;
+      ctx.progress.log(`${waiting} objects are not on ${name} yet and have no copy on this computer to copy from: the daemon sends them from relatives`);
+    }
     const cloud = {
       placed: reconciled.placed.map((p) => ({ id: p.id, target: p.place.name })),
       dropped: reconciled.dropped.map((p) => ({ id: p.id, target: p.place.name })),
       failed: reconciled.failed.map((f) => ({ id: f.id, target: f.place.name, error: f.error.message })),
+      waiting: reconciled.unsourced.map((u) => ({ id: u.id, target: u.place.name })),
     };
     const cloudCatalog = await pushCloudCatalogs(s, ctx.progress);
     if (cloudCatalog.some((c) => c.error)) report.ok = false;
@@ -617,7 +623,7 @@ export type BackupDocument = Omit<BackupReport, 'startedAt' | 'finishedAt'> & {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  /** Copies placed on (or, staged on Drive, dropped from) cloud targets after the backup. */
+  /** Copies placed by the reconciler after the backup: on targets that missed objects, in the cloud; staged Drive copies dropped. */
   cloud?: unknown;
   /** The catalog pushed to cloud targets. */
   cloudCatalog?: unknown;

@@ -8,7 +8,7 @@ import { lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../storage/catalog/catalog.ts';
+import type { Catalog, ObjectSummary } from '../storage/catalog/catalog.ts';
 import { PermanentTierError, type Tier } from '../storage/tier/tier.ts';
 import { PeerTier } from '../storage/tier/peer.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
@@ -17,7 +17,7 @@ import type { Libp2p } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
-import { reconcile, tierPlace, type Place } from './reconciler/reconciler.ts';
+import { NoSourceError, reconcile, tierPlace, type Place } from './reconciler/reconciler.ts';
 import { objectSources, type Source } from './reconciler/sources.ts';
 import type { PlacementPolicy } from './reconciler/placement-policy.ts';
 import type { ReadFailureListener } from './object-read.ts';
@@ -36,8 +36,8 @@ export interface ReplicationReport {
   pending: number;
   /** Relatives (PeerIds) that answered a ping at the start of this pass. */
   reached: string[];
-  /** Cold copies this pass placed on S3 targets (policy.cold). */
-  coldPlaced: Array<{ id: string; target: string }>;
+  /** Copies this pass placed on the home's own targets: a directory target that missed them, Drive, S3 (policy.cold). */
+  placedOnTargets: Array<{ id: string; target: string }>;
   /** What the puts of this pass carried, from the first one's start to the last one's answer. */
   sent: { objects: number; bytes: number; seconds: number };
 }
@@ -164,7 +164,7 @@ export class Replicator {
   }
 
   private async pass(progress?: ProgressSink): Promise<ReplicationReport> {
-    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, reached: [], coldPlaced: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
+    const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, reached: [], placedOnTargets: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
     const stopping = (): boolean => this.o.signal?.aborted === true;
     if (stopping()) return report;
     const members = this.o.roster.members();
@@ -201,9 +201,10 @@ export class Replicator {
       policy,
       relatives: members.length,
       heldElsewhere: true,
-      places: [...online.map((m) => this.placeFor(m)), ...localTiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace)],
+      places: [...localTiers.filter((t) => t.kind === 'dir').map(tierPlace), ...online.map((m) => this.placeFor(m)), ...localTiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace)],
       counts: (p) => trusted.has(p.target),
       forgets: (p) => p.tier === 'peer' && !memberIds.has(p.target),
+      retire: { dirTargets: localTiers.filter((t) => t.kind === 'dir').map((t) => t.name), peersWanted: desired },
       sources: (object) => objectSources(object, { outboxDir: this.o.outboxDir, localTiers, relatives: online.map((m) => this.tierFor(m)) }),
       settled: (object, peerCopies) => {
         if (peerCopies < desired) report.pending++;
@@ -215,16 +216,19 @@ export class Replicator {
     });
     for (const { id, place } of result.placed) {
       if (place.kind === 'peer') report.placed.push({ id, peer: place.label });
-      else report.coldPlaced.push({ id, target: place.name });
+      else report.placedOnTargets.push({ id, target: place.name });
     }
     for (const { id, place, error } of result.failed) report.failed.push({ id, peer: place.label, error: error.message, ...(error instanceof RelativeError ? { reason: error.reason } : {}) });
+    for (const { id, place } of result.unsourced) report.failed.push({ id, peer: place.label, error: new NoSourceError().message });
+    for (const { place, reason } of result.unavailable) report.failed.push({ peer: place.label, error: reason });
     report.sent = result.sentToRelatives;
+    report.retired = result.retired.length;
+    for (const id of result.retired) this.dropOutbox(id);
     if (report.sent.objects > 0) {
       const { objects, bytes, seconds } = report.sent;
       this.o.log(`sent ${objects} objects, ${bytes} bytes, to relatives in ${seconds.toFixed(3)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
     }
     if (stopping()) return report;
-    await this.retireCovered(online, desired, report);
 
     for (const member of online) {
       try {
@@ -236,48 +240,6 @@ export class Replicator {
       }
     }
     return report;
-  }
-
-  /**
-   * Staged blobs whose content a volume holds at its required placements (every
-   * directory target and the desired number of relatives) are deleted where they
-   * are (relatives keep them for their delete delay) and retired. A blob at an
-   * offline relative keeps that placement until a later pass can ask it.
-   */
-  private async retireCovered(online: FamilyMember[], desired: number, report: ReplicationReport): Promise<void> {
-    const localTiers = this.o.localTiers();
-    const reachable = new Map<string, Tier>([...localTiers.map((t) => [t.name, t] as const), ...online.map((m) => [m.peerId, this.tierFor(m)] as const)]);
-    // A volume's cold copy is not needed before a staged blob goes: relatives and
-    // directory targets are what the policy requires of every volume. A copy marked
-    // damaged (node/checks/) holds nothing the blob could be given up for.
-    const placedEnough = (placements: PlacementRecord[]): boolean =>
-      localTiers.filter((t) => t.kind === 'dir').every((t) => placements.some((p) => p.target === t.name && p.damaged === undefined)) && placements.filter((p) => p.tier === 'peer').length >= desired;
-    const blobs: Array<ObjectSummary & { placements: PlacementRecord[] }> = [];
-    for await (const o of this.o.catalog.objects()) if (o.kind === 'blob') blobs.push(o);
-    for (const blob of blobs) {
-      // Listed a moment ago; one retired since then is done with.
-      const hash = (await this.o.catalog.object(blob.id))?.contents[0]?.hash;
-      if (hash === undefined) continue;
-      const locations = await this.o.catalog.locate(hash);
-      if (!locations.some((l) => l.object.kind === 'volume' && placedEnough(l.placements))) continue;
-      const records: CatalogPayload[] = [];
-      for (const p of blob.placements) {
-        const tier = reachable.get(p.target);
-        if (!tier) continue;
-        try {
-          await tier.delete(blob.id);
-          records.push({ k: 'unplace', id: blob.id, target: p.target, time: Date.now() });
-        } catch (err) {
-          report.failed.push({ id: blob.id, peer: p.target, error: `delete: ${(err as Error).message}` });
-        }
-      }
-      if (records.length === blob.placements.length) {
-        records.push({ k: 'retire', id: blob.id, time: Date.now() });
-        report.retired++;
-      }
-      if (records.length) await this.o.catalog.append(records);
-      this.dropOutbox(blob.id);
-    }
   }
 
   /**

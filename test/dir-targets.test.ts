@@ -171,7 +171,7 @@ describe('a disk that is not mounted, full or read-only stops only itself', () =
     for (const o of objects) expect(o.placements.map((p: any) => p.target)).toEqual(['nas']);
     expect(filesOn(nas)).toEqual(objects.map((o) => o.id).sort());
 
-    // Plugged in again: the next backup writes there again.
+    // Plugged in again: the next backup writes there again, and fills in what it missed.
     expect(mountTmpfs(usb, '20m')).toBe(true);
     writeFileSync(join(usb, '.hearth-target'), JSON.stringify({ id: hearthJson<any[]>(home, ['target', 'ls'])[0].marker }));
     writeFile(photos, 'new.jpg', 1000, 99);
@@ -180,6 +180,8 @@ describe('a disk that is not mounted, full or read-only stops only itself', () =
     const newest = hearthJson<any[]>(home, ['objects']).filter((o) => !objects.some((x) => x.id === o.id));
     expect(newest.length).toBeGreaterThan(0);
     for (const o of newest) expect(o.placements.map((p: any) => p.target).sort()).toEqual(['nas', 'usb']);
+    for (const o of objects) expect(hearthJson<any[]>(home, ['objects']).find((x) => x.id === o.id).placements.map((p: any) => p.target).sort()).toEqual(['nas', 'usb']);
+    expect(filesOn(usb)).toEqual(filesOn(nas));
   });
 
   withMount('a full disk stops only itself: the run goes on with the other target, records what it placed, leaves nothing unrecorded, says so once', () => {

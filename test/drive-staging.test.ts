@@ -134,6 +134,30 @@ describe('Drive as the staging tier', () => {
     for (const id of blobs) expect(driveNames()).not.toContain(id);
   });
 
+  it('with a relative and policy.staging drive, a volume the relative holds retires the staged blobs there and on Drive', async () => {
+    const a = await driveHome('R', { 'policy.peers': '1', 'policy.staging': 'drive' });
+    const bHome = join(work, 'B-retire');
+    await ok(bHome, ['init']);
+    daemons.push(await startDaemon(a.home), await startDaemon(bHome));
+    const { code } = JSON.parse(await ok(a.home, ['invite', '--name', 'B', '--json'])) as { code: string };
+    await ok(bHome, ['join', code, '--name', 'A']);
+    await ok(a.home, ['backup']);
+    writeFile(a.photos, 'b/new1.jpg', 40_000, 21);
+    writeFile(a.photos, 'b/new2.jpg', 7000, 22);
+    await ok(a.home, ['backup']);
+    await ok(a.home, ['replicate']);
+    const blobs = await blobIds(a.home);
+    expect(blobs.length).toBe(2);
+    for (const id of blobs) expect((await objects(a.home)).find((o) => o.id === id)!.placements.map((p) => p.tier).sort()).toEqual(['drive', 'peer']);
+
+    await ok(a.home, ['backup', '--pack']);
+    await ok(a.home, ['replicate']);
+    expect(await blobIds(a.home)).toEqual([]);
+    for (const id of blobs) expect(driveNames()).not.toContain(id);
+    const volumes = (await objects(a.home)).filter((o) => o.kind === 'volume');
+    expect(volumes.every((v) => v.placements.some((p) => p.tier === 'peer'))).toBe(true);
+  });
+
   it('disaster: the phrase and a new Google sign-in bring every file back byte-exact from Drive alone', async () => {
     const { home, photos, phrase } = await driveHome('fire', {});
     await ok(home, ['backup']);

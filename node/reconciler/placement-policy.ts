@@ -3,6 +3,7 @@
 // is first stored) and the reconciler (what is placed or dropped later, at
 // relatives, on Drive and in cold storage: node/reconciler/reconciler.ts) both ask
 // these functions, so the rules live in one place.
+import type { PlacementRecord } from '../../storage/catalog/catalog.ts';
 import type { TierKind } from '../../storage/tier/tier.ts';
 import type { Config } from '../config.ts';
 
@@ -82,4 +83,15 @@ export function dropsCopy(kind: TierKind, object: ObjectPlacementState, policy: 
   if (kind !== 'drive' || object.kind !== 'blob') return false;
   if (object.relatives === 0 || object.peerCopies < Math.min(policy.peers, object.relatives)) return false;
   return !wantsCopy(kind, object, policy, now);
+}
+
+/**
+ * Whether a volume placed so covers the staged blobs whose content it holds, so
+ * they can be retired: every directory target and the wanted number of relatives
+ * hold it. A cold copy is not needed first: relatives and directory targets are
+ * what the policy requires of every volume. A copy marked damaged (node/checks/)
+ * holds nothing a blob could be given up for.
+ */
+export function volumeCovers(placements: PlacementRecord[], dirTargets: string[], peersWanted: number): boolean {
+  return dirTargets.every((t) => placements.some((p) => p.target === t && p.damaged === undefined)) && placements.filter((p) => p.tier === 'peer').length >= peersWanted;
 }

@@ -7,8 +7,8 @@
 // The daemon's replication pass runs it over relatives and cloud targets; a
 // backup run runs it over the cloud targets (node/commands.ts).
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../../storage/catalog/catalog.ts';
-import { PermanentTierError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
-import { dropsCopy, wantsCopy, type ObjectPlacementState, type PlacementPolicy } from './placement-policy.ts';
+import { PermanentTierError, TargetUnavailableError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
+import { dropsCopy, volumeCovers, wantsCopy, type ObjectPlacementState, type PlacementPolicy } from './placement-policy.ts';
 
 export type HeldObject = ObjectSummary & { placements: PlacementRecord[] };
 
@@ -46,6 +46,13 @@ export interface ReconcileOptions {
   forgets?: (p: PlacementRecord) => boolean;
   /** Where an object's ciphertext can be read, cheapest first; asked once per object that needs a put. */
   sources: (object: HeldObject) => ObjectSource[];
+  /**
+   * Retire staged blobs that volumes cover (volumeCovers): their copies are deleted
+   * at every place here (relatives keep them for their delete delay) and, once none
+   * is left, the blob is retired. Without it blobs are left to the backup, which
+   * retires them as it packs (ObjectStore.retire).
+   */
+  retire?: { dirTargets: string[]; peersWanted: number };
   /** Told of each object once this pass is done with it, with the relatives that hold it and count. */
   settled?: (object: HeldObject, peerCopies: number) => void;
   log: (line: string) => void;
@@ -58,12 +65,18 @@ export interface ReconcileReport {
   /** Copies the policy no longer wants, deleted and unplaced. */
   dropped: Array<{ id: string; place: Place }>;
   failed: Array<{ id: string; place: Place; error: Error }>;
+  /** Copies wanted but with nothing reachable to read them from now (no outbox copy, no place that holds one answers). */
+  unsourced: Array<{ id: string; place: Place }>;
+  /** Staged blobs retired because a placed volume holds their content. */
+  retired: string[];
+  /** Places that could take nothing for the rest of the pass (a full or unplugged disk), with why. */
+  unavailable: Array<{ place: Place; reason: string }>;
   /** What the puts to relatives carried, from the first one's start to the last one's answer. */
   sentToRelatives: { objects: number; bytes: number; seconds: number };
 }
 
 /**
- * A Drive or S3 target as a place. A refusal that retrying cannot fix (a full
+ * One of the home's own targets (a directory, Drive, S3) as a place. A refusal that retrying cannot fix (a full
  * Drive, a lapsed sign-in, no permission) is the target's, and ends the tries; any
  * other failure may be the copy's, so the next source is tried.
  */
@@ -90,7 +103,8 @@ const WHAT_FAILED: Record<TierKind, string> = { peer: 'replication', drive: 'sta
 const BATCH = 200;
 
 export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { placed: [], dropped: [], failed: [], sentToRelatives: { objects: 0, bytes: 0, seconds: 0 } };
+  const report: ReconcileReport = { placed: [], dropped: [], failed: [], unsourced: [], unavailable: [], retired: [], sentToRelatives: { objects: 0, bytes: 0, seconds: 0 } };
+  const usable = (place: Place): boolean => !report.unavailable.some((u) => u.place === place);
   const now = o.now ?? Date.now();
   const counts = o.counts ?? (() => true);
   const records: CatalogPayload[] = [];
@@ -110,7 +124,7 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
     let sources: ObjectSource[] | undefined;
     for (const place of o.places) {
       if (o.signal?.aborted) break;
-      if (placements.some((p) => p.target === place.name)) continue;
+      if (!usable(place) || placements.some((p) => p.target === place.name)) continue;
       if (!wantsCopy(place.kind, state, o.policy, now)) continue;
       sources ??= o.sources(object);
       const started = performance.now();
@@ -127,14 +141,23 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
         }
       } catch (err) {
         if (o.signal?.aborted) break;
+        if (err instanceof NoSourceError) {
+          report.unsourced.push({ id: object.id, place });
+          continue;
+        }
         const error = err instanceof Error ? err : new Error(String(err));
+        if (err instanceof TargetUnavailableError) {
+          report.unavailable.push({ place, reason: error.message });
+          o.log(`target ${place.label} skipped for the rest of this pass: ${error.message}`);
+          continue;
+        }
         report.failed.push({ id: object.id, place, error });
         o.log(`${WHAT_FAILED[place.kind]} of ${object.id.slice(0, 12)} to ${place.label} failed: ${error.message}`);
       }
     }
     for (const place of o.places) {
       if (o.signal?.aborted) break;
-      if (!placements.some((p) => p.target === place.name) || !dropsCopy(place.kind, state, o.policy, now)) continue;
+      if (!usable(place) || !placements.some((p) => p.target === place.name) || !dropsCopy(place.kind, state, o.policy, now)) continue;
       try {
         await place.delete(object.id);
         records.push({ k: 'unplace', id: object.id, target: place.name, time: Date.now() });
@@ -150,7 +173,40 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   }
   if (records.length) await o.catalog.append(records);
   if (firstPeerPut !== undefined) report.sentToRelatives.seconds = (lastPeerPut - firstPeerPut) / 1000;
+  // After the puts, so a volume placed in this pass covers its blobs in the same pass.
+  if (o.retire && !o.signal?.aborted) await retireCovered(o, o.retire, report, usable);
   return report;
+}
+
+async function retireCovered(o: ReconcileOptions, rule: NonNullable<ReconcileOptions['retire']>, report: ReconcileReport, usable: (place: Place) => boolean): Promise<void> {
+  const places = new Map(o.places.filter(usable).map((p) => [p.name, p] as const));
+  const blobs: HeldObject[] = [];
+  for await (const object of o.catalog.objects()) if (object.kind === 'blob') blobs.push(object);
+  for (const blob of blobs) {
+    if (o.signal?.aborted) return;
+    // Listed a moment ago; one retired since then is done with.
+    const hash = (await o.catalog.object(blob.id))?.contents[0]?.hash;
+    if (hash === undefined) continue;
+    const locations = await o.catalog.locate(hash);
+    if (!locations.some((l) => l.object.kind === 'volume' && volumeCovers(l.placements, rule.dirTargets, rule.peersWanted))) continue;
+    const records: CatalogPayload[] = [];
+    // A copy at a place not reachable now (a relative offline) keeps its placement until a later pass.
+    for (const p of blob.placements) {
+      const place = places.get(p.target);
+      if (!place) continue;
+      try {
+        await place.delete(blob.id);
+        records.push({ k: 'unplace', id: blob.id, target: p.target, time: Date.now() });
+      } catch (err) {
+        report.failed.push({ id: blob.id, place, error: new Error(`delete: ${(err as Error).message}`) });
+      }
+    }
+    if (records.length === blob.placements.length) {
+      records.push({ k: 'retire', id: blob.id, time: Date.now() });
+      report.retired.push(blob.id);
+    }
+    if (records.length) await o.catalog.append(records);
+  }
 }
 
 /**
@@ -169,5 +225,13 @@ async function putFrom(place: Place, object: HeldObject, sources: ObjectSource[]
       problems.push((err as Error).message);
     }
   }
-  throw new Error(problems.length ? `no healthy copy to send from: ${problems.join('; ')}` : 'no copy to send from (not in the outbox, on a directory target, or at an online relative)');
+  if (problems.length) throw new Error(`no healthy copy to send from: ${problems.join('; ')}`);
+  throw new NoSourceError();
+}
+
+export class NoSourceError extends Error {
+  constructor() {
+    super('no copy to send from (not in the outbox, on a directory target, or at an online relative)');
+    this.name = 'NoSourceError';
+  }
 }
