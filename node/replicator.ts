@@ -17,7 +17,7 @@ import type { Libp2p } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
-import { NoSourceError, reconcile, tierPlace, type Place } from './reconciler/reconciler.ts';
+import { NoSourceError, reconcile, retireCovered, tierPlace, type Place, type ReconcileReport } from './reconciler/reconciler.ts';
 import { objectSources, type Source } from './reconciler/sources.ts';
 import type { PlacementPolicy } from './reconciler/placement-policy.ts';
 import type { ReadFailureListener } from './object-read.ts';
@@ -196,15 +196,15 @@ export class Replicator {
 
     const localTiers = this.o.localTiers();
     const done = { objects: 0 };
+    const places = [...localTiers.filter((t) => t.kind === 'dir').map(tierPlace), ...online.map((m) => this.placeFor(m)), ...localTiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace)];
     const result = await reconcile({
       catalog: this.o.catalog,
       policy,
       relatives: members.length,
       heldElsewhere: true,
-      places: [...localTiers.filter((t) => t.kind === 'dir').map(tierPlace), ...online.map((m) => this.placeFor(m)), ...localTiers.filter((t) => t.kind === 's3' || t.kind === 'drive').map(tierPlace)],
+      places,
       counts: (p) => trusted.has(p.target),
       forgets: (p) => p.tier === 'peer' && !memberIds.has(p.target),
-      retire: { dirTargets: localTiers.filter((t) => t.kind === 'dir').map((t) => t.name), peersWanted: desired },
       sources: (object) => objectSources(object, { outboxDir: this.o.outboxDir, localTiers, relatives: online.map((m) => this.tierFor(m)) }),
       settled: (object, peerCopies) => {
         if (peerCopies < desired) report.pending++;
@@ -222,12 +222,17 @@ export class Replicator {
     for (const { id, place } of result.unsourced) report.failed.push({ id, peer: place.label, error: new NoSourceError().message });
     for (const { place, reason } of result.unavailable) report.failed.push({ peer: place.label, error: reason });
     report.sent = result.sentToRelatives;
-    report.retired = result.retired.length;
-    for (const id of result.retired) this.dropOutbox(id);
     if (report.sent.objects > 0) {
       const { objects, bytes, seconds } = report.sent;
       this.o.log(`sent ${objects} objects, ${bytes} bytes, to relatives in ${seconds.toFixed(3)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`);
     }
+    if (stopping()) return report;
+    const usable = places.filter((p) => !result.unavailable.some((u) => u.place === p));
+    const retiring: Pick<ReconcileReport, 'failed'> = { failed: [] };
+    const retired = await retireCovered({ catalog: this.o.catalog, signal: this.o.signal }, usable, { dirTargets: localTiers.filter((t) => t.kind === 'dir').map((t) => t.name), peersWanted: desired }, retiring);
+    for (const { id, place, error } of retiring.failed) report.failed.push({ id, peer: place.label, error: error.message });
+    report.retired = retired.length;
+    for (const id of retired) this.dropOutbox(id);
     if (stopping()) return report;
 
     for (const member of online) {

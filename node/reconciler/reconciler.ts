@@ -46,13 +46,6 @@ export interface ReconcileOptions {
   forgets?: (p: PlacementRecord) => boolean;
   /** Where an object's ciphertext can be read, cheapest first; asked once per object that needs a put. */
   sources: (object: HeldObject) => ObjectSource[];
-  /**
-   * Retire staged blobs that volumes cover (volumeCovers): their copies are deleted
-   * at every place here (relatives keep them for their delete delay) and, once none
-   * is left, the blob is retired. Without it blobs are left to the backup, which
-   * retires them as it packs (ObjectStore.retire).
-   */
-  retire?: { dirTargets: string[]; peersWanted: number };
   /** Told of each object once this pass is done with it, with the relatives that hold it and count. */
   settled?: (object: HeldObject, peerCopies: number) => void;
   log: (line: string) => void;
@@ -67,8 +60,6 @@ export interface ReconcileReport {
   failed: Array<{ id: string; place: Place; error: Error }>;
   /** Copies wanted but with nothing reachable to read them from now (no outbox copy, no place that holds one answers). */
   unsourced: Array<{ id: string; place: Place }>;
-  /** Staged blobs retired because a placed volume holds their content. */
-  retired: string[];
   /** Places that could take nothing for the rest of the pass (a full or unplugged disk), with why. */
   unavailable: Array<{ place: Place; reason: string }>;
   /** What the puts to relatives carried, from the first one's start to the last one's answer. */
@@ -103,7 +94,7 @@ const WHAT_FAILED: Record<TierKind, string> = { peer: 'replication', drive: 'sta
 const BATCH = 200;
 
 export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { placed: [], dropped: [], failed: [], unsourced: [], unavailable: [], retired: [], sentToRelatives: { objects: 0, bytes: 0, seconds: 0 } };
+  const report: ReconcileReport = { placed: [], dropped: [], failed: [], unsourced: [], unavailable: [], sentToRelatives: { objects: 0, bytes: 0, seconds: 0 } };
   const usable = (place: Place): boolean => !report.unavailable.some((u) => u.place === place);
   const now = o.now ?? Date.now();
   const counts = o.counts ?? (() => true);
@@ -173,17 +164,28 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   }
   if (records.length) await o.catalog.append(records);
   if (firstPeerPut !== undefined) report.sentToRelatives.seconds = (lastPeerPut - firstPeerPut) / 1000;
-  // After the puts, so a volume placed in this pass covers its blobs in the same pass.
-  if (o.retire && !o.signal?.aborted) await retireCovered(o, o.retire, report, usable);
   return report;
 }
 
-async function retireCovered(o: ReconcileOptions, rule: NonNullable<ReconcileOptions['retire']>, report: ReconcileReport, usable: (place: Place) => boolean): Promise<void> {
-  const places = new Map(o.places.filter(usable).map((p) => [p.name, p] as const));
+export interface RetireRule {
+  dirTargets: string[];
+  peersWanted: number;
+}
+
+/**
+ * Retire staged blobs that volumes cover (volumeCovers): their copies are deleted
+ * at every place given (relatives keep them for their delete delay) and, once none
+ * is left, the blob is retired; returns their ids. Run after reconcile(), so a
+ * volume placed in that pass covers its blobs at once. Without relatives, the
+ * backup retires blobs as it packs them (ObjectStore.retire) instead.
+ */
+export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signal'>, places: Place[], rule: RetireRule, report: Pick<ReconcileReport, 'failed'>): Promise<string[]> {
+  const byName = new Map(places.map((p) => [p.name, p] as const));
+  const retired: string[] = [];
   const blobs: HeldObject[] = [];
   for await (const object of o.catalog.objects()) if (object.kind === 'blob') blobs.push(object);
   for (const blob of blobs) {
-    if (o.signal?.aborted) return;
+    if (o.signal?.aborted) break;
     // Listed a moment ago; one retired since then is done with.
     const hash = (await o.catalog.object(blob.id))?.contents[0]?.hash;
     if (hash === undefined) continue;
@@ -192,7 +194,7 @@ async function retireCovered(o: ReconcileOptions, rule: NonNullable<ReconcileOpt
     const records: CatalogPayload[] = [];
     // A copy at a place not reachable now (a relative offline) keeps its placement until a later pass.
     for (const p of blob.placements) {
-      const place = places.get(p.target);
+      const place = byName.get(p.target);
       if (!place) continue;
       try {
         await place.delete(blob.id);
@@ -203,10 +205,11 @@ async function retireCovered(o: ReconcileOptions, rule: NonNullable<ReconcileOpt
     }
     if (records.length === blob.placements.length) {
       records.push({ k: 'retire', id: blob.id, time: Date.now() });
-      report.retired.push(blob.id);
+      retired.push(blob.id);
     }
     if (records.length) await o.catalog.append(records);
   }
+  return retired;
 }
 
 /**
