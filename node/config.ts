@@ -110,7 +110,7 @@ function wholeNumber(key: string, def: string, describe: string, min: number, ma
 const MIN_RATE = 32 * KiB;
 
 function rateSetting(key: string, describe: string): SettingSpec {
-  const range = '0 or none (unlimited), or a rate from 32KiB/s, like 2MB/s or 10Mbit/s';
+  const range = '0 or none for unlimited, or a rate from 32KiB/s like 2MB/s or 10Mbit/s';
   return {
     default: 'none', describe, range,
     check: (v) => {
