@@ -104,8 +104,9 @@ function wholeNumber(key: string, def: string, describe: string, min: number, ma
 }
 
 /**
- * A transfer waits at most a chunk (1 MiB) at the rate between reads, and the
- * other side gives up after 60 s without progress: slower caps would break transfers.
+ * Transfers sharing a cap wait a slice (at least 16 KiB) each in turn, and the
+ * other side gives up after 60 s without progress. At this rate 16 transfers at
+ * once (the stream limit per relative) wait about 8 s each for their turn.
  */
 const MIN_RATE = 32 * KiB;
 

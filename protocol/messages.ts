@@ -238,12 +238,14 @@ export class StreamReader {
    * Yield exactly `length` raw bytes as batches of the chunks that arrived. The
    * stream is resumed when a batch is handed out, so the next one arrives while
    * the consumer works on this one; awaiting between batches is what bounds memory.
+   * `maxBatch` makes batches smaller (a rate cap taken per batch keeps its waits short).
    */
-  async *readBytes(length: number): AsyncGenerator<Uint8Array[]> {
+  async *readBytes(length: number, maxBatch = MAX_BATCH): AsyncGenerator<Uint8Array[]> {
     let remaining = length;
+    const most = Math.max(1, Math.min(maxBatch, MAX_BATCH));
     while (remaining > 0) {
       while (this.#buffered === 0) await this.#waitForData(`${remaining} more of ${length} bytes`);
-      const batch = this.#take(Math.min(remaining, this.#buffered, MAX_BATCH));
+      const batch = this.#take(Math.min(remaining, this.#buffered, most));
       for (const chunk of batch) remaining -= chunk.byteLength;
       yield batch;
     }

@@ -225,7 +225,7 @@ export class ObjectService implements Startable {
       await sendJson(stream, { offset: upload.offset }, MAX_RESPONSE_SIZE);
       // Awaiting the download cap and each disk write before taking the next batch
       // is the backpressure: the reader pauses the stream while batches pile up.
-      for await (const batch of reader.readBytes(upload.size - upload.offset)) {
+      for await (const batch of reader.readBytes(upload.size - upload.offset, this.#transfers.download.slice())) {
         await this.#transfers.download.take(byteLength(batch), upload.signal);
         await upload.write(batch);
       }
@@ -388,7 +388,7 @@ export class ObjectClient {
       let complete = false;
       const startedAt = performance.now();
       try {
-        for await (const batch of reader.readBytes(length)) {
+        for await (const batch of reader.readBytes(length, transfers.download.slice())) {
           await transfers.download.take(byteLength(batch), signal);
           yield* batch;
         }

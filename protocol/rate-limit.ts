@@ -1,8 +1,8 @@
 // Bandwidth caps for bulk transfers: one token bucket per direction, shared by
 // every transfer of the daemon in that direction (docs/bandwidth.md). A transfer
-// takes tokens before it sends or reads on, so at most the chunk in hand waits
-// here: a sender holds the chunk it read, a receiver leaves the rest in the
-// stream, which StreamReader pauses once its high-water mark is reached.
+// takes tokens slice by slice before it sends or reads on, so at most the chunk in
+// hand waits here: a sender holds the chunk it read, a receiver leaves the rest in
+// the stream, which StreamReader pauses once its high-water mark is reached.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RateLimit {
@@ -62,7 +62,14 @@ export class TokenBucket implements RateLimit {
       return;
     }
     this.#tokens = Math.min(rate * BURST_SECONDS, this.#tokens + elapsed * rate) - bytes;
-    if (this.#tokens < 0) await this.#sleep((-this.#tokens / rate) * 1000, signal);
+    if (this.#tokens >= 0) return;
+    try {
+      await this.#sleep((-this.#tokens / rate) * 1000, signal);
+    } catch (err) {
+      // Bytes that never passed are owed by nobody.
+      this.#tokens += bytes;
+      throw err;
+    }
   }
 
   slice(): number {

@@ -122,6 +122,23 @@ describe('the token bucket', () => {
     expect(clock.slept).toEqual([1000]);
   });
 
+  it('gives back the tokens of a take that was aborted', async () => {
+    const clock = { now: 0 };
+    const sleeps: number[] = [];
+    const bucket = new TokenBucket(() => MiB, {
+      now: () => clock.now,
+      sleep: async (ms, signal) => {
+        sleeps.push(ms);
+        if (signal?.aborted) throw new Error('aborted');
+        clock.now += ms;
+      },
+    });
+    await expect(bucket.take(10 * MiB, AbortSignal.abort())).rejects.toThrow('aborted');
+    // The 10 MiB never passed: the next 1 MiB waits for itself alone.
+    await bucket.take(MiB);
+    expect(sleeps[1]).toBeCloseTo(1000, 0);
+  });
+
   it('hands a chunk on in slices short enough that no wait is long', async () => {
     const { clock, options } = fakeClock();
     const bucket = new TokenBucket(() => 32 * 1024, options);
