@@ -9,7 +9,7 @@ import type { SourceDrift } from '../node/drift.ts';
 import type { AuditReport } from '../node/audit.ts';
 import type { TargetCheckReport } from '../node/checks/target-check.ts';
 import type { DamagedCopy } from '../node/checks/damage.ts';
-import { formatDuration, formatLocalTime, formatSize } from '../node/units.ts';
+import { formatDuration, formatLocalTime, formatRate, formatSize } from '../node/units.ts';
 import { displayPath } from '../storage/paths.ts';
 import { dirname } from 'node:path';
 
@@ -105,15 +105,27 @@ export function printStatus(s: Record<string, any>): void {
   }
 }
 
+/** How a relative is connected, as `hearth peers` shows it. */
+function connectedVia(p: Record<string, unknown>): string {
+  if (p.connection === 'relayed') return `relayed via ${String(p.relay ?? '?')}`;
+  if (p.connection === 'webrtc') return 'WebRTC';
+  return p.connection === 'direct' ? 'direct' : 'offline';
+}
+
 export function printPeers(list: Array<Record<string, unknown>>): void {
   const size = (v: unknown) => (typeof v === 'number' ? formatSize(v) : '?');
+  const rate = (run: unknown) => (run ? formatRate((run as { bytesPerSecond: number }).bytesPerSecond) : '-');
   printTable(
-    list.map((p) => [
-      String(p.name), p.online ? 'online' : 'offline', String(p.lastSeen ?? 'never').slice(0, 19).replace('T', ' '),
-      size(p.bytesTheyStoreForUs), size(p.bytesWeStoreForThem), `${size(p.quotaTheyGrantUs)}/${size(p.quotaWeGrantThem)}`,
-      String((p.pendingDeletions as unknown[]).length), String(p.peerId),
-    ]),
-    ['NAME', 'STATE', 'LAST SEEN', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
+    list.map((p) => {
+      const last = p.lastTransfer as { to: unknown; from: unknown } | undefined;
+      return [
+        String(p.name), connectedVia(p), String(p.lastSeen ?? 'never').slice(0, 19).replace('T', ' '),
+        `${rate(last?.to)}/${rate(last?.from)}`,
+        size(p.bytesTheyStoreForUs), size(p.bytesWeStoreForThem), `${size(p.quotaTheyGrantUs)}/${size(p.quotaWeGrantThem)}`,
+        String((p.pendingDeletions as unknown[]).length), String(p.peerId),
+      ];
+    }),
+    ['NAME', 'CONNECTED', 'LAST SEEN', 'LAST RATE (TO/FROM)', 'THEY HOLD', 'WE HOLD', 'QUOTA (THEIRS/OURS)', 'PENDING DELETES', 'PEER ID'],
   );
   const kept = list[0]?.keptAt;
   if (typeof kept === 'string') console.log(`relatives' data is kept in ${dirname(kept)}`);

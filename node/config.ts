@@ -1,9 +1,10 @@
 // The home's config file (config.json): sources, targets and settings. Written
 // atomically (temp file, fsync, rename) so a crash never leaves half a file.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute } from 'node:path';
 import { writeFileAtomicSync } from './atomic-file.ts';
-import { parseDuration, parseShare, parseSize } from './units.ts';
+import { parseDuration, parseRate, parseShare, parseSize } from './units.ts';
+import { parseWindows } from './bandwidth.ts';
 import { checkWebhookUrl } from './alerts.ts';
 import { parseSchedule } from './scheduler.ts';
 import { PRICE_DEFAULTS } from './prices.ts';
@@ -102,6 +103,24 @@ function wholeNumber(key: string, def: string, describe: string, min: number, ma
   };
 }
 
+/**
+ * Transfers sharing a cap wait a slice (at least 16 KiB) each in turn, and the
+ * other side gives up after 60 s without progress. At this rate 16 transfers at
+ * once (the stream limit per relative) wait about 8 s each for their turn.
+ */
+const MIN_RATE = 32 * KiB;
+
+function rateSetting(key: string, describe: string): SettingSpec {
+  const range = '0 or none for unlimited, or a rate from 32KiB/s like 2MB/s or 10Mbit/s';
+  return {
+    default: 'none', describe, range,
+    check: (v) => {
+      const rate = parsed(key, v, parseRate, range);
+      if (rate !== 0) bounded(key, rate, MIN_RATE, Infinity, range, v);
+    },
+  };
+}
+
 const textSetting = (describe: string): SettingSpec => ({ default: '', describe, check: () => {} });
 
 function oneOf(key: string, values: string[]) {
@@ -165,6 +184,14 @@ export const SETTINGS: Record<string, SettingSpec> = {
   'drive.maxUse': sizeSetting('drive.maxUse', '10GB', 'the most Hearth keeps on Google Drive (its free 15 GB is shared with Gmail)', 0, 2 ** 50, 'a size from 0 to 1PiB'),
   's3.partSize': sizeSetting('s3.partSize', '1GiB', 'multipart part size for s3 targets; 1GiB keeps uploads at 1.5 requests per GB', 5 * 2 ** 20, 5 * 2 ** 30, 'a size from 5MiB to 5GiB'),
   's3.restorePoll': durationSetting('s3.restorePoll', '15m', 'how often restore --wait asks S3 whether cold objects are back online', SECOND, DAY, 'a duration from 1s to 1d'),
+  'net.upload.limit': rateSetting('net.upload.limit', 'most bytes per second this home sends to relatives (backups to them, their restores from here), all transfers together'),
+  'net.download.limit': rateSetting('net.download.limit', 'most bytes per second this home receives from relatives (their backups to here, restores from them), all transfers together'),
+  'net.fullSpeed': {
+    default: 'off',
+    describe: 'local hours when net.upload.limit and net.download.limit are lifted, like 22:00-07:00 (comma-separated for several)',
+    range: 'HH:MM-HH:MM, or off',
+    check: (v) => void parseWindows(v, 'net.fullSpeed'),
+  },
   'backup.workers': wholeNumber('backup.workers', '2', 'worker threads for hashing and encryption', 1, 64),
   'schedule.backup': { default: '02:00', describe: 'daily backup time, local ("HH:MM"), or off', range: 'HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.backup') },
   'schedule.audit': { default: '1 02:30', describe: 'monthly audit of relatives: day of month and local time ("D HH:MM"), or off', range: 'D HH:MM or off', check: (v) => void parseSchedule(v, 'schedule.audit') },
@@ -276,6 +303,30 @@ export class Config {
     const extra = this.get('ignore').split(',').map((s) => s.trim()).filter(Boolean);
     return this.get('ignore.defaults') === 'on' ? [...defaults, ...extra] : extra;
   }
+}
+
+/**
+ * The settings as config.json holds them now, for what runs long inside the
+ * daemon (bandwidth caps): the file is re-read when its modification time changed,
+ * looked at at most once a second. A file that does not parse keeps the last good settings.
+ */
+export function liveConfig(file: string, initial: Config = Config.load(file)): () => Config {
+  let config = initial;
+  let mtime = statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+  let lookedAt = performance.now();
+  return () => {
+    if (performance.now() - lookedAt < 1000) return config;
+    lookedAt = performance.now();
+    const now = statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+    if (now === mtime) return config;
+    try {
+      config = Config.load(file);
+      mtime = now;
+    } catch {
+      // Keep the last good settings; the next command that loads the file says what is wrong.
+    }
+    return config;
+  };
 }
 
 function unknownKey(key: string): Error {

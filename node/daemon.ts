@@ -15,7 +15,7 @@ import { damagedFor } from '../storage/hoststore/scrub.ts';
 import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
 import { pairService, type PairService } from '../protocol/pair.ts';
 import { statusService, freeBytesAt, type StatusService } from '../protocol/status.ts';
-import { objectService } from '../protocol/object.ts';
+import { objectService, type TransferControl } from '../protocol/object.ts';
 import { catalogSyncService, recoverCatalogFrom, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { createHearthHost, DAEMON_LISTEN_DEFAULT, type HearthHost } from './host.ts';
@@ -36,6 +36,10 @@ import { AlertCenter, alertKey } from './alerts.ts';
 import { Scheduler } from './scheduler.ts';
 import { hostDirCheck, hostedDir } from './hosted-dir.ts';
 import type { SourceDrift } from './drift.ts';
+import { bandwidthControl } from './bandwidth.ts';
+import { liveConfig } from './config.ts';
+import { TransferRates } from './transfer-rates.ts';
+import { bestConnection } from './connection-kind.ts';
 
 export const HEARTH_VERSION = '0.1.0';
 
@@ -85,13 +89,16 @@ export class Daemon {
   private scheduler: Scheduler | undefined;
 
   private readonly merkleIndex: MerkleIndexStore;
+  /** The last transfer rates to and from each relative, for `hearth peers`. */
+  private readonly rates: TransferRates;
   /** Copies on this home's targets that replication failed to send from, checked after each pass. */
   private readonly suspects = new SuspectCopies();
   /** Aborted by stop(): what runs stops at its next safe point. */
   private readonly stopping = new AbortController();
 
-  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void }) {
+  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void; transfers: TransferControl; rates: TransferRates }) {
     this.merkleIndex = init.merkleIndex;
+    this.rates = init.rates;
     this.session = init.session;
     this.host = init.host;
     this.roster = init.roster;
@@ -112,6 +119,7 @@ export class Daemon {
       log: this.log,
       signal: this.stopping.signal,
       onReadFailure: this.suspects.add,
+      transfers: init.transfers,
     });
   }
 
@@ -137,6 +145,9 @@ export class Daemon {
         deleteDelay: config().duration('host.deleteDelay'),
       });
       const merkleIndex = new MerkleIndexStore({ store: hostStore });
+      // One cap per direction for every transfer, host side and owner side alike; `config set` applies within a second.
+      const rates = new TransferRates();
+      const transfers = bandwidthControl({ settings: liveConfig(session.paths.config, config()), transferred: rates.record });
       host = await createHearthHost<DaemonServices>({
         seed: session.keys.ed25519Seed,
         listen: options.listen?.length ? options.listen : DAEMON_LISTEN_DEFAULT,
@@ -155,12 +166,12 @@ export class Daemon {
               damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
-          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), log }),
+          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), log, transfers }),
           catalog: catalogSyncService({ store: catalogs, catalogRoomFor: async (owner) => quotaFor(owner) - (await hostStore.usage(owner)).used }),
           audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
         } as never,
       });
-      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log });
+      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log, transfers, rates });
       await daemon.listen();
       return daemon;
     } catch (err) {
@@ -403,6 +414,7 @@ export class Daemon {
         // The gater refuses it from now on; what it has open is closed here.
         const removedPeer = peerIdFromString(removed.peerId);
         await this.host.hangUp(removedPeer).catch((err: Error) => this.log(`closing ${removed.name}'s connections failed: ${err.message}`));
+        this.rates.forget(removed.peerId);
         this.replicateSoon();
         return { removed: removed.name, peerId: removed.peerId };
       }
@@ -449,7 +461,9 @@ export class Daemon {
     const out = [];
     for (const m of this.roster.members()) {
       const peerId = peerIdFromString(m.peerId);
-      const online = this.host.getConnections(peerId).length > 0;
+      const connections = this.host.getConnections(peerId);
+      const online = connections.length > 0;
+      const via = bestConnection(connections.map((c) => c.remoteAddr.toString()));
       let theyStore: number | undefined;
       let clockOffsetMs: number | undefined;
       if (online) {
@@ -468,6 +482,11 @@ export class Daemon {
         name: m.name,
         peerId: m.peerId,
         online,
+        /** direct, webrtc or relayed (through `relay`, a relative's name or a PeerId); null when not connected. */
+        connection: via?.kind ?? null,
+        relay: via?.kind === 'relayed' && via.relay ? (this.roster.member(via.relay)?.name ?? via.relay) : null,
+        /** The last run of object transfers to and from it since the daemon started. */
+        lastTransfer: { to: this.rates.last(m.peerId, 'to'), from: this.rates.last(m.peerId, 'from') },
         lastSeen: m.lastSeen,
         addrs: m.addrs,
         bytesTheyStoreForUs: theyStore ?? null,

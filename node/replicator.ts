@@ -12,7 +12,7 @@ import type { Catalog, ObjectSummary } from '../storage/catalog/catalog.ts';
 import { PermanentTierError, type Tier } from '../storage/tier/tier.ts';
 import { PeerTier } from '../storage/tier/peer.ts';
 import { syncCatalogTo, type CatalogSyncService } from '../protocol/catalog-sync.ts';
-import { RemoteObjectError } from '../protocol/object.ts';
+import { RemoteObjectError, type TransferControl } from '../protocol/object.ts';
 import type { Libp2p } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
@@ -69,6 +69,8 @@ export interface ReplicatorOptions {
    * host refused its bytes, or the file is gone or cut short): node/checks/damage.ts.
    */
   onReadFailure?: ReadFailureListener<ObjectSummary>;
+  /** Bandwidth caps and the rate record every relative's tier uses (node/bandwidth.ts). */
+  transfers?: TransferControl;
 }
 
 export class Replicator {
@@ -83,7 +85,7 @@ export class Replicator {
 
   /** The tier for one relative; its name is the PeerId, which is what placements record. */
   tierFor(member: FamilyMember): PeerTier {
-    return new PeerTier({ name: member.peerId, peerId: peerIdFromString(member.peerId), node: this.o.host });
+    return new PeerTier({ name: member.peerId, peerId: peerIdFromString(member.peerId), node: this.o.host, transfers: this.o.transfers });
   }
 
   /**

@@ -76,3 +76,23 @@ export function parseShare(text: string, what = 'share'): number {
   if (!(percent >= 0 && percent <= 100)) throw new Error(`${what} "${text}" is not a percentage: give one from 0% to 100%, like 5%`);
   return percent / 100;
 }
+
+const RATE_UNITS: Record<string, number> = {
+  'b/s': 1, 'kb/s': 1e3, 'mb/s': 1e6, 'gb/s': 1e9, 'kib/s': 2 ** 10, 'mib/s': 2 ** 20, 'gib/s': 2 ** 30,
+  'bit/s': 1 / 8, 'kbit/s': 1e3 / 8, 'mbit/s': 1e6 / 8, 'gbit/s': 1e9 / 8, kbps: 1e3 / 8, mbps: 1e6 / 8, gbps: 1e9 / 8,
+};
+
+/** "2MB/s", "500KiB/s", "10Mbit/s", "10Mbps" → bytes per second; "0" or "none" → 0 (unlimited). */
+export function parseRate(text: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === 'none' || /^0+(\.0+)?$/.test(t)) return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+(?:\/s)?)$/.exec(t);
+  const unit = m ? RATE_UNITS[m[2]!] : undefined;
+  if (!m || unit === undefined) throw new Error(`invalid rate "${text}": use a number and a unit per second, like 2MB/s, 500KiB/s or 10Mbit/s (0 or none: unlimited)`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** Bytes per second for people: "16.0 MiB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatSize(Math.round(bytesPerSecond))}/s`;
+}

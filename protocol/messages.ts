@@ -7,6 +7,7 @@
 // of a v3 stream buffers without limit, while pause()/resume() stop the muxer's
 // window updates so a slow consumer holds the sender back (FIELD-NOTES, js-libp2p).
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
+import { limited, UNLIMITED, type RateLimit } from './rate-limit.ts';
 
 /** A peer broke the framing rules; the only safe answer is to reset its stream. */
 export class ProtocolViolationError extends Error {
@@ -113,19 +114,19 @@ export async function sendJson(stream: Stream, value: unknown, maxLength: number
 
 /**
  * Send exactly `length` bytes taken from `source`, honouring the stream's
- * backpressure; the source is read only as fast as the peer accepts.
+ * backpressure and `limit`; the source is read only as fast as both allow.
  * Returns the number of bytes sent; throws if the source ends early or runs long.
  */
 export async function sendExactly(
   stream: Stream,
   source: AsyncIterable<Uint8Array>,
   length: number,
-  options: SendOptions & { onProgress?: (sent: number) => void } = {},
+  options: SendOptions & { onProgress?: (sent: number) => void; limit?: RateLimit } = {},
 ): Promise<number> {
   let sent = 0;
   for await (const chunk of source) {
     if (sent + chunk.byteLength > length) throw new Error(`object source gave more than the ${length} bytes it declared; the object changed while being sent`);
-    await sendBytes(stream, chunk, options);
+    for await (const part of limited(chunk, options.limit ?? UNLIMITED, options.signal)) await sendBytes(stream, part, options);
     sent += chunk.byteLength;
     options.onProgress?.(sent);
   }
@@ -237,12 +238,14 @@ export class StreamReader {
    * Yield exactly `length` raw bytes as batches of the chunks that arrived. The
    * stream is resumed when a batch is handed out, so the next one arrives while
    * the consumer works on this one; awaiting between batches is what bounds memory.
+   * `maxBatch` makes batches smaller (a rate cap taken per batch keeps its waits short).
    */
-  async *readBytes(length: number): AsyncGenerator<Uint8Array[]> {
+  async *readBytes(length: number, maxBatch = MAX_BATCH): AsyncGenerator<Uint8Array[]> {
     let remaining = length;
+    const most = Math.max(1, Math.min(maxBatch, MAX_BATCH));
     while (remaining > 0) {
       while (this.#buffered === 0) await this.#waitForData(`${remaining} more of ${length} bytes`);
-      const batch = this.#take(Math.min(remaining, this.#buffered, MAX_BATCH));
+      const batch = this.#take(Math.min(remaining, this.#buffered, most));
       for (const chunk of batch) remaining -= chunk.byteLength;
       yield batch;
     }

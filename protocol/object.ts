@@ -24,6 +24,7 @@ import {
   type Upload,
 } from '../storage/hoststore/host-store.ts';
 import { MerkleBuilder } from '../storage/merkle.ts';
+import { limited, UNLIMITED, type RateLimit } from './rate-limit.ts';
 import type { ByteRange, ObjectSource } from '../storage/tier/tier.ts';
 
 export const PROTOCOL = '/hearth/object/1';
@@ -68,6 +69,23 @@ export class RemoteObjectError extends Error {
   }
 }
 
+/**
+ * The daemon's bandwidth caps and its record of transfer rates, shared by the
+ * host and client sides: every object's bytes to relatives (puts sent, gets
+ * served) pass `upload`, every byte from them (puts received, gets read) passes
+ * `download`. Directions are this home's: 'to' the relative or 'from' it.
+ */
+export interface TransferControl {
+  upload: RateLimit;
+  download: RateLimit;
+  /** Told of each object transfer that completed; times from performance.now(). */
+  transferred?(peer: string, direction: 'to' | 'from', bytes: number, startedAt: number, endedAt: number): void;
+}
+
+const NO_CONTROL: TransferControl = { upload: UNLIMITED, download: UNLIMITED };
+
+const byteLength = (batch: readonly Uint8Array[]): number => batch.reduce((n, chunk) => n + chunk.byteLength, 0);
+
 export interface ProtocolRegistrar {
   handle(protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void>;
   unhandle(protocol: string): Promise<void>;
@@ -88,6 +106,7 @@ export interface ObjectServiceInit {
   maxOutboundStreams?: number;
   /** Where refusals go (a full disk, a quota, a refused id), one line each. */
   log?: (line: string) => void;
+  transfers?: TransferControl;
 }
 
 /** The host side: serves the relatives' requests from a HostStore. */
@@ -100,6 +119,7 @@ export class ObjectService implements Startable {
   readonly #maxInboundStreams: number;
   readonly #maxOutboundStreams: number;
   readonly #log: (line: string) => void;
+  readonly #transfers: TransferControl;
   #started = false;
 
   constructor(components: ObjectServiceComponents, init: ObjectServiceInit) {
@@ -110,6 +130,7 @@ export class ObjectService implements Startable {
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS;
     this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS;
     this.#log = init.log ?? (() => {});
+    this.#transfers = init.transfers ?? NO_CONTROL;
   }
 
   readonly [Symbol.toStringTag] = '@hearth/object';
@@ -162,11 +183,15 @@ export class ObjectService implements Startable {
     const store = this.#store;
     switch (request.op) {
       case 'put':
-        return this.#receive(await store.beginPut(owner, request.id, request), stream, reader);
+        return this.#receive(owner, await store.beginPut(owner, request.id, request), stream, reader);
       case 'get': {
         const read = await store.read(owner, request.id, request);
         await sendJson(stream, { size: read.size, offset: read.offset, length: read.length }, MAX_RESPONSE_SIZE);
-        for await (const chunk of read.stream) await sendBytes(stream, chunk as Buffer);
+        const startedAt = performance.now();
+        for await (const chunk of read.stream) {
+          for await (const part of limited(chunk as Buffer, this.#transfers.upload)) await sendBytes(stream, part);
+        }
+        this.#transfers.transferred?.(owner, 'to', read.length, startedAt, performance.now());
         return;
       }
       case 'stat':
@@ -192,19 +217,24 @@ export class ObjectService implements Startable {
     }
   }
 
-  async #receive(upload: Upload, stream: Stream, reader: StreamReader): Promise<void> {
+  async #receive(owner: string, upload: Upload, stream: Stream, reader: StreamReader): Promise<void> {
     const superseded = (): void => stream.abort(upload.signal.reason as Error);
     upload.signal.addEventListener('abort', superseded);
+    const startedAt = performance.now();
     try {
       await sendJson(stream, { offset: upload.offset }, MAX_RESPONSE_SIZE);
-      // Awaiting each disk write before taking the next batch is the backpressure:
-      // the reader pauses the stream while batches pile up.
-      for await (const batch of reader.readBytes(upload.size - upload.offset)) await upload.write(batch);
+      // Awaiting the download cap and each disk write before taking the next batch
+      // is the backpressure: the reader pauses the stream while batches pile up.
+      for await (const batch of reader.readBytes(upload.size - upload.offset, this.#transfers.download.slice())) {
+        await this.#transfers.download.take(byteLength(batch), upload.signal);
+        await upload.write(batch);
+      }
       await upload.finish();
     } finally {
       upload.signal.removeEventListener('abort', superseded);
       await upload.abandon();
     }
+    this.#transfers.transferred?.(owner, 'from', upload.size - upload.offset, startedAt, performance.now());
     await sendJson(stream, { ok: true }, MAX_RESPONSE_SIZE);
   }
 }
@@ -254,6 +284,7 @@ export interface ObjectClientInit {
   node: Dialer;
   peerId: PeerId;
   idleTimeout?: number;
+  transfers?: TransferControl;
 }
 
 /** The Merkle root a put declares, with the leaf size it was computed with. */
@@ -285,11 +316,13 @@ export class ObjectClient {
   readonly peerId: PeerId;
   readonly #node: Dialer;
   readonly #idleTimeout: number;
+  readonly #transfers: TransferControl;
 
   constructor(init: ObjectClientInit) {
     this.#node = init.node;
     this.peerId = init.peerId;
     this.#idleTimeout = init.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+    this.#transfers = init.transfers ?? NO_CONTROL;
   }
 
   /**
@@ -315,8 +348,9 @@ export class ObjectClient {
       // A send that fails while the stream is still writable failed on our side (the
       // source's copy is gone or unreadable, or gave the wrong length): the host is
       // still waiting for bytes and will not answer, so that failure is the error at once.
+      const startedAt = performance.now();
       const answer = readReply(reader);
-      const sending = sendExactly(stream, source.open(start), source.size - start, { signal });
+      const sending = sendExactly(stream, source.open(start), source.size - start, { signal, limit: this.#transfers.upload });
       try {
         await Promise.race([sending, answer]);
       } catch (err) {
@@ -328,6 +362,7 @@ export class ObjectClient {
       }
       const sent = await sending;
       await answer;
+      this.#transfers.transferred?.(this.peerId.toString(), 'to', sent, startedAt, performance.now());
       return { offset: start, sent };
     });
   }
@@ -347,11 +382,18 @@ export class ObjectClient {
       throw err;
     }
     const length = header.length as number;
+    const transfers = this.#transfers;
+    const peer = this.peerId.toString();
     async function* body(): AsyncGenerator<Uint8Array> {
       let complete = false;
+      const startedAt = performance.now();
       try {
-        for await (const batch of reader.readBytes(length)) yield* batch;
+        for await (const batch of reader.readBytes(length, transfers.download.slice())) {
+          await transfers.download.take(byteLength(batch), signal);
+          yield* batch;
+        }
         complete = true;
+        transfers.transferred?.(peer, 'from', length, startedAt, performance.now());
         await stream.close();
       } finally {
         // Also reached when the consumer destroys the stream early.

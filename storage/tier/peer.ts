@@ -5,7 +5,7 @@
 // imports only storage/ itself, so there is no cycle). The libp2p node is handed in.
 import type { Readable } from 'node:stream';
 import type { PeerId } from '@libp2p/interface';
-import { merkleRootOfSource, ObjectClient, RemoteObjectError, type Dialer, type PutResult } from '../../protocol/object.ts';
+import { merkleRootOfSource, ObjectClient, RemoteObjectError, type Dialer, type PutResult, type TransferControl } from '../../protocol/object.ts';
 import type { HostedObjectInfo, OwnerUsage } from '../hoststore/host-store.ts';
 import { MERKLE_LEAF_SIZE } from '../merkle.ts';
 import { ObjectNotFoundError, PermanentTierError, type ByteRange, type ObjectSource, type Tier } from './tier.ts';
@@ -28,6 +28,8 @@ export interface PeerTierOptions {
   /** A started libp2p node that can dial the relative. */
   node: Dialer;
   idleTimeout?: number;
+  /** The daemon's bandwidth caps and rate record; none: unlimited. */
+  transfers?: TransferControl;
 }
 
 /** Stat and list report objects the host still holds with a pending deletion, with its deleteAt. */
@@ -42,7 +44,7 @@ export class PeerTier implements Tier {
   constructor(options: PeerTierOptions) {
     this.name = options.name;
     this.peerId = options.peerId;
-    this.#client = new ObjectClient({ node: options.node, peerId: options.peerId, idleTimeout: options.idleTimeout });
+    this.#client = new ObjectClient({ node: options.node, peerId: options.peerId, idleTimeout: options.idleTimeout, transfers: options.transfers });
   }
 
   location(name: string): string {
