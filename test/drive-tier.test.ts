@@ -91,6 +91,32 @@ describe('DriveTier', () => {
     await t.delete('ab12cd');
   });
 
+  it('with drive.maxUse a staged blob costs one request: the folder is listed once, the quota read once, and the listing still finds a copy to replace', async () => {
+    const folder = (await clientOf('client-a', refreshToken).drive.files.create({ requestBody: { name: 'staging', mimeType: FOLDER_MIME, parents: [folderId] }, fields: 'id' }, { rootUrl: emu.url })).data.id!;
+    await tier({ folder }).put('old1', sourceOf(file('old1', 2000)));
+    const t = tier({ folder, maxUse: 1e9 });
+    const before = emu.ledger.length;
+    for (const name of ['s1', 's2', 's3']) await t.put(name, sourceOf(file(name, 3000)));
+    expect(emu.ledger.slice(before).map((e) => e.op).filter((op) => op !== 'token')).toEqual(['list', 'about', 'upload-multipart', 'upload-multipart', 'upload-multipart']);
+    const again = file('old1-again', 2500);
+    await t.put('old1', sourceOf(again));
+    expect(emu.files().filter((f) => f.name === 'old1').map((f) => f.data)).toEqual([await bytesOf(createReadStream(again))]);
+    expect(await t.usage()).toBe(3 * 3000 + 2500);
+  });
+
+  it('a source that ends before its declared size fails the put with its own line and stores nothing, multipart or resumable', async () => {
+    const t = tier({ chunkSize: 2 * CHUNK, multipartLimit: CHUNK });
+    const filesBefore = emu.files().length;
+    for (const [name, size] of [['short1', 100_000], ['short2', 5 * CHUNK]] as const) {
+      const path = file(name, size - 1000);
+      const err = await t.put(name, { size, file: path, open: (offset) => createReadStream(path, { start: offset }) }).catch((e: Error) => e);
+      expect((err as Error).message).toMatch(/^the source gave \d+ bytes where \d+ were declared; the data changed while it was being stored$/);
+    }
+    expect(emu.files().length).toBe(filesBefore);
+    // The resumable session stays journalled for the next try; delete forgets it.
+    await t.delete('short2');
+  });
+
   it('files created under another OAuth client id are invisible (drive.file)', async () => {
     const t = tier();
     await t.put('mine', sourceOf(file('mine', 1000)));
