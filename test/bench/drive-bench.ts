@@ -55,6 +55,7 @@ async function startEmulator(): Promise<{ emulator: Emulator; count(): Promise<C
     },
     stop: () =>
       new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.stdin.end();
       }),
