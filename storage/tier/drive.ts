@@ -8,18 +8,26 @@
 // resumable upload in chunks of a multiple of 256 KiB, whose session URI is
 // journalled in the home before the first byte is sent, so a killed upload asks the
 // server how far it got (308 + Range) and continues there; a session Drive no longer
-// knows (404/410) starts over. Drive's md5Checksum and sha256Checksum are compared
-// with what was sent. Rate limits are plain errors (RetryTier backs off); a full
-// Drive, the daily upload limit and a lapsed sign-in are permanent.
+// knows (404/410) starts over. Drive's sha256Checksum (md5Checksum when it gives
+// only that) is compared with what was sent. Rate limits are plain errors
+// (RetryTier backs off); a full Drive, the daily upload limit and a lapsed sign-in
+// are permanent.
 import { createHash, type Hash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { drive_v3 } from 'googleapis/build/src/apis/drive/index.js';
 import { ObjectNotFoundError, PermanentTierError } from './tier.ts';
 import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
 
 export const CHUNK_UNIT = 256 * 1024;
-/** 8 MiB chunks: 128 requests per GiB; a kill costs at most one chunk re-sent. */
-export const DEFAULT_CHUNK_SIZE = 32 * CHUNK_UNIT;
+/**
+ * 32 MiB chunks: 32 requests per GiB, and a 30 MB video in one; a kill costs at most
+ * one chunk re-sent. Chunks are streamed, so their size costs no memory (Google's
+ * Python client sends 100 MiB).
+ */
+export const DEFAULT_CHUNK_SIZE = 128 * CHUNK_UNIT;
 /** Google's advice: multipart for up to 5 MB, resumable above. */
 export const DEFAULT_MULTIPART_LIMIT = 5 * 1024 * 1024;
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
@@ -27,6 +35,8 @@ const OBJECT_MIME = 'application/octet-stream';
 const FILE_FIELDS = 'id,name,size,md5Checksum,sha256Checksum';
 /** How many leading bytes tie a journalled session to one encryption (see DriveUploadEntry). */
 const HEAD_BYTES = 1024 * 1024;
+/** How long one about.get answers for: others' use of the account (Gmail) grows slowly. */
+const QUOTA_REUSE_MS = 60_000;
 
 export interface DriveUploadEntry {
   version: 1;
@@ -96,7 +106,11 @@ export class DriveTier implements Tier {
   private readonly label: string;
   private readonly signInHint: string;
   private readonly ids = new Map<string, { id: string; size: number }>();
+  /** The whole folder has been listed: `ids` knows every file a put could replace (one process owns a home). */
+  private listed = false;
   private used: number | undefined;
+  /** The account's last about.get, with what this tier added since (see checkSpace). */
+  private seenQuota: { limit: number; usage: number; at: number } | undefined;
 
   constructor(o: DriveTierOptions) {
     this.name = o.name;
@@ -125,11 +139,22 @@ export class DriveTier implements Tier {
 
   async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
     this.checkName(name);
-    const previous = await this.lookup(name).catch((err: unknown) => (err instanceof ObjectNotFoundError ? undefined : Promise.reject(err)));
+    // With drive.maxUse the folder is listed once for its size; that listing then
+    // answers whether a put replaces a file, so a staged blob costs one request.
+    if (this.maxUse !== Infinity) await this.usage();
+    const previous = this.listed ? this.ids.get(name) : await this.lookup(name).catch((err: unknown) => (err instanceof ObjectNotFoundError ? undefined : Promise.reject(err)));
     await this.checkSpace(name, source.size - (previous?.size ?? 0));
-    const stored = source.size <= this.multipartLimit ? await this.putMultipart(name, source, signal) : await this.putResumable(name, source, signal, true);
+    let stored: drive_v3.Schema$File;
+    try {
+      stored = source.size <= this.multipartLimit ? await this.putMultipart(name, source, signal) : await this.putResumable(name, source, signal, true);
+    } catch (err) {
+      // Drive may have refused for space: the next put reads the quota again.
+      this.seenQuota = undefined;
+      throw err;
+    }
     this.ids.set(name, { id: stored.id!, size: source.size });
     if (this.used !== undefined) this.used += source.size;
+    if (this.seenQuota) this.seenQuota.usage += source.size;
     // A name holds one file: an older copy (stored again, or left by a killed run) goes.
     if (previous && previous.id !== stored.id) await this.deleteId(previous.id, name, previous.size).catch(() => {});
   }
@@ -146,8 +171,13 @@ export class DriveTier implements Tier {
         throw new PermanentTierError(`${this.label}: storing ${name} would take Hearth's use of Google Drive to ${gb(used + adding)}, over drive.maxUse (${gb(this.maxUse)}); raise it with "hearth config set drive.maxUse SIZE" or let volumes retire staged copies`);
       }
     }
+    // A reading less than a minute old that leaves room is trusted; a refusal is
+    // always made on a fresh one.
+    const fits = (q: { limit: number; usage: number }) => !Number.isFinite(q.limit) || q.usage + adding <= q.limit;
+    if (this.seenQuota && Date.now() - this.seenQuota.at < QUOTA_REUSE_MS && fits(this.seenQuota)) return;
     const { limit, usage } = await this.quota();
-    if (Number.isFinite(limit) && usage + adding > limit) {
+    this.seenQuota = { limit, usage, at: Date.now() };
+    if (!fits({ limit, usage })) {
       throw new PermanentTierError(`${this.label}: Google Drive is full (${gb(usage)} of ${gb(limit)} used, shared with Gmail and Photos): nothing more can be stored; free space in Drive or buy more storage`);
     }
   }
@@ -169,14 +199,18 @@ export class DriveTier implements Tier {
   }
 
   private async putMultipart(name: string, source: ObjectSource, signal: AbortSignal | undefined): Promise<drive_v3.Schema$File> {
-    const body = await readRange(source, 0, source.size, signal);
+    const sha256 = createHash('sha256');
+    // googleapis pipes the body, and a pipe does not pass a failing source on: its
+    // failure ends the request here.
+    const failed = new AbortController();
+    const body = Readable.from(hashedRange(source, 0, source.size, sha256, signal)).once('error', (err) => failed.abort(err));
     const answer = await this.guard(`store ${name}`, () =>
       this.drive.files.create(
-        { requestBody: { name, parents: [this.folderId], mimeType: OBJECT_MIME }, media: { mimeType: OBJECT_MIME, body: Readable.from([body]) }, fields: FILE_FIELDS },
-        { rootUrl: this.rootUrl, signal },
+        { requestBody: { name, parents: [this.folderId], mimeType: OBJECT_MIME }, media: { mimeType: OBJECT_MIME, body }, fields: FILE_FIELDS },
+        { rootUrl: this.rootUrl, signal: signal ? AbortSignal.any([signal, failed.signal]) : failed.signal },
       ),
-    );
-    return this.verify(name, answer.data, createHash('md5').update(body), createHash('sha256').update(body), source.size);
+    ).catch((err: unknown) => Promise.reject(sourceFailure(failed.signal.reason) ?? err));
+    return this.verify(name, answer.data, sha256, source, signal);
   }
 
   private async putResumable(name: string, source: ObjectSource, signal: AbortSignal | undefined, mayRestart: boolean): Promise<drive_v3.Schema$File> {
@@ -195,19 +229,21 @@ export class DriveTier implements Tier {
         entry = undefined;
       } else if (status.file) {
         this.journal.remove(name);
-        return this.verify(name, status.file, ...(await hashRange(source, 0, source.size, signal)), source.size);
+        return this.verify(name, status.file, await hashRange(source, 0, source.size, 'sha256', signal), source, signal);
       } else offset = status.offset!;
     }
     if (!entry) {
       entry = { version: 1, sessionUri: await this.startSession(name, source.size, signal), size: source.size, headSha256: head, startedAt: new Date().toISOString() };
       this.journal.write(name, entry);
     }
-    const [md5, sha256] = await hashRange(source, 0, offset, signal);
+    let sha256 = await hashRange(source, 0, offset, 'sha256', signal);
     while (offset < source.size) {
       signal?.throwIfAborted();
       const length = Math.min(this.chunkSize, source.size - offset);
-      const chunk = await readRange(source, offset, length, signal);
-      const answer = await this.chunkRequest(entry.sessionUri, `bytes ${offset}-${offset + length - 1}/${source.size}`, chunk, signal, name);
+      // Streamed from the source and hashed as it goes, so hashing overlaps sending
+      // and no chunk is held in memory.
+      const chunk = hashedRange(source, offset, length, sha256, signal);
+      const answer = await this.chunkRequest(entry.sessionUri, `bytes ${offset}-${offset + length - 1}/${source.size}`, { stream: chunk, length }, signal, name);
       if (answer.gone) {
         this.journal.remove(name);
         if (!mayRestart) throw new Error(`${this.label}: Drive forgot the upload session of ${name} twice in a row`);
@@ -215,19 +251,19 @@ export class DriveTier implements Tier {
       }
       const committed = answer.file ? source.size : answer.offset!;
       if (committed < offset || committed > offset + length) throw new Error(`${this.label}: Drive answered the upload of ${name} with offset ${committed} after bytes ${offset}-${offset + length - 1}`);
-      md5.update(chunk.subarray(0, committed - offset));
-      sha256.update(chunk.subarray(0, committed - offset));
+      // Drive kept less than was sent (rare): the hashes cover what it holds.
+      if (committed < offset + length && !answer.file) sha256 = await hashRange(source, 0, committed, 'sha256', signal);
       offset = committed;
       if (answer.file) {
         this.journal.remove(name);
-        return this.verify(name, answer.file, md5, sha256, source.size);
+        return this.verify(name, answer.file, sha256, source, signal);
       }
     }
     // Every byte was accepted but no file came back: ask once more.
     const last = await this.chunkRequest(entry.sessionUri, `bytes */${source.size}`, undefined, signal, name);
     if (!last.file) throw new Error(`${this.label}: Drive holds all ${source.size} bytes of ${name} but did not create the file`);
     this.journal.remove(name);
-    return this.verify(name, last.file, md5, sha256, source.size);
+    return this.verify(name, last.file, sha256, source, signal);
   }
 
   private async accessToken(refresh = false): Promise<string> {
@@ -253,27 +289,33 @@ export class DriveTier implements Tier {
       await res.body?.cancel();
       return this.startSession(name, size, signal, true);
     }
-    if (!res.ok) throw this.translate(await responseFault(res), `start the upload of ${name}`);
+    if (!res.ok) throw this.translate(responseFault(res.status, await res.text().catch(() => '')), `start the upload of ${name}`);
     const location = res.headers.get('location');
     await res.body?.cancel();
     if (!location) throw new Error(`${this.label}: Drive started an upload of ${name} without a session URI`);
     return location;
   }
 
-  /** A chunk PUT (or a status query, without body): the new offset, the file, or gone. */
-  private async chunkRequest(sessionUri: string, range: string, body: Buffer | undefined, signal: AbortSignal | undefined, name: string): Promise<{ offset?: number; file?: drive_v3.Schema$File; gone?: true }> {
-    const res = await this.fetch(sessionUri, { method: 'PUT', headers: { 'content-range': range, 'content-length': String(body?.length ?? 0) }, body, signal }, `upload ${name}`);
+  /**
+   * A chunk PUT (or a status query, without body): the new offset, the file, or
+   * gone. Sent with node:http(s) and the body piped from the source: fetch copies
+   * each piece of a streamed body into a web stream, a fifth of the upload's CPU.
+   */
+  private async chunkRequest(sessionUri: string, range: string, body: { stream: AsyncIterable<Buffer>; length: number } | undefined, signal: AbortSignal | undefined, name: string): Promise<{ offset?: number; file?: drive_v3.Schema$File; gone?: true }> {
+    let res: { status: number; range?: string; text: string };
+    try {
+      res = await putBody(sessionUri, { 'content-range': range, 'content-length': String(body?.length ?? 0) }, body?.stream, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw sourceFailure(err) ?? this.translate(faultOf(err), `upload ${name}`, undefined, err);
+    }
     if (res.status === 308) {
-      await res.body?.cancel();
-      const r = /^bytes=0-(\d+)$/.exec(res.headers.get('range') ?? '');
+      const r = /^bytes=0-(\d+)$/.exec(res.range ?? '');
       return { offset: r ? Number(r[1]) + 1 : 0 };
     }
-    if (res.status === 200 || res.status === 201) return { file: (await res.json()) as drive_v3.Schema$File };
-    if (res.status === 404 || res.status === 410) {
-      await res.body?.cancel();
-      return { gone: true };
-    }
-    throw this.translate(await responseFault(res), `upload ${name}`);
+    if (res.status === 200 || res.status === 201) return { file: JSON.parse(res.text) as drive_v3.Schema$File };
+    if (res.status === 404 || res.status === 410) return { gone: true };
+    throw this.translate(responseFault(res.status, res.text), `upload ${name}`);
   }
 
   private async cancelSession(sessionUri: string): Promise<void> {
@@ -289,9 +331,17 @@ export class DriveTier implements Tier {
     }
   }
 
-  private async verify(name: string, file: drive_v3.Schema$File, md5: Hash, sha256: Hash, size: number): Promise<drive_v3.Schema$File> {
-    const sent = { md5: md5.digest('hex'), sha256: sha256.digest('hex') };
-    const wrong = Number(file.size) !== size ? `size ${file.size} instead of ${size}` : file.md5Checksum && file.md5Checksum !== sent.md5 ? 'another md5Checksum' : file.sha256Checksum && file.sha256Checksum !== sent.sha256 ? 'another sha256Checksum' : !file.md5Checksum && !file.sha256Checksum ? 'no checksum' : undefined;
+  /**
+   * Drive's sha256Checksum against the SHA-256 of what was sent (hashed on the way
+   * out). MD5 costs twice SHA-256 here, so it is computed, from the source, only
+   * for an answer that carries md5Checksum alone.
+   */
+  private async verify(name: string, file: drive_v3.Schema$File, sha256: Hash, source: ObjectSource, signal: AbortSignal | undefined): Promise<drive_v3.Schema$File> {
+    const wrong =
+      Number(file.size) !== source.size ? `size ${file.size} instead of ${source.size}`
+      : file.sha256Checksum ? (file.sha256Checksum !== sha256.digest('hex') ? 'another sha256Checksum' : undefined)
+      : file.md5Checksum ? (file.md5Checksum !== (await hashRange(source, 0, source.size, 'md5', signal)).digest('hex') ? 'another md5Checksum' : undefined)
+      : 'no checksum';
     if (wrong) {
       if (file.id) await this.deleteId(file.id, name, 0).catch(() => {});
       throw new Error(`${this.label}: Drive reports ${wrong} for ${name} than Hearth sent; the copy was deleted and will be sent again`);
@@ -343,7 +393,10 @@ export class DriveTier implements Tier {
         yield { name: f.name, size, id: f.id, md5Checksum: f.md5Checksum ?? undefined, sha256Checksum: f.sha256Checksum ?? undefined };
       }
       pageToken = answer.data.nextPageToken ?? undefined;
-      if (!pageToken) return;
+      if (!pageToken) {
+        this.listed = true;
+        return;
+      }
     }
   }
 
@@ -377,7 +430,7 @@ export class DriveTier implements Tier {
     try {
       return await request();
     } catch (err) {
-      throw this.translate(await gaxiosFault(err), doing, object, err);
+      throw sourceFailure(err) ?? this.translate(await gaxiosFault(err), doing, object, err);
     }
   }
 
@@ -430,55 +483,68 @@ async function gaxiosFault(err: unknown): Promise<DriveFault> {
   return { status: response.status, reason: error?.errors?.[0]?.reason, message: error?.message ?? base.message };
 }
 
-async function responseFault(res: Response): Promise<DriveFault> {
-  const text = await res.text().catch(() => '');
+function responseFault(status: number, text: string): DriveFault {
   try {
     const error = (JSON.parse(text) as { error?: { message?: string; errors?: Array<{ reason?: string }> } }).error;
-    return { status: res.status, reason: error?.errors?.[0]?.reason, message: error?.message ?? text };
+    return { status, reason: error?.errors?.[0]?.reason, message: error?.message ?? text };
   } catch {
-    return { status: res.status, message: text.slice(0, 200) };
+    return { status, message: text.slice(0, 200) };
   }
+}
+
+/** One PUT with the body piped from `body` as it comes: status, Range header and the answer's text. */
+function putBody(url: string, headers: Record<string, string>, body: AsyncIterable<Buffer> | undefined, signal: AbortSignal | undefined): Promise<{ status: number; range?: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'PUT', headers, signal }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, range: res.headers.range, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body) pipeline(Readable.from(body), req).catch(reject);
+    else req.end();
+  });
+}
+
+/** The source itself failed while a body was streamed from it: its own message, not a Drive fault. */
+class SourceError extends Error {}
+
+function sourceFailure(err: unknown): SourceError | undefined {
+  for (let e = err as { cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as { cause?: unknown } | undefined, depth++) if (e instanceof SourceError) return e;
+  return undefined;
 }
 
 async function readRange(source: ObjectSource, offset: number, length: number, signal: AbortSignal | undefined): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
-  let at = 0;
-  if (length === 0) return out;
-  const stream = source.open(offset);
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      signal?.throwIfAborted();
-      const piece = chunk.subarray(0, length - at);
-      piece.copy(out, at);
-      at += piece.length;
-      if (at >= length) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  if (at !== length) throw new Error(`the source gave ${at} bytes where ${length} were declared; the data changed while it was being stored`);
-  return out;
+  const pieces: Buffer[] = [];
+  for await (const piece of hashedRange(source, offset, length, undefined, signal)) pieces.push(piece);
+  return Buffer.concat(pieces, length);
 }
 
-/** MD5 and SHA-256 of bytes [offset, offset+length), read in chunks (a resumed upload re-hashes what Drive has). */
-async function hashRange(source: ObjectSource, offset: number, length: number, signal: AbortSignal | undefined): Promise<[Hash, Hash]> {
-  const md5 = createHash('md5');
-  const sha256 = createHash('sha256');
-  if (length === 0) return [md5, sha256];
+/** The hash of bytes [offset, offset+length) (a resumed upload re-hashes what Drive has). */
+async function hashRange(source: ObjectSource, offset: number, length: number, algorithm: 'md5' | 'sha256', signal: AbortSignal | undefined): Promise<Hash> {
+  const hash = createHash(algorithm);
+  for await (const _ of hashedRange(source, offset, length, hash, signal));
+  return hash;
+}
+
+/** Bytes [offset, offset+length) of the source, fed to `hash` as they pass; a source that ends early fails it. */
+async function* hashedRange(source: ObjectSource, offset: number, length: number, hash: Hash | undefined, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  if (length === 0) return;
   let left = length;
   const stream = source.open(offset);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       signal?.throwIfAborted();
       const piece = chunk.subarray(0, left);
-      md5.update(piece);
-      sha256.update(piece);
+      hash?.update(piece);
       left -= piece.length;
+      yield piece;
       if (left <= 0) break;
     }
   } finally {
     stream.destroy();
   }
-  if (left > 0) throw new Error(`the source ended ${left} bytes early; the data changed while it was being stored`);
-  return [md5, sha256];
+  if (left > 0) throw new SourceError(`the source gave ${length - left} bytes where ${length} were declared; the data changed while it was being stored`);
 }

@@ -6,7 +6,8 @@
 //   small set:  100,000 x 4 KiB files
 // Data sets are cached in bench-data/ (git-ignored); HEARTH_BENCH_SMALL=1 uses a
 // tenth of each set for a quick look; HEARTH_BENCH_ONLY=photos,small (any of
-// tools, photos, small, restic, family, s3) runs only those parts, to iterate on one figure.
+// tools, photos, small, restic, family, s3, drive) runs only those parts, to iterate on
+// one figure (the sets are built only for parts that read them; drive makes its own).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { familyBench } from './family-bench.ts';
 import { s3Bench } from './s3-bench.ts';
+import { driveBench } from './drive-bench.ts';
 import { dropCaches, machineLine, run, type Run } from './measure.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -120,10 +122,11 @@ async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   const photoDir = join(dataDir, `photos-${scale}`);
   const smallDir = join(dataDir, `small-${scale}`);
-  console.log('building data sets (cached in bench-data/)...');
-  const photos = buildPhotoSet(photoDir);
-  const small = buildSmallSet(smallDir);
-  console.log(`photo set: ${photos.files} files, ${fmt(photos.bytes / 1e9, 2)} GB; small set: ${small.files} files\n`);
+  const needsSets = ['tools', 'photos', 'small', 'family', 's3'].some(part);
+  if (needsSets) console.log('building data sets (cached in bench-data/)...');
+  const photos = needsSets ? buildPhotoSet(photoDir) : { files: 0, bytes: 0 };
+  const small = needsSets ? buildSmallSet(smallDir) : { files: 0, bytes: 0 };
+  if (needsSets) console.log(`photo set: ${photos.files} files, ${fmt(photos.bytes / 1e9, 2)} GB; small set: ${small.files} files\n`);
 
   const tools = part('tools');
   const sha = tools ? await run('sh', ['-c', `find ${photoDir} -type f -print0 | xargs -0 cat | sha256sum`]) : undefined;
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
   const rs = part('small') && part('restic') ? await resticBackup('small', smallDir, work) : undefined;
   const fam = part('family') ? await familyBench(photoDir, work) : undefined;
   const cloud = part('s3') ? await s3Bench(photoDir, photos.bytes, work) : undefined;
+  const staging = part('drive') ? await driveBench() : undefined;
 
   // A part that did not run leaves its cells empty.
   const cell = (value: number | undefined, digits = 1) => (value === undefined || !Number.isFinite(value) ? '' : fmt(value, digits));
@@ -161,8 +165,10 @@ async function main(): Promise<void> {
     ['audit: relative bytes read (MB), wall time (s)', fam ? `${fmt(fam.audit.hostBytesRead / 1e6, 1)}, ${fmt(fam.audit.seconds, 2)}` : '', '', '', ''],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const tableRan = ['tools', 'photos', 'small', 'family'].some(part);
+  if (tableRan) for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   if (cloud) for (const line of cloud) console.log(line);
+  if (staging) for (const line of staging) console.log(line);
   if (hp) console.log(`\nhearth photo backup: ${hp.report.volumes.length} volumes, ${hp.report.blobs.stored} blobs`);
   rmSync(work, { recursive: true, force: true });
 }

@@ -89,6 +89,10 @@ export interface DriveEmulator {
   files(): DriveFile[];
   /** Change a stored file's bytes behind the client's back (damage). */
   corrupt(id: string): void;
+  /** The next `n` uploads are stored with their first byte flipped: Drive holds other bytes than were sent. */
+  damageUploads(n: number): void;
+  /** The checksum fields files carry; both by default (Drive leaves sha256Checksum out of some files). */
+  checksums: { md5: boolean; sha256: boolean };
   /** Delete a file behind the client's back (the user, in Drive's web page). */
   remove(id: string): void;
   stop(): Promise<void>;
@@ -134,12 +138,12 @@ function project(value: Record<string, unknown>, fields: Map<string, unknown> | 
   return out;
 }
 
-function resource(f: DriveFile): Record<string, unknown> {
+function resource(f: DriveFile, checksums: { md5: boolean; sha256: boolean }): Record<string, unknown> {
   const base: Record<string, unknown> = { kind: 'drive#file', id: f.id, name: f.name, mimeType: f.mimeType, parents: f.parents, createdTime: f.createdTime, trashed: false };
   if (f.mimeType !== FOLDER) {
     base.size = String(f.data.length);
-    base.md5Checksum = createHash('md5').update(f.data).digest('hex');
-    base.sha256Checksum = createHash('sha256').update(f.data).digest('hex');
+    if (checksums.md5) base.md5Checksum = createHash('md5').update(f.data).digest('hex');
+    if (checksums.sha256) base.sha256Checksum = createHash('sha256').update(f.data).digest('hex');
   }
   return base;
 }
@@ -238,6 +242,7 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
   const ledger: DriveLedgerEntry[] = [];
   let quota = { limit: 15 * 1024 ** 3, otherUsage: 0 };
   let held: { op: string; after: number; seen: number } | undefined;
+  let damaged = 0;
   let releaseHeld: () => void = () => {};
   let heldUntil = new Promise<void>((resolve) => (releaseHeld = resolve));
 
@@ -282,6 +287,8 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
       f.data = Buffer.from(f.data);
       f.data[0] = f.data[0]! ^ 0xff;
     },
+    damageUploads: (n) => void (damaged = n),
+    checksums: { md5: true, sha256: true },
     hold: (op, after) => void (held = { op, after, seen: 0 }),
     release: () => {
       held = undefined;
@@ -421,10 +428,11 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
       }
       const f: DriveFile = { id: newId(), name: metadata.name ?? 'Untitled', mimeType: metadata.mimeType ?? 'application/octet-stream', parents: metadata.parents ?? ['root'], data, clientId: clientId!, createdTime: new Date(now()).toISOString() };
       files.set(f.id, f);
+      if (data.length > 0 && damaged > 0 && damaged--) emulator.corrupt(f.id);
       return f;
     };
     const sendFile = (f: DriveFile, status = 200, fields?: string | null): void =>
-      void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(project(resource(f), fields ? (parseFields(fields) as Map<string, unknown>) : DEFAULT_FILE_FIELDS)));
+      void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(project(resource(f, emulator.checksums), fields ? (parseFields(fields) as Map<string, unknown>) : DEFAULT_FILE_FIELDS)));
 
     switch (entry.op) {
       case 'about': {
@@ -491,7 +499,7 @@ export async function startDriveEmulator(): Promise<DriveEmulator> {
         const start = q.get('pageToken') ? Number(Buffer.from(q.get('pageToken')!, 'base64url').toString()) : 0;
         const matched = [...files.values()].filter((f) => f.clientId === clientId && test(f)).sort((a, b) => a.createdTime.localeCompare(b.createdTime) || a.id.localeCompare(b.id));
         const page = matched.slice(start, start + pageSize);
-        const all: Record<string, unknown> = { kind: 'drive#fileList', incompleteSearch: false, files: page.map(resource) };
+        const all: Record<string, unknown> = { kind: 'drive#fileList', incompleteSearch: false, files: page.map((f) => resource(f, emulator.checksums)) };
         if (start + pageSize < matched.length) all.nextPageToken = Buffer.from(String(start + pageSize)).toString('base64url');
         const fields = q.get('fields') ? (parseFields(q.get('fields')!) as Map<string, unknown>) : (new Map([['kind', null], ['incompleteSearch', null], ['nextPageToken', null], ['files', DEFAULT_FILE_FIELDS]]) as Map<string, unknown>);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(project(all, fields)));
