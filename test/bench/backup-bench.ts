@@ -90,8 +90,9 @@ export async function backupComparisons(set: DataSet, rows: SetRows, work: strin
   const amount = set.unit === 'MB/s' ? set.bytes / 1e6 : set.files;
   const comparisons: Comparison[] = [];
   const compare = async (label: string, cache: CacheState, sides: (tool: Tool) => Side, row: { target?: string; bounds: string[] }) => {
-    const p = await pairedRuns(pairs, cache, sides(hearth), restic && sides(restic));
-    comparisons.push({ label: `${label}, ${set.name}${restic ? ' vs restic' : ''}`, unit: set.unit, summary: pairSummary(p, amount), ...row });
+    const name = `${label}, ${set.name}${restic ? ' vs restic' : ''}`;
+    const p = await pairedRuns(name, pairs, cache, sides(hearth), restic && sides(restic));
+    comparisons.push({ label: name, unit: set.unit, summary: pairSummary(p, amount), ...row });
     return p;
   };
   const restoreTo = (tool: Tool, name: string): Side => {

@@ -28,6 +28,7 @@ const catSet = (dir: string) => `find ${dir} -type f -print0 | xargs -0 cat`;
 
 /** Ceilings for the sets that ran: names (the keys) are what rows list in `bounds`. */
 export async function measureCeilings(sets: { photos?: DataSet; small?: DataSet }, work: string, tries: number): Promise<Ceilings> {
+  process.stderr.write(`the machine's ceilings: best of ${tries}\n`);
   const ceilings: Ceilings = new Map();
   const measure = async (name: string, what: string, set: DataSet, cold: boolean, once: () => Promise<Run>, seconds = (r: Run) => r.seconds) => {
     let best = Infinity;

@@ -136,7 +136,8 @@ export async function familyBench(photoDir: string, work: string, pairs: number)
       keepPeaks();
       return { seconds: sent.seconds, peakRssMb: Math.max(...peaks), stdout: '' };
     };
-    const p = await pairedRuns(pairs, 'cold', {
+    const label = 'photo set to one relative vs bare libp2p stream';
+    const p = await pairedRuns(label, pairs, 'cold', {
       prepare: async () => {
         await stopDaemons();
         remove(a, b);
@@ -148,7 +149,7 @@ export async function familyBench(photoDir: string, work: string, pairs: number)
     }, { run: () => bareStream(files, figures.bare) });
     const mb = (bytes: number) => bytes / 1e6;
     const comparison: Comparison = {
-      label: 'photo set to one relative vs bare libp2p stream', unit: 'MB/s', target: '>= 0.9x', bounds: ['libp2p', 'tcp', 'read'],
+      label, unit: 'MB/s', target: '>= 0.9x', bounds: ['libp2p', 'tcp', 'read'],
       summary: pairSummary(p, { hearth: mb(figures.transfers[0]!.bytes), reference: mb(figures.bare[0]!.bytes) }),
     };
 

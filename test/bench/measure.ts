@@ -92,8 +92,12 @@ export interface Pairs {
   reference: Run[];
 }
 
-/** Hearth, reference, Hearth, reference, ...: `pairs` times, each run prepared and then started from `cache`. */
-export async function pairedRuns(pairs: number, cache: CacheState, hearth: Side, reference?: Side): Promise<Pairs> {
+/**
+ * Hearth, reference, Hearth, reference, ...: `pairs` times, each run prepared and
+ * then started from `cache`. `what` goes to stderr first: a full bench is long.
+ */
+export async function pairedRuns(what: string, pairs: number, cache: CacheState, hearth: Side, reference?: Side): Promise<Pairs> {
+  process.stderr.write(`${what}: ${pairs} pairs, ${cache}\n`);
   const result: Pairs = { cache, hearth: [], reference: [] };
   const once = async (side: Side): Promise<Run> => {
     await side.prepare?.();

@@ -48,7 +48,7 @@ export async function s3Bench(photoDir: string, photoBytes: number, work: string
     const env = { HEARTH_TEST_S3_KEY: swift.credentials.accessKeyId, HEARTH_TEST_S3_SECRET: swift.credentials.secretAccessKey, HEARTH_TEST_S3_SHA256: 'off' };
     let i = 0;
     let sdkRequests = 0;
-    const p = await pairedRuns(PAIRS, 'cold', {
+    const p = await pairedRuns('s3 upload vs SDK', PAIRS, 'cold', {
       run: () => run(process.execPath, [PUT_CHILD, swift.endpoint, 'bench', join(work, 's3-journal'), String(1024 ** 3), volume, `h${i}`], { env }),
     }, {
       run: async () => {
