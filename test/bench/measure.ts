@@ -172,6 +172,7 @@ export interface Comparison {
 
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '');
 const rate = (n: number, unit: Comparison['unit']) => fixed(n, unit === 'MB/s' ? 1 : 0);
+const both = (hearth: number, reference: number, digits: number) => fixed(hearth, digits) + (Number.isFinite(reference) ? ` / ${fixed(reference, digits)}` : '');
 
 /** The table's lines, columns aligned. */
 export function comparisonTable(rows: Comparison[]): string[] {
@@ -181,8 +182,8 @@ export function comparisonTable(rows: Comparison[]): string[] {
       `${label} (${unit})`, s.cache, String(s.pairs), rate(s.hearthRate, unit), rate(s.referenceRate, unit),
       Number.isFinite(s.medianRatio) ? `${fixed(s.medianRatio, 2)}x` : '',
       Number.isFinite(s.minRatio) ? `${fixed(s.minRatio, 2)}-${fixed(s.maxRatio, 2)}` : '',
-      `${fixed(s.hearthSpread, 2)} / ${fixed(s.referenceSpread, 2)}`,
-      `${fixed(s.hearthPeakRssMb, 0)} / ${fixed(s.referencePeakRssMb, 0)}`,
+      both(s.hearthSpread, s.referenceSpread, 2),
+      both(s.hearthPeakRssMb, s.referencePeakRssMb, 0),
       target ?? '',
     ]),
   ];
