@@ -7,11 +7,14 @@
 // here as waiting for 'drain'); the receiver hashes them with SHA-256, the least a
 // host does with bytes it keeps. Time runs from opening the stream to the
 // receiver's answer that it has them all.
+// With --tcp, the same bytes go over one plain TCP socket instead (Node's net, the
+// receiver hashing them the same way): the ceiling of any transfer on loopback.
 // Prints one JSON line: {"bytes", "seconds", "senderCpuSeconds", "receiverCpuSeconds"}.
-// Run: node test/bench/bare-stream.ts FILE...   or   node test/bench/bare-stream.ts BYTES
+// Run: node test/bench/bare-stream.ts [--tcp] FILE...   or   node test/bench/bare-stream.ts [--tcp] BYTES
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -36,33 +39,59 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1e6;
 }
 
+/**
+ * What a receiver does with each chunk, whatever carries it: the first 8 bytes say
+ * how many follow; the rest is hashed; `done` gets the answer once all arrived.
+ */
+function receiver(done: (answer: Buffer) => void): (chunk: Uint8Array) => void {
+  const cpu = process.cpuUsage();
+  const hash = createHash('sha256');
+  let header = Buffer.alloc(0);
+  let expected: number | undefined;
+  let got = 0;
+  return (chunk) => {
+    if (expected === undefined) {
+      // A TCP read may end inside the header.
+      header = Buffer.concat([header, chunk]);
+      if (header.length < 8) return;
+      expected = Number(header.readBigUInt64BE());
+      chunk = header.subarray(8);
+    }
+    hash.update(chunk);
+    got += chunk.byteLength;
+    if (got === expected) done(Buffer.from(JSON.stringify({ sha256: hash.digest('hex'), cpuSeconds: cpuSeconds(cpu) })));
+  };
+}
+
 /** The receiving process: prints its address, answers each stream with the digest and its CPU seconds. */
-async function receive(): Promise<void> {
-  const node = await host();
-  await node.handle(PROTOCOL, (stream: Stream) => {
-    const cpu = process.cpuUsage();
-    const hash = createHash('sha256');
-    let expected: number | undefined;
-    let got = 0;
-    stream.addEventListener('message', (event) => {
-      for (let chunk of event.data instanceof Uint8Array ? [event.data] : event.data) {
-        // The first 8 bytes say how many follow.
-        if (expected === undefined) {
-          expected = Number(Buffer.from(chunk.subarray(0, 8)).readBigUInt64BE());
-          chunk = chunk.subarray(8);
-        }
-        hash.update(chunk);
-        got += chunk.byteLength;
-      }
-      if (got === expected) {
-        stream.send(Buffer.from(JSON.stringify({ sha256: hash.digest('hex'), cpuSeconds: cpuSeconds(cpu) })));
-        void stream.close();
-      }
+async function receive(tcp: boolean): Promise<void> {
+  let stop: () => Promise<unknown>;
+  let announce: object;
+  if (tcp) {
+    const server = createServer((socket: Socket) => {
+      const take = receiver((answer) => socket.end(answer));
+      socket.on('data', take);
     });
-  });
-  process.stdout.write(`${JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString(), peerId: node.peerId.toString() })}\n`);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    announce = { port: (server.address() as { port: number }).port };
+    stop = () => new Promise((resolve) => server.close(resolve));
+  } else {
+    const node = await host();
+    await node.handle(PROTOCOL, (stream: Stream) => {
+      const take = receiver((answer) => {
+        stream.send(answer);
+        void stream.close();
+      });
+      stream.addEventListener('message', (event) => {
+        for (const chunk of event.data instanceof Uint8Array ? [event.data] : event.data) take(chunk);
+      });
+    });
+    announce = { addr: node.getMultiaddrs()[0]!.toString(), peerId: node.peerId.toString() };
+    stop = async () => node.stop();
+  }
+  process.stdout.write(`${JSON.stringify(announce)}\n`);
   process.once('SIGTERM', async () => {
-    await node.stop();
+    await stop();
     process.exit(0);
   });
 }
@@ -86,36 +115,79 @@ function sources(args: string[]): { size: number; open(): AsyncIterable<Uint8Arr
   };
 }
 
-async function send(args: string[]): Promise<void> {
-  const source = sources(args);
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--receive'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** One open connection to the receiver: send chunks with backpressure, then wait for its answer. */
+interface Link {
+  send(chunk: Uint8Array): Promise<void>;
+  answer: Promise<{ cpuSeconds: number }>;
+  close(): Promise<unknown>;
+}
+
+async function libp2pLink(announced: { addr: string; peerId: string }): Promise<{ open(): Promise<Link>; close(): Promise<unknown> }> {
   const node = await host();
+  const receiverId = peerIdFromString(announced.peerId);
+  await node.peerStore.merge(receiverId, { multiaddrs: [multiaddr(announced.addr)] });
+  await node.dial(receiverId);
+  return {
+    open: async () => {
+      const stream = await node.dialProtocol(receiverId, PROTOCOL);
+      const answer = new Promise<{ cpuSeconds: number }>((resolve) => {
+        stream.addEventListener('message', (event) => resolve(JSON.parse(Buffer.from(event.data.subarray()).toString())), { once: true });
+      });
+      return { send: (chunk) => sendBytes(stream, chunk), answer, close: () => stream.close() };
+    },
+    close: async () => node.stop(),
+  };
+}
+
+function tcpLink(announced: { port: number }): { open(): Promise<Link>; close(): Promise<unknown> } {
+  return {
+    open: async () => {
+      const socket = connect({ port: announced.port, host: '127.0.0.1', noDelay: true });
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const answer = new Promise<{ cpuSeconds: number }>((resolve) => {
+        let text = '';
+        socket.on('data', (d) => (text += d));
+        socket.on('end', () => resolve(JSON.parse(text)));
+      });
+      return {
+        send: async (chunk) => {
+          if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+        },
+        answer,
+        close: async () => socket.end(),
+      };
+    },
+    close: async () => {},
+  };
+}
+
+async function send(tcp: boolean, args: string[]): Promise<void> {
+  const source = sources(args);
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), tcp ? '--receive-tcp' : '--receive'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let transport: { open(): Promise<Link>; close(): Promise<unknown> } | undefined;
   try {
     let announced = '';
     // Node flags passed on (--trace-gc) may print lines of their own first.
     for await (const line of createInterface({ input: child.stdout! })) if ((announced = line).startsWith('{')) break;
-    const { addr, peerId } = JSON.parse(announced) as { addr: string; peerId: string };
-    const receiver = peerIdFromString(peerId);
-    await node.peerStore.merge(receiver, { multiaddrs: [multiaddr(addr)] });
-    await node.dial(receiver);
+    transport = tcp ? tcpLink(JSON.parse(announced)) : await libp2pLink(JSON.parse(announced));
     const cpu = process.cpuUsage();
     const started = process.hrtime.bigint();
-    const stream = await node.dialProtocol(receiver, PROTOCOL);
-    const answer = new Promise<{ cpuSeconds: number }>((resolve) => {
-      stream.addEventListener('message', (event) => resolve(JSON.parse(Buffer.from(event.data.subarray()).toString())), { once: true });
-    });
+    const link = await transport.open();
     const header = Buffer.alloc(8);
     header.writeBigUInt64BE(BigInt(source.size));
-    await sendBytes(stream, header);
-    for await (const chunk of source.open()) await sendBytes(stream, chunk);
-    const { cpuSeconds: receiverCpuSeconds } = await answer;
+    await link.send(header);
+    for await (const chunk of source.open()) await link.send(chunk);
+    const { cpuSeconds: receiverCpuSeconds } = await link.answer;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await link.close();
     console.log(JSON.stringify({ bytes: source.size, seconds, senderCpuSeconds: cpuSeconds(cpu), receiverCpuSeconds }));
   } finally {
     child.kill('SIGTERM');
-    await node.stop();
+    await transport?.close();
   }
 }
 
-if (process.argv[2] === '--receive') await receive();
-else await send(process.argv.slice(2));
+const mode = process.argv[2];
+if (mode === '--receive' || mode === '--receive-tcp') await receive(mode === '--receive-tcp');
+else if (mode === '--tcp') await send(true, process.argv.slice(3));
+else await send(false, process.argv.slice(2));

@@ -5,7 +5,7 @@
 // ...), with medians, requests per GB and peak RSS; then what a monthly check of the
 // set and the 250 GB scenario cost.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -13,17 +13,12 @@ import { createS3Client } from '../../storage/tier/s3.ts';
 import { startSwift, swiftUnavailable } from '../helpers/swift.ts';
 import { seedScenario } from '../../node/cost.ts';
 import { priceTable } from '../../node/prices.ts';
-import { dropCaches, run, type Run } from './measure.ts';
+import { PAIRS, pairedRuns, pairSummary, run } from './measure.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const HEARTH = join(repo, 'cli', 'hearth.mjs');
 const PUT_CHILD = join(repo, 'test', 'helpers', 's3-put-child.ts');
 const SDK_CHILD = join(repo, 'test', 'bench', 's3-upload-sdk.ts');
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** Lines for the bench's report; the volume comes from a backup of the photo set to a folder. */
 export async function s3Bench(photoDir: string, photoBytes: number, work: string): Promise<string[]> {
@@ -39,6 +34,7 @@ export async function s3Bench(photoDir: string, photoBytes: number, work: string
   const h = (args: string[]) => run(process.execPath, [HEARTH, '--home', home, ...args]);
   await h(['init']);
   await h(['source', 'add', photoDir]);
+  mkdirSync(target);
   await h(['target', 'add', 'dir', target]);
   await h(['backup', '--pack']);
   const objects = join(target, 'hearth');
@@ -50,25 +46,23 @@ export async function s3Bench(photoDir: string, photoBytes: number, work: string
   try {
     await createS3Client({ endpoint: swift.endpoint, pathStyle: true, credentials: swift.credentials }).send(new CreateBucketCommand({ Bucket: 'bench' }));
     const env = { HEARTH_TEST_S3_KEY: swift.credentials.accessKeyId, HEARTH_TEST_S3_SECRET: swift.credentials.secretAccessKey, HEARTH_TEST_S3_SHA256: 'off' };
-    const pairs = process.env.HEARTH_BENCH_QUICK ? 2 : 5;
-    const hearth: Run[] = [];
-    const sdk: Run[] = [];
+    let i = 0;
     let sdkRequests = 0;
-    for (let i = 0; i < pairs; i++) {
-      dropCaches();
-      hearth.push(await run(process.execPath, [PUT_CHILD, swift.endpoint, 'bench', join(work, 's3-journal'), String(1024 ** 3), volume, `h${i}`], { env }));
-      dropCaches();
-      const r = await run(process.execPath, [SDK_CHILD, swift.endpoint, 'bench', `sdk${i}`, volume], { env });
-      sdkRequests = (JSON.parse(r.stdout) as { requests: number }).requests;
-      sdk.push(r);
-    }
+    const p = await pairedRuns('s3 upload vs SDK', PAIRS, 'cold', {
+      run: () => run(process.execPath, [PUT_CHILD, swift.endpoint, 'bench', join(work, 's3-journal'), String(1024 ** 3), volume, `h${i}`], { env }),
+    }, {
+      run: async () => {
+        const r = await run(process.execPath, [SDK_CHILD, swift.endpoint, 'bench', `sdk${i++}`, volume], { env });
+        sdkRequests = (JSON.parse(r.stdout) as { requests: number }).requests;
+        return r;
+      },
+    });
     const hearthRequests = size <= 1024 ** 3 ? 1 : Math.ceil(size / 1024 ** 3) + 2;
-    const ratios = hearth.map((r, i) => sdk[i]!.seconds / r.seconds);
-    const spread = (runs: Run[]) => Math.max(...runs.map((r) => r.seconds)) / Math.min(...runs.map((r) => r.seconds));
     const gb = size / 1e9;
-    lines.push(`\ns3 upload of the photo set's volume (${(gb).toFixed(2)} GB) to Swift on 127.0.0.1, ${pairs} pairs, cold cache:`);
-    lines.push(`  hearth S3Tier ${(size / 1e6 / median(hearth.map((r) => r.seconds))).toFixed(0)} MB/s, SDK lib-storage Upload ${(size / 1e6 / median(sdk.map((r) => r.seconds))).toFixed(0)} MB/s: median ratio ${median(ratios).toFixed(2)}x (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; target >= 0.9x); spreads ${spread(hearth).toFixed(2)} / ${spread(sdk).toFixed(2)}`);
-    lines.push(`  requests per GB: hearth ${(hearthRequests / gb).toFixed(2)} (target <= 2), SDK ${(sdkRequests / gb).toFixed(1)}; peak RSS hearth ${median(hearth.map((r) => r.peakRssMb)).toFixed(0)} MB (target <= 200), SDK ${median(sdk.map((r) => r.peakRssMb)).toFixed(0)} MB`);
+    const up = pairSummary(p, size / 1e6);
+    lines.push(`\ns3 upload of the photo set's volume (${(gb).toFixed(2)} GB) to Swift on 127.0.0.1, ${up.pairs} pairs, cold cache:`);
+    lines.push(`  hearth S3Tier ${up.hearthRate.toFixed(0)} MB/s, SDK lib-storage Upload ${up.referenceRate.toFixed(0)} MB/s: median ratio ${up.medianRatio.toFixed(2)}x (min ${up.minRatio.toFixed(2)}, max ${up.maxRatio.toFixed(2)}; target >= 0.9x); spreads ${up.hearthSpread.toFixed(2)} / ${up.referenceSpread.toFixed(2)}`);
+    lines.push(`  requests per GB: hearth ${(hearthRequests / gb).toFixed(2)} (target <= 2), SDK ${(sdkRequests / gb).toFixed(1)}; peak RSS hearth ${up.hearthPeakRssMb.toFixed(0)} MB (target <= 200), SDK ${up.referencePeakRssMb.toFixed(0)} MB`);
     const volumes = Math.max(1, Math.ceil(photoBytes / (4 * 1024 ** 3)));
     const prices = priceTable();
     lines.push(`  monthly check of the set: ${Math.ceil(volumes / 1000)} LIST + ${volumes} HEAD = $${(Math.ceil(volumes / 1000) * prices.get('price.request.write') / 1000 + volumes * prices.get('price.request.read') / 1000).toPrecision(2)}, nothing retrieved`);
