@@ -4,7 +4,8 @@
 // files.create of the same bytes, in pairs (Hearth, bare, Hearth, ...), each side
 // in its own process so peak RSS is its own; median ratio, min-max, each side's
 // spread, requests per blob counted at the emulator. Data in a temporary directory,
-// removed afterwards. 5 pairs of 450 MB; HEARTH_BENCH_QUICK=1: 2 pairs of 50 MB.
+// removed afterwards. 5 pairs of 450 MB; HEARTH_BENCH_QUICK=1: 2 pairs of 50 MB
+// (HEARTH_BENCH_PAIRS=N sets the pairs).
 // Standalone: node test/bench/drive-bench.ts
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -13,15 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { dropCaches, run, type Run } from './measure.ts';
+import { median, PAIRS, pairedRuns, pairSummary, run, type Run, type Side } from './measure.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const bench = (file: string) => join(repo, 'test', 'bench', file);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Emulator {
   url: string;
@@ -79,46 +75,40 @@ function buildBlobs(dir: string, quick: boolean): { blobs: number; bytes: number
 /** Lines for the bench's report. */
 export async function driveBench(): Promise<string[]> {
   const quick = Boolean(process.env.HEARTH_BENCH_QUICK);
-  const pairs = quick ? 2 : 5;
   const work = mkdtempSync(join(tmpdir(), 'hearth-drive-bench-'));
   const data = join(work, 'blobs');
   const { blobs, bytes } = buildBlobs(data, quick);
   const emu = await startEmulator();
   try {
     const { url, clientId, clientSecret, refreshToken, folderId } = emu.emulator;
-    const sides = {
-      hearth: { runs: [] as Run[], seconds: [] as number[], cpu: [] as number[], requests: {} as Record<string, number> },
-      bare: { runs: [] as Run[], seconds: [] as number[], cpu: [] as number[], requests: {} as Record<string, number> },
-    };
-    const once = async (side: keyof typeof sides, args: string[]): Promise<void> => {
-      dropCaches();
-      const r = await run(process.execPath, args);
-      const counted = await emu.count();
-      if (counted.files !== blobs || counted.bytes !== bytes) throw new Error(`drive bench: ${side} stored ${counted.files} files, ${counted.bytes} bytes; expected ${blobs}, ${bytes}`);
-      sides[side].runs.push(r);
-      const own = JSON.parse(r.stdout) as { seconds: number; cpuSeconds: number };
-      sides[side].seconds.push(own.seconds);
-      sides[side].cpu.push(own.cpuSeconds);
-      sides[side].requests = counted.requests;
-    };
-    for (let i = 0; i < pairs; i++) {
-      const journal = join(work, `journal-${i}`);
-      await once('hearth', [bench('drive-upload-hearth.ts'), url, clientId, clientSecret, refreshToken, folderId, journal, data]);
-      await once('bare', [bench('drive-upload-bare.ts'), url, clientId, clientSecret, refreshToken, folderId, data]);
-    }
-    const ratios = sides.hearth.seconds.map((s, i) => sides.bare.seconds[i]! / s);
-    const spread = (xs: number[]) => Math.max(...xs) / Math.min(...xs);
-    const mbps = (xs: number[]) => (bytes / 1e6 / median(xs)).toFixed(0);
+    const cpu = { hearth: [] as number[], bare: [] as number[] };
+    const requests = { hearth: {} as Record<string, number>, bare: {} as Record<string, number> };
+    let journals = 0;
+    // Each uploader times its own upload (not its start-up); the emulator then says what it stored.
+    const side = (name: 'hearth' | 'bare', args: () => string[]): Side => ({
+      run: async (): Promise<Run> => {
+        const r = await run(process.execPath, args());
+        const counted = await emu.count();
+        if (counted.files !== blobs || counted.bytes !== bytes) throw new Error(`drive bench: ${name} stored ${counted.files} files, ${counted.bytes} bytes; expected ${blobs}, ${bytes}`);
+        const own = JSON.parse(r.stdout) as { seconds: number; cpuSeconds: number };
+        cpu[name].push(own.cpuSeconds);
+        requests[name] = counted.requests;
+        return { ...r, seconds: own.seconds };
+      },
+    });
+    const p = await pairedRuns('drive upload vs googleapis', PAIRS, 'cold',
+      side('hearth', () => [bench('drive-upload-hearth.ts'), url, clientId, clientSecret, refreshToken, folderId, join(work, `journal-${journals++}`), data]),
+      side('bare', () => [bench('drive-upload-bare.ts'), url, clientId, clientSecret, refreshToken, folderId, data]));
+    const up = pairSummary(p, bytes / 1e6);
     const perBlob = (r: Record<string, number>) => {
       const total = Object.values(r).reduce((a, b) => a + b, 0);
       return `${(total / blobs).toFixed(2)} (${Object.entries(r).map(([op, n]) => `${op} ${n}`).join(', ')})`;
     };
-    const rss = (runs: Run[]) => median(runs.map((r) => r.peakRssMb)).toFixed(0);
     return [
-      `\ndrive upload of ${blobs} staged blobs (${(bytes / 1e6).toFixed(0)} MB: 2 MB photos, 30 MB videos) to the Drive v3 emulator on 127.0.0.1, ${pairs} pairs, cold cache:`,
-      `  hearth DriveTier ${mbps(sides.hearth.seconds)} MB/s, bare googleapis files.create ${mbps(sides.bare.seconds)} MB/s: median ratio ${median(ratios).toFixed(2)}x (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; target >= 0.9x); spreads ${spread(sides.hearth.seconds).toFixed(2)} / ${spread(sides.bare.seconds).toFixed(2)}`,
-      `  requests per blob: hearth ${perBlob(sides.hearth.requests)}; bare ${perBlob(sides.bare.requests)}`,
-      `  CPU of the uploader: hearth ${median(sides.hearth.cpu).toFixed(2)} s, bare ${median(sides.bare.cpu).toFixed(2)} s; peak RSS hearth ${rss(sides.hearth.runs)} MB, bare ${rss(sides.bare.runs)} MB`,
+      `\ndrive upload of ${blobs} staged blobs (${(bytes / 1e6).toFixed(0)} MB: 2 MB photos, 30 MB videos) to the Drive v3 emulator on 127.0.0.1, ${up.pairs} pairs, cold cache:`,
+      `  hearth DriveTier ${up.hearthRate.toFixed(0)} MB/s, bare googleapis files.create ${up.referenceRate.toFixed(0)} MB/s: median ratio ${up.medianRatio.toFixed(2)}x (min ${up.minRatio.toFixed(2)}, max ${up.maxRatio.toFixed(2)}; target >= 0.9x); spreads ${up.hearthSpread.toFixed(2)} / ${up.referenceSpread.toFixed(2)}`,
+      `  requests per blob: hearth ${perBlob(requests.hearth)}; bare ${perBlob(requests.bare)}`,
+      `  CPU of the uploader: hearth ${median(cpu.hearth).toFixed(2)} s, bare ${median(cpu.bare).toFixed(2)} s; peak RSS hearth ${up.hearthPeakRssMb.toFixed(0)} MB, bare ${up.referencePeakRssMb.toFixed(0)} MB`,
     ];
   } finally {
     await emu.stop();
