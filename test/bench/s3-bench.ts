@@ -48,8 +48,13 @@ export async function s3Bench(photoDir: string, photoBytes: number, work: string
     const env = { HEARTH_TEST_S3_KEY: swift.credentials.accessKeyId, HEARTH_TEST_S3_SECRET: swift.credentials.secretAccessKey, HEARTH_TEST_S3_SHA256: 'off' };
     let i = 0;
     let sdkRequests = 0;
+    let hearthRequests = 0;
     const p = await pairedRuns('s3 upload vs SDK', PAIRS, 'cold', {
-      run: () => run(process.execPath, [PUT_CHILD, swift.endpoint, 'bench', join(work, 's3-journal'), String(1024 ** 3), volume, `h${i}`], { env }),
+      run: async () => {
+        const r = await run(process.execPath, [PUT_CHILD, swift.endpoint, 'bench', join(work, 's3-journal'), String(1024 ** 3), volume, `h${i}`], { env });
+        hearthRequests = (JSON.parse(r.stdout) as { requests: number }).requests;
+        return r;
+      },
     }, {
       run: async () => {
         const r = await run(process.execPath, [SDK_CHILD, swift.endpoint, 'bench', `sdk${i++}`, volume], { env });
@@ -57,7 +62,6 @@ export async function s3Bench(photoDir: string, photoBytes: number, work: string
         return r;
       },
     });
-    const hearthRequests = size <= 1024 ** 3 ? 1 : Math.ceil(size / 1024 ** 3) + 2;
     const gb = size / 1e9;
     const up = pairSummary(p, size / 1e6);
     lines.push(`\ns3 upload of the photo set's volume (${(gb).toFixed(2)} GB) to Swift on 127.0.0.1, ${up.pairs} pairs, cold cache:`);
