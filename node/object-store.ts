@@ -14,7 +14,7 @@ import { deferredReadable } from './deferred-stream.ts';
 import { DirectWriteStream } from '../storage/direct-write.ts';
 import { readObjectRange } from './object-read.ts';
 import type { HomeKeys } from '../storage/keys.ts';
-import { TargetUnavailableError, type Tier } from '../storage/tier/tier.ts';
+import { TargetUnavailableError, placedChecksum, type PutReceipt, type Tier } from '../storage/tier/tier.ts';
 import type { Catalog, CatalogPayload, ObjectRecord } from '../storage/catalog/catalog.ts';
 import { objectId, type EncodeOptions, type ObjectEncoderPool } from '../storage/objects/encode.ts';
 
@@ -159,8 +159,9 @@ export class ObjectStore {
     for (const tier of this.tiers) {
       if (!this.wants(tier, meta.kind) || this.unavailable.has(tier.name)) continue;
       const file = tier.kind === 'dir' && linked ? undefined : encoded.spoolFile;
+      let receipt: PutReceipt | void;
       try {
-        await tier.put(encoded.id, { size: encoded.encryptedSize, file, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
+        receipt = await tier.put(encoded.id, { size: encoded.encryptedSize, file, open: (offset) => createReadStream(encoded.spoolFile, { start: offset }) });
       } catch (err) {
         // A full, read-only or unmounted target stops only itself; what the others took is recorded.
         if (!(err instanceof TargetUnavailableError)) throw err;
@@ -169,7 +170,7 @@ export class ObjectStore {
         continue;
       }
       if (tier.kind === 'dir') linked = true;
-      payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time });
+      payloads.push({ k: 'place', id: encoded.id, tier: tier.kind, target: tier.name, location: tier.location(encoded.id), time, ...placedChecksum(receipt) });
     }
     if (payloads.length === 1 && !this.outboxDir && this.unavailable.size > 0) {
       throw new NoTargetError(`no target can store objects now: ${[...this.unavailable.values()].join('; ')}`);

@@ -263,7 +263,7 @@ export class Replicator {
       name: member.peerId,
       label: member.name,
       location: (id) => `peer:${member.name}/${id}`,
-      send: async (object, source, signal) => (await tier.send(object.id, source, signal)).sent,
+      send: async (object, source, signal) => ({ bytes: (await tier.send(object.id, source, signal)).sent }),
       delete: (id) => tier.delete(id),
       judge: (err, object, source) => {
         const remote = err instanceof PermanentTierError && err.cause instanceof RemoteObjectError ? err.cause : undefined;

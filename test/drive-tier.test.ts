@@ -74,8 +74,9 @@ describe('DriveTier', () => {
     const path = file('small', 100_000);
     const data = await bytesOf(createReadStream(path));
     const before = emu.ledger.length;
-    await t.put('ab12cd', sourceOf(path));
+    const receipt = await t.put('ab12cd', sourceOf(path));
     expect(emu.ledger.slice(before).map((e) => e.op).filter((op) => op !== 'token')).toEqual(['list', 'about', 'upload-multipart']);
+    expect(receipt).toEqual({ checksum: `sha256:${createHash('sha256').update(data).digest('base64')}` });
     const stored = emu.files().find((f) => f.name === 'ab12cd')!;
     expect(stored.parents).toEqual([folderId]);
     expect(stored.data).toEqual(data);
@@ -85,7 +86,7 @@ describe('DriveTier', () => {
     expect(await t.stat('ab12cd')).toEqual({ name: 'ab12cd', size: data.length });
     const listed = [];
     for await (const o of t.list()) listed.push(o);
-    expect(listed).toEqual([expect.objectContaining({ name: 'ab12cd', size: data.length, md5Checksum: createHash('md5').update(data).digest('hex'), sha256Checksum: createHash('sha256').update(data).digest('hex') })]);
+    expect(listed).toEqual([expect.objectContaining({ name: 'ab12cd', size: data.length, checksums: [`sha256:${createHash('sha256').update(data).digest('base64')}`, `md5:${createHash('md5').update(data).digest('hex')}`] })]);
     await t.delete('ab12cd');
     await expect(t.stat('ab12cd')).rejects.toBeInstanceOf(ObjectNotFoundError);
     await t.delete('ab12cd');

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { S3Tier, createS3Client, isColdObjectError, compositeSha256 } from '../storage/tier/s3.ts';
 import { ObjectNotFoundError, isPermanent } from '../storage/tier/tier.ts';
+import { verifyCopy, type ListedCopy } from '../node/checks/copy-verify.ts';
 import { startColdS3, type ColdS3 } from './helpers/cold-s3.ts';
 
 const MiB = 1024 * 1024;
@@ -60,7 +61,7 @@ describe('S3Tier', () => {
     expect(s3.keys('family')).toContain('hearth/home1/ab12cd');
     expect(await bytesOf(await t.get('ab12cd'))).toEqual(data);
     expect(await bytesOf(await t.get('ab12cd', { offset: 65_536, length: 1000 }))).toEqual(data.subarray(65_536, 66_536));
-    expect(await t.stat('ab12cd')).toEqual({ name: 'ab12cd', size: data.length });
+    expect(await t.stat('ab12cd')).toEqual({ name: 'ab12cd', size: data.length, checksums: [`sha256:${createHash('sha256').update(data).digest('base64')}`, expect.stringMatching(/^etag:[0-9a-f]{32}$/)] });
     const listed = [];
     for await (const o of t.list()) listed.push(o.name);
     expect(listed).toEqual(['ab12cd']);
@@ -171,6 +172,51 @@ describe('S3Tier', () => {
     const unreachable = await tier({ endpoint: 'http://127.0.0.1:9' }).stat('aa11').catch((e: Error) => e);
     expect((unreachable as Error).message).toMatch(/cannot reach the endpoint \(ECONNREFUSED\)/);
     await expect(tier().checkAccess()).resolves.toBeUndefined();
+  });
+
+  it('put says which SHA-256 S3 keeps; a copy replaced by other bytes of its size is found from the listing and one HEAD, nothing read', async () => {
+    const start = s3.ledger.length;
+    const t = tier({ partSize: 5 * MiB });
+    const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('base64');
+    const small = randomBytes(300_000);
+    const large = randomBytes(11 * MiB);
+    writeFileSync(join(dir, 'sum-small'), small);
+    writeFileSync(join(dir, 'sum-large'), large);
+    const single = await t.put('cc01', sourceOf(join(dir, 'sum-small')));
+    const multi = await t.put('cc02', sourceOf(join(dir, 'sum-large')));
+    expect(single).toEqual({ checksum: `sha256:${sha256(small)}` });
+    expect(multi.checksum).toMatch(/^sha256:[A-Za-z0-9+/]{43}=-3$/);
+    expect((await t.stat('cc02')).checksums).toContain(multi.checksum);
+
+    const listing = async (): Promise<Map<string, ListedCopy>> => {
+      const out = new Map<string, ListedCopy>();
+      for await (const o of t.list()) out.set(o.name, { size: o.size, checksums: o.checksums });
+      return out;
+    };
+    const check = async (id: string, data: Buffer, checksum: string | undefined) => {
+      const listed = await listing();
+      const before = s3.ledger.length;
+      const verdict = await verifyCopy(t, { id, size: data.length, merkleRoot: '0'.repeat(64), leafSize: 65_536 }, true, undefined, { copy: listed.get(id), checksum });
+      return { verdict, sent: s3.ledger.slice(before).map((e) => e.op) };
+    };
+    // The listing gives ETags only: the recorded SHA-256 costs one HEAD of that object.
+    expect(await check('cc01', small, single.checksum)).toEqual({ verdict: { readBytes: 0, stats: 1 }, sent: ['HeadObject'] });
+    expect(await check('cc02', large, multi.checksum)).toEqual({ verdict: { readBytes: 0, stats: 1 }, sent: ['HeadObject'] });
+    // A placement recorded before checksums were: checked by size, as before, with no request.
+    expect(await check('cc01', small, undefined)).toEqual({ verdict: { readBytes: 0, stats: 0 }, sent: [] });
+
+    // Other bytes of the same length, put by another client that sends its own SHA-256, and by one that sends none.
+    const other = randomBytes(small.length);
+    expect((await fetch(`${s3.endpoint}/family/hearth/home1/cc01`, { method: 'PUT', body: other, headers: { 'x-amz-checksum-sha256': sha256(other) } })).ok).toBe(true);
+    expect((await fetch(`${s3.endpoint}/family/hearth/home1/cc02`, { method: 'PUT', body: randomBytes(large.length) })).ok).toBe(true);
+    const replaced = await check('cc01', small, single.checksum);
+    expect(replaced.verdict).toMatchObject({ fault: 'checksum', detail: expect.stringMatching(/its bytes on cloud were replaced: the store keeps sha256 /) });
+    expect(replaced.sent).toEqual(['HeadObject']);
+    const rewritten = await check('cc02', large, multi.checksum);
+    expect(rewritten.verdict).toMatchObject({ fault: 'checksum', detail: expect.stringMatching(/keeps no sha256 checksum for it now/) });
+    expect(s3.ledger.slice(start).filter((e) => e.op === 'GetObject')).toEqual([]);
+    await t.delete('cc01');
+    await t.delete('cc02');
   });
 
   it('composite SHA-256 matches what S3 computes for a multipart object', () => {

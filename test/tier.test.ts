@@ -10,7 +10,7 @@ import { DirTier } from '../storage/tier/dir.ts';
 import { RetryTier } from '../storage/tier/retry.ts';
 import type { RetryEvent } from '../storage/tier/retry.ts';
 import { ObjectNotFoundError, PermanentTierError } from '../storage/tier/tier.ts';
-import type { ByteRange, ObjectInfo, ObjectSource, Tier } from '../storage/tier/tier.ts';
+import type { ByteRange, ObjectInfo, ObjectSource, PutReceipt, Tier } from '../storage/tier/tier.ts';
 
 const CHUNK = 64 * 1024;
 
@@ -258,7 +258,7 @@ class FlakyTier implements Tier {
   location(name: string): string {
     return this.store.location(name);
   }
-  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt | void> {
     await this.fail(async () => {
       for await (const _ of source.open(0)) break;
     });

@@ -1,10 +1,13 @@
 // Is the copy of an object at one place the object the catalog recorded? Existence
 // and size from one stat; with the bytes read, their Merkle root (storage/merkle.ts)
-// against the root the catalog kept when the object was encrypted. Only the Tier
-// interface is used, so every kind of place can be checked the same way.
+// against the root the catalog kept when the object was encrypted; for a cloud copy,
+// which is not read, the checksum the place keeps against the one recorded when it
+// was placed. Only the Tier interface is used, so every kind of place can be checked
+// the same way.
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { MerkleBuilder } from '../../storage/merkle.ts';
 import { ObjectNotFoundError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
+import { checksumAlgorithm, reportedChecksum } from '../../storage/tier/checksum.ts';
 import { deferredReadable } from '../deferred-stream.ts';
 
 /** Kinds of target the check covers; it uses only the Tier interface. */
@@ -16,6 +19,7 @@ export const CHECKED_KINDS: readonly TierKind[] = ['dir', 's3', 'drive'];
  * checked from one listing per 1,000 objects (existence, size, storage class) and
  * never read (DESIGN.md, Checks: "nothing is retrieved from cold storage"). Drive
  * copies are checked the same way, from one listing of the folder per 1,000 files.
+ * Both compare the checksum the place keeps with the one recorded at placement.
  */
 export const FREE_READ_KINDS: readonly TierKind[] = ['dir'];
 
@@ -23,6 +27,8 @@ export const FREE_READ_KINDS: readonly TierKind[] = ['dir'];
 export interface ListedCopy {
   size: number;
   storageClass?: string;
+  /** Checksums the listing reports (storage/tier/checksum.ts): an S3 ETag, Drive's SHA-256 and MD5. */
+  checksums?: string[];
 }
 
 /** What the catalog says an object is: enough to recognise its bytes. */
@@ -34,8 +40,12 @@ export interface ExpectedObject {
   leafSize: number;
 }
 
-/** missing: no such object there; size: another length; merkle: other bytes; unreadable: the read failed; class: another storage class than the target's. */
-export type CopyFault = 'missing' | 'size' | 'merkle' | 'unreadable' | 'class';
+/**
+ * missing: no such object there; size: another length; merkle: other bytes; unreadable:
+ * the read failed; class: another storage class than the target's; checksum: the place
+ * keeps another checksum than when the copy was placed (its bytes were replaced).
+ */
+export type CopyFault = 'missing' | 'size' | 'merkle' | 'unreadable' | 'class' | 'checksum';
 
 export interface CopyVerdict {
   fault?: CopyFault;
@@ -43,6 +53,8 @@ export interface CopyVerdict {
   detail?: string;
   /** Bytes read to decide (0 without readData). */
   readBytes: number;
+  /** Stats sent (an S3 HEAD) because the listing lacked the recorded checksum's algorithm. */
+  stats?: number;
 }
 
 /**
@@ -50,7 +62,14 @@ export interface CopyVerdict {
  * reached (a disk that is not mounted, a relative offline): that says nothing of
  * the copy, and must not mark every object on an unplugged disk as damaged.
  */
-export async function verifyCopy(tier: Tier, object: ExpectedObject, readData: boolean, signal?: AbortSignal, listing?: { copy: ListedCopy | undefined; storageClass?: string }): Promise<CopyVerdict> {
+export async function verifyCopy(
+  tier: Tier,
+  object: ExpectedObject,
+  readData: boolean,
+  signal?: AbortSignal,
+  /** From a listing of the whole target: what it says of this copy, the target's class, and the checksum recorded with the placement. */
+  listing?: { copy: ListedCopy | undefined; storageClass?: string; checksum?: string },
+): Promise<CopyVerdict> {
   let size: number;
   if (listing) {
     // From a listing taken for the whole check: no request per object.
@@ -69,7 +88,13 @@ export async function verifyCopy(tier: Tier, object: ExpectedObject, readData: b
     }
   }
   if (size !== object.size) return { fault: 'size', detail: `${size} bytes on ${tier.name}, the catalog says ${object.size}`, readBytes: 0 };
-  if (!readData || !FREE_READ_KINDS.includes(tier.kind)) return { readBytes: 0 };
+  let stats = 0;
+  if (listing?.copy && listing.checksum) {
+    const replaced = await checksumFault(tier, object.id, listing.checksum, listing.copy.checksums);
+    if (replaced.fault) return { ...replaced, readBytes: 0 };
+    stats = replaced.stats;
+  }
+  if (!readData || !FREE_READ_KINDS.includes(tier.kind)) return { readBytes: 0, stats };
   const tree = new MerkleBuilder(object.leafSize);
   try {
     for await (const chunk of await tier.get(object.id, undefined, signal)) {
@@ -85,6 +110,36 @@ export async function verifyCopy(tier: Tier, object: ExpectedObject, readData: b
   const root = tree.digest();
   if (root !== object.merkleRoot) return { fault: 'merkle', detail: `its bytes on ${tier.name} differ from the backup (Merkle root ${root.slice(0, 12)}… instead of ${object.merkleRoot.slice(0, 12)}…)`, readBytes: tree.size };
   return { readBytes: tree.size };
+}
+
+/**
+ * The recorded checksum against the one the listing reports in the same algorithm,
+ * or, where the listing has none of that algorithm (an S3 listing gives ETags, the
+ * SHA-256 only a HEAD), one stat of this object. A place that keeps none of that
+ * algorithm now kept one when the copy was placed: the object was written again.
+ */
+async function checksumFault(tier: Tier, id: string, recorded: string, listed: string[] | undefined): Promise<{ fault?: CopyFault; detail?: string; stats: number }> {
+  let reported = reportedChecksum(recorded, listed);
+  let stats = 0;
+  if (reported === undefined) {
+    stats = 1;
+    try {
+      reported = reportedChecksum(recorded, (await tier.stat(id)).checksums);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return { fault: 'missing', detail: `gone from ${tier.name} since it was listed`, stats };
+      throw err;
+    }
+  }
+  const algorithm = checksumAlgorithm(recorded);
+  if (reported === undefined) return { fault: 'checksum', detail: `${tier.name} keeps no ${algorithm} checksum for it now, where it kept ${short(recorded)} when Hearth placed it: the object was written again outside Hearth`, stats };
+  if (reported !== recorded) return { fault: 'checksum', detail: `its bytes on ${tier.name} were replaced: the store keeps ${algorithm} ${short(reported)} where it kept ${short(recorded)} when Hearth placed it`, stats };
+  return { stats };
+}
+
+/** Enough of a checksum to tell two apart in a message. */
+function short(checksum: string): string {
+  const value = checksum.slice(checksum.indexOf(':') + 1);
+  return value.length > 16 ? `${value.slice(0, 12)}…` : value;
 }
 
 /**

@@ -5,7 +5,7 @@
 // copy is written again from a healthy one (another target, then a relative),
 // atomically and checked, after which a fresh placement replaces the mark.
 import type { Catalog, CatalogPayload, PlacementRecord } from '../../storage/catalog/catalog.ts';
-import type { Tier } from '../../storage/tier/tier.ts';
+import { placedChecksum, type PutReceipt, type Tier } from '../../storage/tier/tier.ts';
 import { alertKey, type AlertCenter } from '../alerts.ts';
 import { FREE_READ_KINDS, verifiedSource, verifyCopy, type CopyFault, type ExpectedObject } from './copy-verify.ts';
 
@@ -57,8 +57,9 @@ export async function handleFindings(ctx: CopyCareContext, findings: Finding[]):
   for (const f of findings) {
     const copy: DamagedCopy = { target: f.tier.name, id: f.object.id, kind: f.object.kind, fault: f.fault, detail: f.detail };
     try {
-      copy.repairedFrom = await repair(ctx, f.tier, f.object);
-      await ctx.catalog.append([{ k: 'place', id: f.object.id, tier: f.tier.kind, target: f.tier.name, location: f.tier.location(f.object.id), time: Date.now() }]);
+      const repaired = await repair(ctx, f.tier, f.object);
+      copy.repairedFrom = repaired.from;
+      await ctx.catalog.append([{ k: 'place', id: f.object.id, tier: f.tier.kind, target: f.tier.name, location: f.tier.location(f.object.id), time: Date.now(), ...placedChecksum(repaired.receipt) }]);
     } catch (err) {
       copy.repairError = (err as Error).message;
     }
@@ -69,8 +70,8 @@ export async function handleFindings(ctx: CopyCareContext, findings: Finding[]):
   return out;
 }
 
-/** Writes the object to `target` again from the first healthy copy elsewhere; returns where it came from. */
-async function repair(ctx: CopyCareContext, target: Tier, object: ExpectedObject): Promise<string> {
+/** Writes the object to `target` again from the first healthy copy elsewhere; returns where it came from and what the target said of it. */
+async function repair(ctx: CopyCareContext, target: Tier, object: ExpectedObject): Promise<{ from: string; receipt: PutReceipt | void }> {
   const healthy = new Set((await ctx.catalog.placements(object.id)).filter((p) => p.damaged === undefined && p.target !== target.name).map((p) => p.target));
   const others = ctx.homeTiers.filter((t) => t !== target && healthy.has(t.name)).map((tier) => ({ tier, name: tier.name }));
   // Cheapest first, as a restore reads: directories, relatives, then the cloud (egress is billed; a cold copy fails and the next is tried).
@@ -84,10 +85,10 @@ async function repair(ctx: CopyCareContext, target: Tier, object: ExpectedObject
     ctx.signal?.throwIfAborted();
     try {
       // put() is atomic: the damaged copy is replaced only by bytes that verified on the way.
-      await target.put(object.id, verifiedSource(source.tier, object, ctx.signal), ctx.signal);
+      const receipt = await target.put(object.id, verifiedSource(source.tier, object, ctx.signal), ctx.signal);
       const written = await verifyCopy(target, object, true, ctx.signal);
       if (written.fault) throw new Error(`the copy written does not verify: ${written.detail}`);
-      return source.name;
+      return { from: source.name, receipt };
     } catch (err) {
       ctx.signal?.throwIfAborted();
       problems.push(`${source.name}: ${(err as Error).message}`);
@@ -181,7 +182,7 @@ export async function repairMarked(ctx: CopyCareContext): Promise<DamagedCopy[]>
   return handleFindings(ctx, findings);
 }
 
-const FAULTS: readonly CopyFault[] = ['missing', 'size', 'merkle', 'unreadable', 'class'];
+const FAULTS: readonly CopyFault[] = ['missing', 'size', 'merkle', 'unreadable', 'class', 'checksum'];
 
 /** A mark is "<fault>: <detail>" (handleFindings writes it). */
 function splitMark(mark: string): [CopyFault, string] {

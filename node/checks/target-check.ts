@@ -1,6 +1,7 @@
 // `hearth check`: are the home's own targets still holding what the catalog says
-// they hold? Every placed object's existence and size (one stat each, which a cloud
-// tier answers with a HEAD), and for a share of them (--read-data, --read-data-subset)
+// they hold? Every placed object's existence and size (a directory: one stat each; a
+// cloud target: one listing, and its stored checksum against the one recorded when it
+// was placed), and for a share of directory copies (--read-data, --read-data-subset)
 // the Merkle root of their bytes. What is wrong is marked, alerted and repaired
 // (./damage.ts). Format of the report and the choices made: docs/check.md.
 import { createHash, randomBytes } from 'node:crypto';
@@ -53,10 +54,10 @@ function sampler(share: number): (id: string) => boolean {
   return (id) => share >= 1 || createHash('sha256').update(seed).update(id).digest().readUInt32BE(0) < share * 2 ** 32;
 }
 
-/** One listing of an S3 target: 1 request per 1,000 objects instead of a HEAD each. */
+/** One listing of a cloud target: 1 request per 1,000 objects instead of a HEAD each. */
 async function listCopies(tier: Tier): Promise<Map<string, ListedCopy>> {
   const copies = new Map<string, ListedCopy>();
-  for await (const o of tier.list()) copies.set(o.name, { size: o.size, storageClass: (o as { storageClass?: string }).storageClass });
+  for await (const o of tier.list()) copies.set(o.name, { size: o.size, storageClass: (o as { storageClass?: string }).storageClass, checksums: o.checksums });
   return copies;
 }
 
@@ -99,7 +100,12 @@ export async function runTargetCheck(ctx: CopyCareContext & { progress: Progress
       const readData = placement.damaged !== undefined || read(object.id);
       try {
         const listed = listings.get(tier);
-        const verdict = await verifyCopy(tier, object, readData, ctx.signal, listed ? { copy: listed.get(object.id), storageClass: ctx.storageClassOf?.(tier.name) } : undefined);
+        const verdict = await verifyCopy(tier, object, readData, ctx.signal, listed ? { copy: listed.get(object.id), storageClass: ctx.storageClassOf?.(tier.name), checksum: placement.checksum } : undefined);
+        if (verdict.stats && summary.requests) {
+          // A HEAD for a checksum the listing does not give (S3's SHA-256), billed as a GET.
+          summary.requests.head += verdict.stats;
+          if (tier.kind !== 'drive') summary.requests.dollars += (verdict.stats / 1000) * (ctx.prices?.get('price.request.read') ?? 0.0004);
+        }
         summary.objects++;
         summary.bytes += object.size;
         if (verdict.readBytes > 0 || (readData && FREE_READ_KINDS.includes(tier.kind))) summary.readObjects++;

@@ -7,7 +7,7 @@
 // The daemon's replication pass runs it over relatives and cloud targets; a
 // backup run runs it over the cloud targets (node/commands.ts).
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../../storage/catalog/catalog.ts';
-import { PermanentTierError, TargetUnavailableError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
+import { PermanentTierError, TargetUnavailableError, placedChecksum, type ObjectSource, type PutReceipt, type Tier, type TierKind } from '../../storage/tier/tier.ts';
 import { dropsCopy, volumeCovers, wantsCopy, type ObjectPlacementState, type PlacementPolicy } from './placement-policy.ts';
 
 export type HeldObject = ObjectSummary & { placements: PlacementRecord[] };
@@ -20,8 +20,8 @@ export interface Place {
   /** The name people know it by, for messages. */
   readonly label: string;
   location(id: string): string;
-  /** Store the object from `source`; resolves to the bytes sent. */
-  send(object: HeldObject, source: ObjectSource, signal?: AbortSignal): Promise<number>;
+  /** Store the object from `source`; resolves to the bytes sent and, for a cloud target, the checksum it keeps (PutReceipt). */
+  send(object: HeldObject, source: ObjectSource, signal?: AbortSignal): Promise<Sent>;
   /**
    * After a send failed: throw to give the object up at this place for this pass
    * (the place, not the copy, was the problem), 'bad-copy' to stop sending from
@@ -30,6 +30,8 @@ export interface Place {
   judge?(err: unknown, object: HeldObject, source: ObjectSource): 'bad-copy' | 'next';
   delete(id: string): Promise<void>;
 }
+
+export type Sent = PutReceipt & { bytes: number };
 
 export interface ReconcileOptions {
   catalog: Catalog;
@@ -77,10 +79,7 @@ export function tierPlace(tier: Tier): Place {
     name: tier.name,
     label: tier.name,
     location: (id) => tier.location(id),
-    send: async (object, source, signal) => {
-      await tier.put(object.id, source, signal);
-      return object.size;
-    },
+    send: async (object, source, signal) => ({ ...(await tier.put(object.id, source, signal)), bytes: object.size }),
     delete: (id) => tier.delete(id),
     judge: (err) => {
       if (err instanceof PermanentTierError) throw err;
@@ -120,8 +119,8 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
       sources ??= o.sources(object);
       const started = performance.now();
       try {
-        const bytes = await putFrom(place, object, sources, o.signal);
-        records.push({ k: 'place', id: object.id, tier: place.kind, target: place.name, location: place.location(object.id), time: Date.now() });
+        const { bytes, ...receipt } = await putFrom(place, object, sources, o.signal);
+        records.push({ k: 'place', id: object.id, tier: place.kind, target: place.name, location: place.location(object.id), time: Date.now(), ...placedChecksum(receipt) });
         report.placed.push({ id: object.id, place, bytes });
         if (place.kind === 'peer') {
           state.peerCopies++;
@@ -217,7 +216,7 @@ export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signa
  * from `sources`, so other places are not sent it too; a place that is itself the
  * problem throws from judge() and ends the tries at once.
  */
-async function putFrom(place: Place, object: HeldObject, sources: ObjectSource[], signal?: AbortSignal): Promise<number> {
+async function putFrom(place: Place, object: HeldObject, sources: ObjectSource[], signal?: AbortSignal): Promise<Sent> {
   const problems: string[] = [];
   for (const source of [...sources]) {
     try {

@@ -4,6 +4,7 @@
 // Hearth can still carry, verify and serve a newer owner's log.
 import type { TierKind } from '../tier/tier.ts';
 import { MAX_PAYLOAD_BYTES } from './envelope.ts';
+import { isChecksum } from '../tier/checksum.ts';
 
 export interface RunPayload {
   k: 'run';
@@ -87,6 +88,14 @@ export interface PlacePayload {
    * `place` without it. Older versions ignore the field.
    */
   damaged?: string;
+  /**
+   * The checksum the place keeps for the object as stored there, when the place
+   * keeps one (S3, Drive): `sha256:<base64>` (`-N` for S3's composite), `md5:<hex>`
+   * or `etag:<etag>` (storage/tier/checksum.ts). The monthly check compares it with
+   * the place's listing, so bytes replaced in the bucket are found without reading
+   * them. Older versions ignore the field; placements without it are checked by size.
+   */
+  checksum?: string;
 }
 
 export interface UnplacePayload {
@@ -161,7 +170,7 @@ const SHAPES: Record<KnownKind, Record<string, Check>> = {
   object: { id: isId, kind: oneOf('blob', 'volume'), name: isString, size: isCount, plainSize: isCount,
     merkleRoot: isHash, leafSize: isCount, contents: isRanges, time: isTime },
   contents: { id: isId, contents: isRanges, time: isTime },
-  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString) },
+  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString), checksum: optional(isChecksum) },
   unplace: { id: isId, target: isName, time: isTime },
   retire: { id: isId, time: isTime },
   home: { name: isString, sources: Array.isArray, targets: Array.isArray, settings: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),

@@ -3,7 +3,7 @@
 // partial restore fetched only what it needed.
 import { Transform, pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
+import type { ByteRange, ObjectInfo, ObjectSource, PutReceipt, Tier } from './tier.ts';
 
 export interface TierCounts {
   put: number;
@@ -35,7 +35,7 @@ export class CountingTier implements Tier {
     return this.inner.location(name);
   }
 
-  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt | void> {
     this.tally.put++;
     let streamed = false;
     const counted: ObjectSource = {
@@ -45,9 +45,10 @@ export class CountingTier implements Tier {
         return this.countThrough(source.open(offset), 'bytesPut');
       },
     };
-    await this.inner.put(name, counted, signal);
+    const receipt = await this.inner.put(name, counted, signal);
     // A tier that took the bytes from source.file stored them all without a stream.
     if (!streamed) this.tally.bytesPut += source.size;
+    return receipt;
   }
 
   async get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

@@ -19,7 +19,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { drive_v3 } from 'googleapis/build/src/apis/drive/index.js';
 import { ObjectNotFoundError, PermanentTierError } from './tier.ts';
-import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
+import type { ByteRange, ObjectInfo, ObjectSource, PutReceipt, Tier } from './tier.ts';
+import { hexMd5Checksum, hexSha256Checksum } from './checksum.ts';
 
 export const CHUNK_UNIT = 256 * 1024;
 /**
@@ -137,7 +138,8 @@ export class DriveTier implements Tier {
     return `drive://${this.folderId}/${known ? known.id : name}`;
   }
 
-  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  /** The receipt's checksum is Drive's sha256Checksum of the new file (its md5Checksum if it gave none), already compared with what was sent. */
+  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt> {
     this.checkName(name);
     // With drive.maxUse the folder is listed once for its size; that listing then
     // answers whether a put replaces a file, so a staged blob costs one request.
@@ -157,6 +159,7 @@ export class DriveTier implements Tier {
     if (this.seenQuota) this.seenQuota.usage += source.size;
     // A name holds one file: an older copy (stored again, or left by a killed run) goes.
     if (previous && previous.id !== stored.id) await this.deleteId(previous.id, name, previous.size).catch(() => {});
+    return { checksum: hexSha256Checksum(stored.sha256Checksum) ?? hexMd5Checksum(stored.md5Checksum) };
   }
 
   /**
@@ -381,7 +384,7 @@ export class DriveTier implements Tier {
   }
 
   /** One listing of the folder: names, sizes and Drive's checksums, 1,000 a page. */
-  async *list(): AsyncIterable<ObjectInfo & { id: string; md5Checksum?: string; sha256Checksum?: string }> {
+  async *list(): AsyncIterable<ObjectInfo & { id: string }> {
     let pageToken: string | undefined;
     for (let page = 0; page < 100_000; page++) {
       const q = `'${this.folderId}' in parents and trashed = false and mimeType != '${FOLDER_MIME}'`;
@@ -390,7 +393,8 @@ export class DriveTier implements Tier {
         if (!f.id || !f.name) continue;
         const size = Number(f.size ?? 0);
         this.ids.set(f.name, { id: f.id, size });
-        yield { name: f.name, size, id: f.id, md5Checksum: f.md5Checksum ?? undefined, sha256Checksum: f.sha256Checksum ?? undefined };
+        const checksums = [hexSha256Checksum(f.sha256Checksum), hexMd5Checksum(f.md5Checksum)].filter((c) => c !== undefined);
+        yield { name: f.name, size, id: f.id, ...(checksums.length ? { checksums } : {}) };
       }
       pageToken = answer.data.nextPageToken ?? undefined;
       if (!pageToken) {

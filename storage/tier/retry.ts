@@ -4,7 +4,7 @@
 // the message the user needs.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isPermanent } from './tier.ts';
-import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
+import type { ByteRange, ObjectInfo, ObjectSource, PutReceipt, Tier } from './tier.ts';
 import type { Readable } from 'node:stream';
 
 export interface RetryEvent {
@@ -47,7 +47,7 @@ export class RetryTier implements Tier {
     return this.inner.location(name);
   }
 
-  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt | void> {
     // Each attempt hands the inner tier the source, which opens it afresh from byte 0.
     return this.retry('put', name, signal, () => this.inner.put(name, source, signal));
   }

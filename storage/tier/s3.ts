@@ -30,7 +30,8 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { ObjectNotFoundError, PermanentTierError } from './tier.ts';
-import type { ByteRange, ObjectInfo, ObjectSource, Tier } from './tier.ts';
+import type { ByteRange, ObjectInfo, ObjectSource, PutReceipt, Tier } from './tier.ts';
+import { etagChecksum, s3Sha256Checksum } from './checksum.ts';
 import { S3UploadJournal, type JournalPart, type UploadJournalEntry } from './s3-upload-journal.ts';
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -180,7 +181,12 @@ export class S3Tier implements Tier {
     return this.storageClass && ARCHIVE_CLASSES.has(this.storageClass) ? undefined : (this.storageClass as StorageClass | undefined);
   }
 
-  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void> {
+  /**
+   * The receipt's checksum is what the store keeps: on AWS the SHA-256 sent (S3
+   * checks it on arrival, and keeps the composite of the parts' for a multipart
+   * upload), elsewhere the ETag the store answered.
+   */
+  async put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt> {
     const key = this.key(name);
     if (source.size > this.partSize) return this.putMultipart(name, key, source, signal);
     const digest = await partDigest(source, 0, source.size, signal);
@@ -193,10 +199,11 @@ export class S3Tier implements Tier {
       ChecksumSHA256: this.sha256 ? digest.sha256 : undefined,
       StorageClass: this.storageClass as StorageClass | undefined,
     });
-    await this.send((abortSignal) => this.client.send(command, { abortSignal }), `store ${name}`, signal);
+    const answer = await this.send((abortSignal) => this.client.send(command, { abortSignal }), `store ${name}`, signal);
+    return { checksum: this.sha256 ? s3Sha256Checksum(digest.sha256) : etagChecksum(answer.ETag) };
   }
 
-  private async putMultipart(name: string, key: string, source: ObjectSource, signal: AbortSignal | undefined): Promise<void> {
+  private async putMultipart(name: string, key: string, source: ObjectSource, signal: AbortSignal | undefined): Promise<PutReceipt> {
     const partSize = Math.max(this.partSize, Math.ceil(source.size / MAX_PARTS));
     const count = Math.ceil(source.size / partSize);
     let entry = this.journal.read(name);
@@ -256,12 +263,13 @@ export class S3Tier implements Tier {
       UploadId: uploadId,
       MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ChecksumSHA256: this.sha256 ? p.sha256 : undefined })) },
     });
-    await this.send((abortSignal) => this.client.send(complete, { abortSignal }), `complete the upload of ${name}`, signal).catch((err: unknown) => {
+    const completed = await this.send((abortSignal) => this.client.send(complete, { abortSignal }), `complete the upload of ${name}`, signal).catch((err: unknown) => {
       // The store lost the upload or a part: the next attempt starts over.
       if (errorCode(err) === 'NoSuchUpload' || errorCode(err) === 'InvalidPart') this.journal.remove(name);
       throw err;
     });
     this.journal.remove(name);
+    return { checksum: this.sha256 ? s3Sha256Checksum(compositeSha256(parts.map((p) => p.sha256))) : etagChecksum(completed.ETag) };
   }
 
   /**
@@ -307,7 +315,8 @@ export class S3Tier implements Tier {
 
   async stat(name: string): Promise<ObjectInfo> {
     const state = await this.head(name);
-    return { name, size: state.size };
+    const checksums = [s3Sha256Checksum(state.checksumSha256), etagChecksum(state.etag)].filter((c) => c !== undefined);
+    return { name, size: state.size, ...(checksums.length ? { checksums } : {}) };
   }
 
   /** One HEAD: size, class, restore state and stored checksum. Works on archived objects. */
@@ -333,7 +342,8 @@ export class S3Tier implements Tier {
       for (const o of page.Contents ?? []) {
         const name = o.Key!.slice(this.keyPrefix.length);
         if (name.includes('/') || name.startsWith('.')) continue;
-        yield { name, size: o.Size ?? 0, storageClass: o.StorageClass };
+        const etag = etagChecksum(o.ETag);
+        yield { name, size: o.Size ?? 0, storageClass: o.StorageClass, ...(etag ? { checksums: [etag] } : {}) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

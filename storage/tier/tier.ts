@@ -11,6 +11,18 @@ export interface ObjectInfo {
   size: number;
   /** When the place last wrote the object (ms since the epoch), where it knows: a directory target does. */
   modifiedMs?: number;
+  /**
+   * Checksums the place keeps for the object and reports here, in the forms of
+   * ./checksum.ts: an S3 listing gives the ETag, an S3 HEAD also the SHA-256, a Drive
+   * listing the MD5 and SHA-256. Absent where the place keeps none (a directory).
+   */
+  checksums?: string[];
+}
+
+/** What put() learnt of the stored object: recorded with its placement (`place` in docs/catalog-format.md). */
+export interface PutReceipt {
+  /** The checksum the place keeps for it, as it keeps it (./checksum.ts); the check compares it later. */
+  checksum?: string;
 }
 
 export interface ByteRange {
@@ -41,8 +53,8 @@ export interface Tier {
   readonly name: string;
   /** Where an object lives, for people: for a directory target the absolute path. */
   location(name: string): string;
-  /** Store an object atomically: readers see the whole object or none of it. */
-  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<void>;
+  /** Store an object atomically: readers see the whole object or none of it. A cloud place says what checksum it keeps. */
+  put(name: string, source: ObjectSource, signal?: AbortSignal): Promise<PutReceipt | void>;
   /** Read a whole object, or a byte range of it. Throws ObjectNotFoundError. */
   get(name: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   /** Throws ObjectNotFoundError when absent. */
@@ -56,6 +68,11 @@ export interface Tier {
    * `olderThanMs`), where a place keeps such things; returns how many.
    */
   removeTempFiles?(olderThanMs: number): Promise<number>;
+}
+
+/** The `checksum` field of a `place` record from what put() resolved to: spread into the record. */
+export function placedChecksum(receipt: PutReceipt | void): { checksum?: string } {
+  return receipt?.checksum ? { checksum: receipt.checksum } : {};
 }
 
 export class ObjectNotFoundError extends Error {

@@ -3,9 +3,12 @@
 // local server implements (FIELD-NOTES "Cloud"): the storage class of each key,
 // RestoreObject with 202/200/409 and InvalidObjectState, x-amz-restore on HEAD, 403
 // InvalidObjectState on a GET before the restore completes, classes in listings,
-// ListParts, an injectable clock (48 hours pass in a call), and a ledger of every
-// request so tests assert request counts and cost.
+// ListParts, the SHA-256 checksum AWS keeps of an object sent with one (full, or the
+// composite of a multipart upload's parts) and returns to a HEAD with checksum mode,
+// an injectable clock (48 hours pass in a call), and a ledger of every request so
+// tests assert request counts and cost.
 import { buildApp } from 'fauxqs';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +25,8 @@ export interface LedgerEntry {
 
 interface KeyState {
   storageClass: string;
+  /** x-amz-checksum-sha256 as AWS reports it: base64, `-N` for a composite. */
+  sha256?: string;
   restore?: { requestedAt: number; readyAt: number; days: number };
 }
 
@@ -66,7 +71,7 @@ export async function startColdS3(): Promise<ColdS3> {
   let offset = 0;
   const now = (): number => Date.now() + offset;
   const keys = new Map<string, KeyState>();
-  const uploads = new Map<string, { storageClass: string; key: string; parts: Map<number, { etag: string; size: number }> }>();
+  const uploads = new Map<string, { storageClass: string; key: string; sha256: boolean; parts: Map<number, { etag: string; size: number; sha256?: string }> }>();
   const pendingClass = new Map<string, string>();
   const refused = new Set<string>();
   const failures = new Map<string, { times: number; status: number }>();
@@ -151,21 +156,25 @@ export async function startColdS3(): Promise<ColdS3> {
     const id = `${bucket}/${rest.join('/')}`;
     const ok = reply.statusCode < 300;
     if (op === 'PutObject' && ok) {
-      keys.set(id, { storageClass: pendingClass.get(id) ?? 'STANDARD' });
+      const sha256 = req.headers['x-amz-checksum-sha256'] as string | undefined;
+      keys.set(id, { storageClass: pendingClass.get(id) ?? 'STANDARD', ...(sha256 ? { sha256 } : {}) });
       pendingClass.delete(id);
     }
     if (op === 'CreateMultipartUpload' && ok) {
       const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(String(payload))?.[1];
-      if (uploadId) uploads.set(uploadId, { storageClass: pendingClass.get(`upload:${id}`) ?? 'STANDARD', key: id, parts: new Map() });
+      if (uploadId) uploads.set(uploadId, { storageClass: pendingClass.get(`upload:${id}`) ?? 'STANDARD', key: id, sha256: req.headers['x-amz-checksum-algorithm'] === 'SHA256', parts: new Map() });
       pendingClass.delete(`upload:${id}`);
     }
     if (op === 'UploadPart' && ok) {
       const upload = uploads.get(url.searchParams.get('uploadId') ?? '');
-      upload?.parts.set(Number(url.searchParams.get('partNumber')), { etag: String(reply.getHeader('etag') ?? ''), size: Number(req.headers['content-length'] ?? 0) });
+      upload?.parts.set(Number(url.searchParams.get('partNumber')), { etag: String(reply.getHeader('etag') ?? ''), size: Number(req.headers['content-length'] ?? 0), sha256: req.headers['x-amz-checksum-sha256'] as string | undefined });
     }
     if (op === 'CompleteMultipartUpload' && ok && !String(payload).includes('<Error>')) {
       const uploadId = url.searchParams.get('uploadId')!;
-      keys.set(id, { storageClass: uploads.get(uploadId)?.storageClass ?? 'STANDARD' });
+      const upload = uploads.get(uploadId);
+      const parts = [...(upload?.parts.entries() ?? [])].sort((a, b) => a[0] - b[0]).map(([, p]) => p.sha256);
+      const composite = upload?.sha256 && parts.every((p) => p !== undefined) ? compositeOf(parts as string[]) : undefined;
+      keys.set(id, { storageClass: upload?.storageClass ?? 'STANDARD', ...(composite ? { sha256: composite } : {}) });
       uploads.delete(uploadId);
     }
     if (op === 'AbortMultipartUpload') uploads.delete(url.searchParams.get('uploadId') ?? '');
@@ -174,6 +183,7 @@ export async function startColdS3(): Promise<ColdS3> {
       const state = keys.get(id);
       if (state) {
         if (state.storageClass !== 'STANDARD') reply.header('x-amz-storage-class', state.storageClass);
+        if (state.sha256 && req.headers['x-amz-checksum-mode'] === 'ENABLED') reply.header('x-amz-checksum-sha256', state.sha256);
         const r = restoreState(state);
         if (r === 'ongoing') reply.header('x-amz-restore', 'ongoing-request="true"');
         if (r === 'ready') reply.header('x-amz-restore', `ongoing-request="false", expiry-date="${new Date(state.restore!.readyAt + state.restore!.days * 24 * HOUR).toUTCString()}"`);
@@ -218,6 +228,13 @@ export async function startColdS3(): Promise<ColdS3> {
       await app.close();
     },
   };
+}
+
+/** What AWS keeps for a multipart upload created with SHA-256: the SHA-256 of the parts' raw SHA-256s, and the part count. */
+function compositeOf(partSha256s: string[]): string {
+  const h = createHash('sha256');
+  for (const p of partSha256s) h.update(Buffer.from(p, 'base64'));
+  return `${h.digest('base64')}-${partSha256s.length}`;
 }
 
 function unescapeXml(s: string): string {
