@@ -208,7 +208,7 @@ describe('Drive as the staging tier', () => {
     expect((await blobIds(home)).length).toBe(2);
   });
 
-  it('the monthly check lists the folder once, finds a copy deleted in Drive and puts it back from the disk', async () => {
+  it('the monthly check lists the folder once, finds a copy deleted or replaced in Drive and puts it back from the disk, reading nothing', async () => {
     const { home, photos } = await driveHome('check', { 'policy.staging': 'drive' });
     await ok(home, ['target', 'add', 'dir', madeDir(join(work, 'usb-check')), '--name', 'usb']);
     await ok(home, ['backup']);
@@ -232,5 +232,19 @@ describe('Drive as the staging tier', () => {
     expect(found.damaged).toEqual([expect.objectContaining({ id: staged[0], target: 'drive', fault: 'missing', repairedFrom: 'usb' })]);
     expect(driveNames()).toContain(staged[0]);
     expect(JSON.parse(await ok(home, ['check', '--json'])).ok).toBe(true);
+
+    // Other bytes of the same length: only Drive's checksum, recorded when the copy was placed, tells.
+    emu.corrupt(emu.files().find((f) => f.name === staged[1])!.id);
+    const lists = emu.count('list');
+    const reads = emu.count('media');
+    const changed = await hearthAsync(home, ['check', '--target', 'drive', '--json']);
+    expect(changed.code, changed.stderr).toBe(3);
+    const report = JSON.parse(changed.stdout) as { damaged: Array<{ id: string; target: string; fault: string; detail: string; repairedFrom?: string }>; targets: unknown[] };
+    expect(report.damaged).toEqual([expect.objectContaining({ id: staged[1], target: 'drive', fault: 'checksum', repairedFrom: 'usb' })]);
+    expect(report.damaged[0]!.detail).toMatch(/its bytes on drive were replaced: the store keeps sha256 /);
+    expect(report.targets).toEqual([expect.objectContaining({ name: 'drive', requests: { list: 1, head: 0, dollars: 0 } })]);
+    expect(emu.count('list')).toBe(lists + 1);
+    expect(emu.count('media')).toBe(reads);
+    expect(JSON.parse(await ok(home, ['check', '--target', 'drive', '--json'])).ok).toBe(true);
   });
 });
