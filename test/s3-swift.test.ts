@@ -5,7 +5,7 @@
 // classes, and refused credentials named in one line. Then the whole CLI round trip.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,11 +54,16 @@ describe.skipIf(unavailable)(`S3 against OpenStack Swift${unavailable ? ` (skipp
     const file = join(dir, 'small');
     const data = randomBytes(200_000);
     writeFileSync(file, data);
-    await t.put('ab01', sourceOf(file));
+    // Content-MD5 only here: the checksum Swift keeps is its ETag, the MD5 of the bytes, and its listing gives the same.
+    const receipt = await t.put('ab01', sourceOf(file));
+    expect(receipt).toEqual({ checksum: `etag:${createHash('md5').update(data).digest('hex')}` });
     expect(await bytesOf(await t.get('ab01'))).toEqual(data);
     expect(await bytesOf(await t.get('ab01', { offset: 70_000, length: 5000 }))).toEqual(data.subarray(70_000, 75_000));
     const names: string[] = [];
-    for await (const o of t.list()) names.push(o.name);
+    for await (const o of t.list()) {
+      names.push(o.name);
+      expect(o.checksums).toEqual([receipt.checksum]);
+    }
     expect(names).toEqual(['ab01']);
     await t.delete('ab01');
     await expect(t.stat('ab01')).rejects.toThrow(/not found/);
@@ -83,8 +88,14 @@ describe.skipIf(unavailable)(`S3 against OpenStack Swift${unavailable ? ` (skipp
     await new Promise((r) => child.once('exit', r));
     expect(journalled()).toBeGreaterThanOrEqual(2);
     const t = new S3Tier({ name: 'swift', bucket: 'family', prefix: 'hearth', homeId: 'home1', client: createS3Client({ endpoint: swift.endpoint, pathStyle: true, credentials: swift.credentials }), partSize: 5 * MiB, journalDir: join(dir, 'journal'), sha256Checksums: false });
-    await t.put('big1', sourceOf(file));
+    const receipt = await t.put('big1', sourceOf(file));
     expect(await bytesOf(await t.get('big1'))).toEqual(readFileSync(file));
+    // A multipart object's ETag (MD5 of the parts' MD5s, -N) as Complete gave it is what Swift lists and HEADs, so the check compares like with like.
+    expect(receipt.checksum).toMatch(/^etag:[0-9a-f]{32}-6$/);
+    const listed = [];
+    for await (const o of t.list()) if (o.name === 'big1') listed.push(o.checksums);
+    expect(listed).toEqual([[receipt.checksum]]);
+    expect((await t.stat('big1')).checksums).toEqual([receipt.checksum]);
   });
 
   it('names a refused storage class and refused credentials in one line', async () => {
@@ -111,6 +122,8 @@ describe.skipIf(unavailable)(`S3 against OpenStack Swift${unavailable ? ` (skipp
       await ok(['target', 'add', 's3', '--bucket', 'family', '--prefix', 'cli', '--endpoint', swift.endpoint, '--path-style']);
       await ok(['config', 'set', 'volume.size', '1MiB']);
       await ok(['backup']);
+      // The ETags recorded at placement match Swift's listing: no false alarm.
+      await ok(['check']);
       await ok(['restore', '--to', join(dir, 'out')]);
       const expected = snapshotTree(photos);
       const got = snapshotTree(join(dir, 'out', 'photos'));
