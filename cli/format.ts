@@ -48,7 +48,7 @@ export function printCheck(r: TargetCheckReport): void {
   for (const d of r.damaged) printDamaged(d);
   for (const t of r.targets) {
     if (t.error !== undefined) console.log(`target ${t.name}: not checked: ${t.error}`);
-    else if (t.requests) console.log(`target ${t.name}: ${t.objects} objects (${formatSize(t.bytes)}) listed with the right size and class, nothing retrieved; ${t.requests.list} listing requests, ${t.requests.head} HEADs (${dollars(t.requests.dollars)})`);
+    else if (t.requests) console.log(`target ${t.name}: ${t.objects} objects (${formatSize(t.bytes)}) listed with the right size, class and checksum, nothing retrieved; ${t.requests.list} listing requests, ${t.requests.head} HEADs (${dollars(t.requests.dollars)})`);
     else console.log(`target ${t.name}: ${t.objects} objects (${formatSize(t.bytes)}) present with the right size; ${t.readObjects} read and hashed (${formatSize(t.readBytes)})`);
   }
   const repaired = r.damaged.filter((d) => d.repairedFrom).length;
