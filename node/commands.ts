@@ -495,7 +495,7 @@ export const SESSION_OPS: Record<string, Op> = {
     for await (const o of ctx.session.catalog.objects()) {
       out.push({
         id: o.id, kind: o.kind, name: o.name, size: o.size, plainSize: o.plainSize, merkleRoot: o.merkleRoot, leafSize: o.leafSize,
-        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location, ...(p.damaged === undefined ? {} : { damaged: p.damaged }) })),
+        files: o.entries, placements: o.placements.map((p) => ({ tier: p.tier, target: p.target, location: p.location, ...(p.damaged === undefined ? {} : { damaged: p.damaged }), ...(p.checksum === undefined ? {} : { checksum: p.checksum }) })),
       });
     }
     return out;
@@ -723,7 +723,7 @@ export interface LsEntry {
 /** One object as `hearth objects` shows it: the catalog's summary, its file count and where it is. */
 export type ObjectEntry = Pick<ObjectSummary, 'id' | 'kind' | 'name' | 'size' | 'plainSize' | 'merkleRoot' | 'leafSize'> & {
   files: number;
-  placements: Array<Pick<PlacementRecord, 'tier' | 'target' | 'location' | 'damaged'>>;
+  placements: Array<Pick<PlacementRecord, 'tier' | 'target' | 'location' | 'damaged' | 'checksum'>>;
 };
 
 /**

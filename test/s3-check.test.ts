@@ -78,8 +78,15 @@ describe('hearth check on an S3 target', () => {
     const victim = coldKeys[0]!;
     const id = victim.split('/').at(-1)!;
     const url = `${s3.endpoint}/family/${victim}`;
-    const size = Number((await fetch(url, { method: 'HEAD' })).headers.get('content-length'));
+    const head = await fetch(url, { method: 'HEAD' });
+    const size = Number(head.headers.get('content-length'));
     expect(size).toBeGreaterThan(0);
+    // Each cold copy's placement records the ETag the store answered (Content-MD5 only with --endpoint).
+    const recorded = async (): Promise<string | undefined> => {
+      const objects = JSON.parse(await ok(home, ['objects', '--json'])) as Array<{ id: string; placements: Array<{ target: string; checksum?: string }> }>;
+      return objects.find((o) => o.id === id)!.placements.find((p) => p.target === 'glacier')!.checksum;
+    };
+    expect(await recorded()).toBe(`etag:${head.headers.get('etag')!.replaceAll('"', '')}`);
     // In the target's class, so that neither the size nor the class tells it apart.
     expect((await fetch(url, { method: 'PUT', body: randomBytes(size), headers: { 'x-amz-storage-class': 'DEEP_ARCHIVE' } })).ok).toBe(true);
     expect(s3.classOf('family', victim)).toBe('DEEP_ARCHIVE');
@@ -95,6 +102,8 @@ describe('hearth check on an S3 target', () => {
     expect(sent[0]).toBe('ListObjects');
     expect(sent.filter((op) => op === 'GetObject' || op === 'RestoreObject')).toEqual([]);
     expect(s3.classOf('family', victim)).toBe('DEEP_ARCHIVE');
+    // The repair's placement records the checksum of the copy it wrote.
+    expect(await recorded()).toBe(`etag:${(await fetch(url, { method: 'HEAD' })).headers.get('etag')!.replaceAll('"', '')}`);
 
     // The same alert as a damaged copy on a disk: one open problem for the target, naming the object.
     const alerts = readFileSync(join(home, 'alerts.json'), 'utf8');
