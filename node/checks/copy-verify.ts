@@ -7,7 +7,7 @@
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { MerkleBuilder } from '../../storage/merkle.ts';
 import { ObjectNotFoundError, type ObjectSource, type Tier, type TierKind } from '../../storage/tier/tier.ts';
-import { checksumAlgorithm, reportedChecksum } from '../../storage/tier/checksum.ts';
+import { checksumAlgorithm, isKnownChecksum, reportedChecksum } from '../../storage/tier/checksum.ts';
 import { deferredReadable } from '../deferred-stream.ts';
 
 /** Kinds of target the check covers; it uses only the Tier interface. */
@@ -89,7 +89,7 @@ export async function verifyCopy(
   }
   if (size !== object.size) return { fault: 'size', detail: `${size} bytes on ${tier.name}, the catalog says ${object.size}`, readBytes: 0 };
   let stats = 0;
-  if (listing?.copy && listing.checksum) {
+  if (listing?.copy && isKnownChecksum(listing.checksum)) {
     const replaced = await checksumFault(tier, object.id, listing.checksum, listing.copy.checksums);
     if (replaced.fault) return { ...replaced, readBytes: 0 };
     stats = replaced.stats;

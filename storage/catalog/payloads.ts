@@ -4,7 +4,6 @@
 // Hearth can still carry, verify and serve a newer owner's log.
 import type { TierKind } from '../tier/tier.ts';
 import { MAX_PAYLOAD_BYTES } from './envelope.ts';
-import { isChecksum } from '../tier/checksum.ts';
 
 export interface RunPayload {
   k: 'run';
@@ -94,6 +93,8 @@ export interface PlacePayload {
    * or `etag:<etag>` (storage/tier/checksum.ts). The monthly check compares it with
    * the place's listing, so bytes replaced in the bucket are found without reading
    * them. Older versions ignore the field; placements without it are checked by size.
+   * Any string is accepted on reading: a later version may record an algorithm this one
+   * does not know, which the check then leaves alone (isKnownChecksum).
    */
   checksum?: string;
 }
@@ -170,7 +171,7 @@ const SHAPES: Record<KnownKind, Record<string, Check>> = {
   object: { id: isId, kind: oneOf('blob', 'volume'), name: isString, size: isCount, plainSize: isCount,
     merkleRoot: isHash, leafSize: isCount, contents: isRanges, time: isTime },
   contents: { id: isId, contents: isRanges, time: isTime },
-  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString), checksum: optional(isChecksum) },
+  place: { id: isId, tier: oneOf(...TIERS), target: isName, location: isString, time: isTime, damaged: optional(isString), checksum: optional(isString) },
   unplace: { id: isId, target: isName, time: isTime },
   retire: { id: isId, time: isTime },
   home: { name: isString, sources: Array.isArray, targets: Array.isArray, settings: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),

@@ -14,7 +14,8 @@ export function checksumAlgorithm(checksum: string): string {
   return checksum.slice(0, checksum.indexOf(':'));
 }
 
-export function isChecksum(value: unknown): boolean {
+/** A checksum in a form this version can compare; a later version's other algorithm is left alone. */
+export function isKnownChecksum(value: unknown): value is string {
   return typeof value === 'string' && /^(sha256|md5|etag):\S+$/.test(value) && value.length <= 200;
 }
 
