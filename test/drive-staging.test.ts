@@ -235,7 +235,6 @@ describe('Drive as the staging tier', () => {
 
     // Other bytes of the same length: only Drive's checksum, recorded when the copy was placed, tells.
     emu.corrupt(emu.files().find((f) => f.name === staged[1])!.id);
-    const lists = emu.count('list');
     const reads = emu.count('media');
     const changed = await hearthAsync(home, ['check', '--target', 'drive', '--json']);
     expect(changed.code, changed.stderr).toBe(3);
@@ -243,7 +242,7 @@ describe('Drive as the staging tier', () => {
     expect(report.damaged).toEqual([expect.objectContaining({ id: staged[1], target: 'drive', fault: 'checksum', repairedFrom: 'usb' })]);
     expect(report.damaged[0]!.detail).toMatch(/its bytes on drive were replaced: the store keeps sha256 /);
     expect(report.targets).toEqual([expect.objectContaining({ name: 'drive', requests: { list: 1, head: 0, dollars: 0 } })]);
-    expect(emu.count('list')).toBe(lists + 1);
+    // Nothing was read from Drive: the repair came from the disk (its put may look the file up, so lists are not counted here).
     expect(emu.count('media')).toBe(reads);
     expect(JSON.parse(await ok(home, ['check', '--target', 'drive', '--json'])).ok).toBe(true);
   });
