@@ -90,6 +90,13 @@ export function printStatus(s: Record<string, any>): void {
   rows.push(['hosted here', `relatives' data kept in ${s.hostedDir}`]);
   rows.push(['targets', (s.targets as any[]).map((x) => `${x.name} (${x.where})${x.freeBytes === null ? (x.problem ? `: ${x.problem}` : '') : `: ${formatSize(x.freeBytes)} free`}`).join(', ') || 'none: add one with "hearth target add dir PATH"']);
   rows.push(['relatives', (s.relatives as any[]).map((r) => `${r.name}: ${r.health}${r.lastSeen ? ` (last seen ${when(r.lastSeen)})` : ''}`).join(', ') || 'none (pair one with "hearth invite" / "hearth join")']);
+  const r = s.reachability;
+  if (r) {
+    rows.push(['reachable', r.anchor
+      ? `directly at ${r.announced.join(', ')}; this home is an anchor (relays for its family)`
+      : r.relayedVia.length ? `behind NAT: relatives reach this home through ${r.relayedVia.join(', ')}`
+      : 'only where relatives can dial its listening addresses (no anchor reservation; see docs/nat.md)']);
+  }
   rows.push(['alerts', (s.alerts as any[]).map((a) => `${a.key} since ${when(a.since)}`).join(', ') || 'none']);
   const c = s.catalog;
   rows.push(['backed up', `${c.files} files and ${c.folders} folders, ${formatSize(c.bytes)}; ${c.objects.volume.count} volumes, ${c.objects.blob.count} staged blobs`]);

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2';
 import { HostStore } from '../storage/hoststore/host-store.ts';
 import { damagedFor } from '../storage/hoststore/scrub.ts';
 import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
@@ -85,6 +86,8 @@ export class Daemon {
   /** A self-started replication pass queued and not yet begun: later requests share it. */
   private queuedPass: Promise<unknown> | undefined;
   private readonly log: (line: string) => void;
+  /** The --announce addresses: where relatives dial this home directly. */
+  private readonly announced: string[];
   readonly alerts: AlertCenter;
   private scheduler: Scheduler | undefined;
 
@@ -96,7 +99,8 @@ export class Daemon {
   /** Aborted by stop(): what runs stops at its next safe point. */
   private readonly stopping = new AbortController();
 
-  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void; transfers: TransferControl; rates: TransferRates }) {
+  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void; transfers: TransferControl; rates: TransferRates; announced: string[] }) {
+    this.announced = init.announced;
     this.merkleIndex = init.merkleIndex;
     this.rates = init.rates;
     this.session = init.session;
@@ -154,6 +158,10 @@ export class Daemon {
         ...(options.announce?.length ? { announce: options.announce } : {}),
         gate: roster,
         knownPeers: roster.members().map((m) => ({ peerId: m.peerId, addrs: m.addrs })),
+        // A home relatives can dial is an anchor; any other keeps reservations on the family's anchors.
+        relay: Boolean(options.announce?.length),
+        anchors: () => roster.anchors(),
+        log,
         services: {
           pair: pairService({ store: roster, selfName: () => config().get('name') || hostname() }),
           status: statusService({
@@ -171,7 +179,7 @@ export class Daemon {
           audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
         } as never,
       });
-      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log, transfers, rates });
+      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log, transfers, rates, announced: options.announce ?? [] });
       await daemon.listen();
       return daemon;
     } catch (err) {
@@ -192,11 +200,18 @@ export class Daemon {
     // Where a relative can be dialled next time, after either side restarts: the
     // addresses it says it listens on. An inbound connection's remote address is
     // only the port its side dialled out from.
+    // Addresses through an anchor's relay are kept after the direct ones, so a
+    // relative behind NAT is dialled through its anchor once its direct addresses fail.
     this.host.addEventListener('peer:identify', (event) => {
       const id = event.detail.peerId.toString();
       if (!this.roster.isMember(id)) return;
-      const addrs = event.detail.listenAddrs.map((a) => a.toString()).filter((a) => !a.includes('/p2p-circuit'));
-      this.roster.markSeen(id, addrs).catch((err: unknown) => this.logFailure('recording addresses', err));
+      const all = event.detail.listenAddrs.map((a) => a.toString());
+      const addrs = [...all.filter((a) => !a.includes('/p2p-circuit')), ...all.filter((a) => a.includes('/p2p-circuit'))];
+      const anchor = event.detail.protocols.includes(RELAY_V2_HOP_CODEC);
+      this.roster.markSeen(id, addrs, anchor)
+        // Once the roster names it an anchor: a reservation on it need not wait for the next retry.
+        .then(() => (anchor ? this.host.services.anchors?.ensure() : undefined))
+        .catch((err: unknown) => this.logFailure('recording addresses', err));
     });
     const interval = this.session.config.duration('replicate.interval');
     void this.roster.pruneInvites().catch((err: Error) => this.log(`pruning spent invite codes failed: ${err.message}`));
@@ -510,6 +525,11 @@ export class Daemon {
       alerts: this.alerts.open().map((a) => ({ key: a.key, since: new Date(a.raisedAt).toISOString() })),
       schedule: this.scheduler?.status() ?? [],
       online: this.roster.members().filter((m) => this.host.getConnections(peerIdFromString(m.peerId)).length > 0).map((m) => m.name),
+      reachability: {
+        anchor: this.host.services.relay !== undefined,
+        announced: this.announced,
+        relayedVia: (this.host.services.anchors?.reservedOn() ?? []).map((id) => this.roster.member(id)?.name ?? id),
+      },
     };
   }
 

@@ -39,6 +39,8 @@ export interface FamilyMember {
    * removed member's old code never re-links it.
    */
   inviteId?: string;
+  /** It runs a relay for its family (its identify lists the circuit relay hop protocol): an anchor (docs/nat.md). */
+  anchor?: boolean;
 }
 
 interface RosterState {
@@ -75,6 +77,11 @@ export class FamilyRoster implements PairStore, FamilyGate {
   /** A member by PeerId or by name. */
   member(peerIdOrName: string): FamilyMember | undefined {
     return this.state.members.find((m) => m.peerId === peerIdOrName) ?? this.state.members.find((m) => m.name === peerIdOrName);
+  }
+
+  /** Members that relay for the family, most recently seen first: where a home behind NAT keeps its reservations. */
+  anchors(): FamilyMember[] {
+    return this.state.members.filter((m) => m.anchor === true).sort((a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''));
   }
 
   isMember(peerId: string): boolean {
@@ -188,13 +195,14 @@ export class FamilyRoster implements PairStore, FamilyGate {
    * same, since replication asks every few minutes: a crash loses at most that
    * minute of "last seen".
    */
-  markSeen(peerId: string, addrs?: string[]): Promise<void> {
+  markSeen(peerId: string, addrs?: string[], anchor?: boolean): Promise<void> {
     const known = this.state.members.find((m) => m.peerId === peerId);
     if (!known) return Promise.resolve();
     const now = this.now().getTime();
     const sameAddrs = !addrs?.length || addrs.join(' ') === known.addrs.join(' ');
+    const sameAnchor = anchor === undefined || anchor === (known.anchor === true);
     const written = this.seenWritten.get(peerId) ?? -Infinity;
-    if (sameAddrs && now - written < SEEN_WRITE_INTERVAL_MS) {
+    if (sameAddrs && sameAnchor && now - written < SEEN_WRITE_INTERVAL_MS) {
       known.lastSeen = new Date(now).toISOString();
       return Promise.resolve();
     }
@@ -204,6 +212,8 @@ export class FamilyRoster implements PairStore, FamilyGate {
       if (!member) return undefined;
       member.lastSeen = new Date(at).toISOString();
       if (addrs && addrs.length > 0) member.addrs = addrs;
+      if (anchor === true) member.anchor = true;
+      else if (anchor === false) delete member.anchor;
       return undefined;
     });
   }

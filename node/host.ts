@@ -20,6 +20,7 @@ import { tcp } from '@libp2p/tcp';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { kadDHT, type KadDHT } from '@libp2p/kad-dht';
+import { circuitRelayServer, circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -39,6 +40,7 @@ import type { Ping } from '@libp2p/ping';
 export const familyPing = () => ping({ maxOutboundStreams: 2 });
 import { PAIR_PROTOCOL } from '../protocol/pair.ts';
 import { noiseCrypto } from './noise-crypto.ts';
+import { anchorReservations, type AnchorCandidate, type AnchorReservations } from './anchors.ts';
 
 export const HEARTH_PROTOCOL_PREFIX = '/hearth/';
 export const DHT_PROTOCOL = '/hearth/kad/1.0.0';
@@ -72,13 +74,29 @@ export interface HearthHostInit<S extends ServiceMap> {
   /** Last known addresses of relatives, put in the peer store so they can be dialled by PeerId. */
   knownPeers?: ReadonlyArray<{ peerId: string; addrs: readonly string[] }>;
   strangerGraceMs?: number;
+  /**
+   * Run a circuit relay for the family (this home is an anchor: relatives can dial
+   * it). Only members reserve, only member-to-member circuits are relayed, and those
+   * have no data or time limit (docs/nat.md).
+   */
+  relay?: boolean;
+  /** Anchors to keep a reservation on (up to two), best first; ignored when `relay` is set. */
+  anchors?: () => readonly AnchorCandidate[];
+  log?: (line: string) => void;
 }
+
+/** Reservations a family relay holds at most: a family is tens of homes, not a network. */
+export const RELAY_MAX_RESERVATIONS = 64;
 
 export interface HearthBaseServices {
   identify: Identify;
   ping: Ping;
   dht: KadDHT;
   familyGuard: FamilyGuard;
+  /** Present when the home is an anchor. */
+  relay?: CircuitRelayService;
+  /** Present when the home is not an anchor. */
+  anchors?: AnchorReservations;
 }
 
 export type HearthHost<S extends ServiceMap = ServiceMap> = Libp2p<S & HearthBaseServices>;
@@ -106,18 +124,25 @@ export async function createHearthHost<S extends ServiceMap = ServiceMap>(init: 
       peerInfoMapper: (peer: PeerInfo) => (gate.isMember(peer.id.toString()) || peer.id.equals(self) ? peer : { ...peer, multiaddrs: [] }),
     }),
     familyGuard: (components: FamilyGuardComponents) => new FamilyGuard(components, gate, init.strangerGraceMs ?? STRANGER_GRACE_MS),
+    ...(init.relay
+      ? { relay: circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: RELAY_MAX_RESERVATIONS } }) }
+      : init.anchors
+        ? { anchors: anchorReservations({ anchors: init.anchors, ...(init.log ? { log: init.log } : {}) }) }
+        : {}),
   } as ServiceFactoryMap<S & HearthBaseServices>;
   const node = await createLibp2p({
     privateKey,
     addresses: { listen: init.listen, ...(init.announce ? { announce: init.announce } : {}) },
-    transports: [tcp()],
+    // Every home can dial a relative through an anchor's relay, and be dialled so.
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW } })],
     connectionGater: {
       denyDialPeer: refused,
       denyInboundEncryptedConnection: refused,
       denyOutboundEncryptedConnection: refused,
-      // No relay is configured yet; these keep one from carrying strangers later.
+      // An anchor's relay serves the family only: members reserve, and a circuit
+      // joins two members (a stranger cannot connect at all unless an invite is out).
       denyInboundRelayReservation: (peerId) => !gate.isMember(peerId.toString()),
       denyOutboundRelayedConnection: (source, destination) => !gate.isMember(source.toString()) || !gate.isMember(destination.toString()),
       denyInboundRelayedConnection: (relay, remote) => !gate.isMember(relay.toString()) || refused(remote),

@@ -20,6 +20,8 @@ export interface StatusExtras {
   schedule?: Array<{ name: string; schedule: string; running: boolean; nextRun?: string; lastRun?: string; lastError?: string }>;
   /** Relatives connected now (names). */
   online?: string[];
+  /** How relatives reach this home (docs/nat.md): it relays for them, or through which anchors. */
+  reachability?: { anchor: boolean; announced: string[]; relayedVia: string[] };
 }
 
 export async function statusReport(session: HomeSession, extras: StatusExtras | undefined, now = Date.now()): Promise<Record<string, unknown>> {
@@ -59,6 +61,7 @@ export async function statusReport(session: HomeSession, extras: StatusExtras | 
     sources: config.data.sources,
     targets: await Promise.all(config.data.targets.map(async (t) => ({ ...t, where: t.kind === 'dir' ? t.path : t.kind === 'drive' ? describeDriveTarget(t) : describeTarget(t), ...(t.kind === 'dir' ? await freeSpace(t.path) : { freeBytes: null }) }))),
     relatives,
+    reachability: extras?.reachability ?? null,
     alerts,
     catalog: {
       head: session.catalog.head().seq,

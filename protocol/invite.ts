@@ -131,23 +131,30 @@ function decodeBody(bytes: Buffer): Invite {
 
 /**
  * The addresses worth putting in an invite or telling a relative: no /p2p suffix,
- * no wildcard, link-local or relay addresses; routable ones first, loopback only
- * when there is nothing else (a home tested on one machine).
+ * no wildcard or link-local addresses; routable ones first, then addresses through
+ * an anchor's relay (`…/p2p/<anchor>/p2p-circuit`, for a home behind NAT), loopback
+ * only when there is nothing else (a home tested on one machine).
  */
 export function selectDialable(addrs: readonly Multiaddr[]): string[] {
   const candidates = addrs
-    .map((ma) => ma.decapsulateCode(CODE_P2P))
+    .map(withoutOwnPeerId)
     .filter((ma) => {
-      const components = ma.getComponents();
-      const host = components[0]?.value ?? '';
-      const isRelay = components.some((c) => c.name === 'p2p-circuit');
-      return !isRelay && host !== '0.0.0.0' && host !== '::' && !host.startsWith('169.254.') && !host.toLowerCase().startsWith('fe80:');
+      const host = ma.getComponents()[0]?.value ?? '';
+      return host !== '0.0.0.0' && host !== '::' && !host.startsWith('169.254.') && !host.toLowerCase().startsWith('fe80:');
     })
     .map((ma) => ma.toString());
+  const isRelayed = (a: string): boolean => a.includes('/p2p-circuit');
   const isLoopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/');
-  const routable = candidates.filter((a) => !isLoopback(a));
-  const chosen = routable.length > 0 ? routable : candidates;
+  const direct = candidates.filter((a) => !isRelayed(a) && !isLoopback(a));
+  const relayed = candidates.filter((a) => isRelayed(a) && !isLoopback(a));
+  const chosen = direct.length + relayed.length > 0 ? [...direct, ...relayed] : candidates.filter((a) => !isRelayed(a));
   return [...new Set(chosen)].slice(0, MAX_INVITE_ADDRS);
+}
+
+/** Drops a trailing /p2p/<peer> only: a relayed address keeps its anchor's. */
+function withoutOwnPeerId(ma: Multiaddr): Multiaddr {
+  const components = ma.getComponents();
+  return components.at(-1)?.code === CODE_P2P ? multiaddr(components.slice(0, -1)) : ma;
 }
 
 function peerIdBytesOf(peerId: string): Uint8Array {

@@ -100,7 +100,7 @@ describe('invite codes', () => {
 });
 
 describe('selectDialable', () => {
-  it('drops wildcard, link-local, relay and /p2p parts; keeps loopback only when nothing else', () => {
+  it('drops wildcard, link-local and /p2p parts; keeps loopback only when nothing else', () => {
     const peer = '/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN';
     const addrs = [
       '/ip4/127.0.0.1/tcp/4001', '/ip4/0.0.0.0/tcp/4001', '/ip4/169.254.3.4/tcp/4001', '/ip6/fe80::1/tcp/4001',
@@ -108,5 +108,15 @@ describe('selectDialable', () => {
     ].map((a) => multiaddr(a));
     expect(selectDialable(addrs)).toEqual(['/ip4/192.168.1.5/tcp/4001']);
     expect(selectDialable([multiaddr(`/ip4/127.0.0.1/tcp/5${peer}`)])).toEqual(['/ip4/127.0.0.1/tcp/5']);
+  });
+
+  it("puts addresses through an anchor's relay after the direct ones, so a home behind NAT can be joined", () => {
+    const anchor = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN';
+    const self = '/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
+    const relayed = `/ip4/192.0.2.10/tcp/4001/p2p/${anchor}/p2p-circuit`;
+    const addrs = [`${relayed}${self}`, `/ip4/10.1.0.2/tcp/4001${self}`, '/ip4/127.0.0.1/tcp/4001', `/ip4/127.0.0.1/tcp/4001/p2p/${anchor}/p2p-circuit`].map((a) => multiaddr(a));
+    expect(selectDialable(addrs)).toEqual(['/ip4/10.1.0.2/tcp/4001', relayed]);
+    // Behind NAT with only loopback and a relay: the relay, never a loopback circuit.
+    expect(selectDialable([multiaddr('/ip4/127.0.0.1/tcp/4001'), multiaddr(relayed)])).toEqual([relayed]);
   });
 });

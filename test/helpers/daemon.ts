@@ -12,10 +12,17 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+export interface StartDaemonOptions {
+  /** Rewrites the command line, e.g. to run it in a network namespace (test/helpers/nat-lab.ts: NatLab.wrap). */
+  wrap?: (command: string, args: string[]) => [string, string[]];
+}
+
 /** `args`: more `hearth daemon` options; without a --listen of its own, any free port on 127.0.0.1. */
-export async function startDaemon(home: string, args: string[] = []): Promise<RunningDaemon> {
+export async function startDaemon(home: string, args: string[] = [], options: StartDaemonOptions = {}): Promise<RunningDaemon> {
   const listen = args.includes('--listen') ? [] : ['--listen', '/ip4/127.0.0.1/tcp/0'];
-  const child = spawn(process.execPath, [HEARTH, '--home', home, 'daemon', ...listen, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [HEARTH, '--home', home, 'daemon', ...listen, ...args];
+  const [command, full] = options.wrap ? options.wrap(process.execPath, argv) : [process.execPath, argv];
+  const child = spawn(command, full, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const lines = createInterface({ input: child.stdout! });

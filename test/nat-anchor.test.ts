@@ -1,0 +1,138 @@
+// Homes behind NAT (issue 14, docs/nat.md), in a lab of network namespaces the test
+// builds (test/helpers/nat-lab.ts): two homes behind MASQUERADE routers that drop
+// unsolicited inbound TCP and UDP, and an anchor on the "internet" that relatives
+// can dial. Each home pairs with the anchor, keeps a relay reservation on it, and
+// then the two pair with each other through the anchor's relay with an invite code,
+// back up and restore byte-exact. A stranger is refused by the anchor's relay.
+// Skipped, with the reason, where the lab cannot be built (not root, no iptables).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseInvite } from '../protocol/invite.ts';
+import { hearthJson, hearthOk } from './helpers/cli.ts';
+import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
+import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
+import { createNatLab, LAB_ADDRS, namespacesExist, natLabSkipReason, type LabHost, type NatLab } from './helpers/nat-lab.ts';
+
+const skip = natLabSkipReason();
+if (skip) console.warn(`nat-anchor tests skipped: ${skip}`);
+const STRANGER = fileURLToPath(new URL('./helpers/relay-stranger.ts', import.meta.url));
+const PORT = 4001;
+const ANCHOR_ADDR = `/ip4/${LAB_ADDRS.anchor.ip4}/tcp/${PORT}`;
+
+/** A TCP client or server inside a namespace, as one line of Node. */
+const TCP_SERVER = `const s = require('node:net').createServer((c) => { console.log(c.remoteAddress.replace('::ffff:', '')); c.end(); s.close(); }); s.listen(${PORT + 1}, () => console.log('listening'));`;
+const tcpClient = (host: string) => `const c = require('node:net').connect({ host: '${host}', port: ${PORT + 1}, timeout: 1500 }); c.on('connect', () => { console.log('connected'); c.end(); }); c.on('timeout', () => { console.log('timeout'); c.destroy(); }); c.on('error', (e) => console.log(e.code));`;
+
+describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let lab: NatLab;
+  let work: string;
+  const daemons: RunningDaemon[] = [];
+  const home = (name: string) => join(work, name);
+  const daemonIn = async (host: LabHost, name: string, extra: string[] = []): Promise<RunningDaemon> => {
+    const d = await startDaemon(home(name), ['--listen', `/ip4/0.0.0.0/tcp/${PORT}`, ...extra], { wrap: (command, args) => lab.wrap(host, command, args) });
+    daemons.push(d);
+    return d;
+  };
+  let anchor: RunningDaemon;
+  let a: RunningDaemon;
+  let b: RunningDaemon;
+
+  beforeAll(() => {
+    lab = createNatLab();
+    work = mkdtempSync(join(tmpdir(), 'hearth-nat-'));
+  });
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
+    lab?.teardown();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the lab: a home reaches the internet through its router, seen as the router; nothing reaches the home unasked', async () => {
+    const server = lab.spawn('anchor', process.execPath, ['-e', TCP_SERVER]);
+    let seen = '';
+    server.stdout!.on('data', (d) => (seen += d));
+    await eventually(() => seen.includes('listening'), 'the server in the anchor namespace', 20, 100);
+    expect(lab.exec('homeA', process.execPath, ['-e', tcpClient(LAB_ADDRS.anchor.ip4)]).trim()).toBe('connected');
+    await eventually(() => seen.split('\n').length > 2, 'the server to see the connection', 20, 100);
+    // MASQUERADE: the anchor sees the router's address, not the home's.
+    expect(seen.split('\n')[1]).toBe(LAB_ADDRS.routerA.ip4);
+
+    const inHome = lab.spawn('homeA', process.execPath, ['-e', TCP_SERVER]);
+    let homeSaw = '';
+    inHome.stdout!.on('data', (d) => (homeSaw += d));
+    await eventually(() => homeSaw.includes('listening'), 'the server in home A', 20, 100);
+    // Unsolicited inbound: dropped at the router (a timeout), and the home's own address is not routed.
+    expect(lab.exec('anchor', process.execPath, ['-e', tcpClient(LAB_ADDRS.routerA.ip4)]).trim()).toBe('timeout');
+    expect(lab.exec('anchor', process.execPath, ['-e', tcpClient(LAB_ADDRS.homeA.ip4)]).trim()).toBe('EHOSTUNREACH');
+    expect(lab.exec('homeB', process.execPath, ['-e', tcpClient(LAB_ADDRS.routerA.ip4)]).trim()).toBe('timeout');
+    inHome.kill();
+
+    const other = createNatLab();
+    expect(namespacesExist(other)).toEqual(Array(7).fill(true));
+    other.teardown();
+    expect(namespacesExist(other)).toEqual(Array(7).fill(false));
+  });
+
+  it('each home pairs with the anchor and keeps a relay reservation on it', async () => {
+    for (const name of ['anchor', 'A', 'B']) {
+      hearthJson(home(name), ['init']);
+      hearthOk(home(name), ['config', 'set', 'name', name]);
+      hearthOk(home(name), ['config', 'set', 'replicate.interval', '2s']);
+    }
+    anchor = await daemonIn('anchor', 'anchor', ['--announce', ANCHOR_ADDR]);
+    a = await daemonIn('homeA', 'A');
+    b = await daemonIn('homeB', 'B');
+    for (const name of ['A', 'B']) {
+      const { code } = hearthJson(home('anchor'), ['invite', '--name', name]);
+      expect(parseInvite(code).addrs).toEqual([ANCHOR_ADDR]);
+      hearthJson(home(name), ['join', code, '--name', 'anchor']);
+    }
+    expect(hearthJson(home('anchor'), ['status']).reachability).toMatchObject({ anchor: true, announced: [ANCHOR_ADDR] });
+    for (const name of ['A', 'B']) {
+      await eventually(() => hearthJson(home(name), ['status']).reachability?.relayedVia?.includes('anchor'), `${name} to hold a reservation on the anchor`, 60, 500);
+    }
+  });
+
+  it('two homes behind NAT pair through the anchor with an invite code, back up to each other and restore byte-exact', async () => {
+    const { code } = hearthJson(home('A'), ['invite', '--name', 'B']);
+    const addrs = parseInvite(code).addrs;
+    // The code names home A's LAN address (useless from B) and the way through the anchor.
+    expect(addrs).toContain(`${ANCHOR_ADDR}/p2p/${anchor.peerId}/p2p-circuit`);
+    const joined = hearthJson(home('B'), ['join', code, '--name', 'A']);
+    expect(joined.peerId).toBe(a.peerId);
+    expect(hearthJson<any[]>(home('A'), ['peers']).map((p) => p.name).sort()).toEqual(['B', 'anchor']);
+
+    const library = join(work, 'photos');
+    makeLibrary(library);
+    writeFile(library, 'videos/long.mp4', 3 * 1024 * 1024 + 5, 31);
+    hearthOk(home('A'), ['source', 'add', library]);
+    hearthOk(home('A'), ['config', 'set', 'volume.size', '4MiB']);
+    expect(hearthJson(home('A'), ['backup']).ok).toBe(true);
+    await eventually(() => hearthJson<any[]>(home('A'), ['objects']).every((o) => o.placements.some((p: any) => p.target === b.peerId)), 'every object of A to reach B through the anchor', 120, 500);
+
+    const out = join(work, 'restored');
+    const restored = hearthJson(home('A'), ['restore', '--to', out, '--from', 'peer:B']);
+    expect(restored.failed).toEqual([]);
+    const want = snapshotTree(library);
+    const got = snapshotTree(join(out, 'photos'));
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [path, entry] of want) expect(got.get(path), path).toEqual(entry);
+  });
+
+  it("the anchor's relay refuses a stranger: no connection without an open invite, and with one neither a reservation nor a relayed connection", async () => {
+    const target = `${ANCHOR_ADDR}/p2p/${anchor.peerId}`;
+    const closed = JSON.parse(lab.exec('stranger', process.execPath, [STRANGER, target, a.peerId]));
+    expect(closed.connect).not.toBe('ok');
+
+    // An outstanding code admits strangers to pair with the anchor itself, and to nothing else.
+    hearthJson(home('anchor'), ['invite', '--name', 'someone']);
+    const admitted = JSON.parse(lab.exec('stranger', process.execPath, [STRANGER, target, a.peerId]));
+    expect(admitted.connect).toBe('ok');
+    expect(admitted.reserve).toMatch(/PERMISSION_DENIED/);
+    expect(admitted.relayed).toMatch(/PERMISSION_DENIED/);
+    expect(anchor.stderr()).not.toMatch(/uncaught|unhandled/i);
+  });
+});
