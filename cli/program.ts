@@ -283,10 +283,11 @@ program
   .command('daemon')
   .description('run this home: the family network, replication, and the control socket for other commands')
   .option('--listen <multiaddr...>', 'addresses to listen on (default /ip4/0.0.0.0/tcp/4001)')
-  .option('--announce <multiaddr...>', 'addresses relatives should dial instead (a port forwarded on the router, a container host); invite codes carry these')
-  .action(async (o: { listen?: string[]; announce?: string[] }) => {
+  .option('--announce <multiaddr...>', 'addresses relatives should dial instead (a port forwarded on the router, a container host); invite codes carry these, and the home relays for its family (an anchor)')
+  .option('--relay-only', 'only relay for the family (a small rented server): stores nothing, backs up nothing; needs --announce')
+  .action(async (o: { listen?: string[]; announce?: string[]; relayOnly?: boolean }) => {
     const { runDaemon } = await import('../node/daemon.ts');
-    await runDaemon(home(), { listen: o.listen, announce: o.announce });
+    await runDaemon(home(), { listen: o.listen, announce: o.announce, relayOnly: o.relayOnly === true });
   });
 
 program

@@ -38,6 +38,18 @@ interface AnchorComponents {
   events: TypedEventTarget<Libp2pEvents>;
 }
 
+/**
+ * Where to dial a relative: its own last known addresses (direct ones first), then
+ * through each family anchor, since a relative behind NAT keeps a reservation on
+ * the family's anchors, which may have changed since it last told us where it is.
+ */
+export function addressesToDial(member: AnchorCandidate, anchors: readonly AnchorCandidate[]): string[] {
+  const viaAnchors = anchors
+    .filter((a) => a.peerId !== member.peerId)
+    .flatMap((a) => a.addrs.filter((addr) => !addr.includes('/p2p-circuit')).map((addr) => `${addr}/p2p/${a.peerId}/p2p-circuit`));
+  return [...new Set([...member.addrs, ...viaAnchors])];
+}
+
 export class AnchorReservations implements Startable {
   private readonly components: AnchorComponents;
   private readonly init: AnchorReservationsInit;

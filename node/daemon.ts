@@ -16,11 +16,11 @@ import { damagedFor } from '../storage/hoststore/scrub.ts';
 import { HostCatalogStore, hostedCatalogsPath } from '../storage/hostcatalog/host-catalog-store.ts';
 import { pairService, type PairService } from '../protocol/pair.ts';
 import { statusService, freeBytesAt, type StatusService } from '../protocol/status.ts';
-import { objectService, type TransferControl } from '../protocol/object.ts';
+import { objectService, PROTOCOL as OBJECT_PROTOCOL, type TransferControl } from '../protocol/object.ts';
 import { catalogSyncService, recoverCatalogFrom, type CatalogSyncService } from '../protocol/catalog-sync.ts';
 import type { Tier } from '../storage/tier/tier.ts';
 import { createHearthHost, DAEMON_LISTEN_DEFAULT, type HearthHost } from './host.ts';
-import { FamilyRoster, type FamilyMember } from './family.ts';
+import { FamilyRoster, type FamilyMember, type MemberRoles } from './family.ts';
 import { HomeSession } from './session.ts';
 import { ControlServer } from './control.ts';
 import { applyRecoveredHome, type RecoveredHome } from './home-record.ts';
@@ -58,6 +58,12 @@ export interface DaemonOptions {
    * codes carry: a port forwarded on the router, a container host's address.
    */
   announce?: string[];
+  /**
+   * Relay for the family and nothing else (a small rented server for a family with
+   * no home relatives can dial): no hosting, no backups, no replication; invite
+   * codes grant no room. Needs `announce`.
+   */
+  relayOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -88,6 +94,7 @@ export class Daemon {
   private readonly log: (line: string) => void;
   /** The --announce addresses: where relatives dial this home directly. */
   private readonly announced: string[];
+  private readonly relayOnly: boolean;
   readonly alerts: AlertCenter;
   private scheduler: Scheduler | undefined;
 
@@ -99,8 +106,9 @@ export class Daemon {
   /** Aborted by stop(): what runs stops at its next safe point. */
   private readonly stopping = new AbortController();
 
-  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void; transfers: TransferControl; rates: TransferRates; announced: string[] }) {
+  private constructor(init: { session: HomeSession; host: HearthHost<DaemonServices>; roster: FamilyRoster; hostStore: HostStore; hostCatalogs: HostCatalogStore; merkleIndex: MerkleIndexStore; log: (line: string) => void; transfers: TransferControl; rates: TransferRates; announced: string[]; relayOnly: boolean }) {
     this.announced = init.announced;
+    this.relayOnly = init.relayOnly;
     this.merkleIndex = init.merkleIndex;
     this.rates = init.rates;
     this.session = init.session;
@@ -128,6 +136,7 @@ export class Daemon {
   }
 
   static async start(dir: string, options: DaemonOptions = {}): Promise<Daemon> {
+    if (options.relayOnly && !options.announce?.length) throw new Error('--relay-only needs --announce with the address relatives dial (a relay nobody can reach helps nobody)');
     const log = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
     const session = await HomeSession.open(dir);
     let host: HearthHost<DaemonServices> | undefined;
@@ -152,6 +161,11 @@ export class Daemon {
       // One cap per direction for every transfer, host side and owner side alike; `config set` applies within a second.
       const rates = new TransferRates();
       const transfers = bandwidthControl({ settings: liveConfig(session.paths.config, config()), transferred: rates.record });
+      const storage = {
+        object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), log, transfers }),
+        catalog: catalogSyncService({ store: catalogs, catalogRoomFor: async (owner) => quotaFor(owner) - (await hostStore.usage(owner)).used }),
+        audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
+      };
       host = await createHearthHost<DaemonServices>({
         seed: session.keys.ed25519Seed,
         listen: options.listen?.length ? options.listen : DAEMON_LISTEN_DEFAULT,
@@ -174,12 +188,11 @@ export class Daemon {
               damagedFor: (peer) => damagedFor(hostStore, peer),
             },
           }),
-          object: objectService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), log, transfers }),
-          catalog: catalogSyncService({ store: catalogs, catalogRoomFor: async (owner) => quotaFor(owner) - (await hostStore.usage(owner)).used }),
-          audit: auditService({ store: hostStore, isMember: (peer) => roster.isMember(peer.toString()), prover: merkleIndex }),
+          // A relay-only home speaks no storage protocol: relatives see that in identify and never send it copies.
+          ...(options.relayOnly ? {} : storage),
         } as never,
       });
-      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log, transfers, rates, announced: options.announce ?? [] });
+      const daemon = new Daemon({ session, host, roster, hostStore, hostCatalogs, merkleIndex, log, transfers, rates, announced: options.announce ?? [], relayOnly: options.relayOnly === true });
       await daemon.listen();
       return daemon;
     } catch (err) {
@@ -207,10 +220,10 @@ export class Daemon {
       if (!this.roster.isMember(id)) return;
       const all = event.detail.listenAddrs.map((a) => a.toString());
       const addrs = [...all.filter((a) => !a.includes('/p2p-circuit')), ...all.filter((a) => a.includes('/p2p-circuit'))];
-      const anchor = event.detail.protocols.includes(RELAY_V2_HOP_CODEC);
-      this.roster.markSeen(id, addrs, anchor)
+      const roles = rolesOf(event.detail.protocols);
+      this.roster.markSeen(id, addrs, roles)
         // Once the roster names it an anchor: a reservation on it need not wait for the next retry.
-        .then(() => (anchor ? this.host.services.anchors?.ensure() : undefined))
+        .then(() => (roles.anchor ? this.host.services.anchors?.ensure() : undefined))
         .catch((err: unknown) => this.logFailure('recording addresses', err));
     });
     const interval = this.session.config.duration('replicate.interval');
@@ -223,6 +236,10 @@ export class Daemon {
       this.merkleIndex.buildMissing().catch((err: unknown) => this.logFailure('merkle index build', err));
     }, interval);
     this.timer.unref();
+    if (this.relayOnly) {
+      this.log(`hearth daemon ${this.session.peerId} relaying for its family only, at ${this.addresses().join(' ')}`);
+      return;
+    }
     this.scheduler = new Scheduler({
       home: this.session.paths.dir,
       log: this.log,
@@ -304,7 +321,7 @@ export class Daemon {
    * logged, and retried next time.
    */
   private replicateSoon(): void {
-    if (this.roster.members().length === 0 || this.queuedPass) return;
+    if (this.relayOnly || this.roster.members().length === 0 || this.queuedPass) return;
     this.queuedPass = this.exclusive('replication pass', () => {
       this.queuedPass = undefined;
       return this.replicate();
@@ -377,7 +394,7 @@ export class Daemon {
     return {
       outboxDir: this.session.paths.outbox,
       readTiers: async (from) => {
-        const members = from === undefined ? this.roster.members() : from === '' ? [] : [this.memberNamed(from)];
+        const members = from === undefined ? this.roster.storageMembers() : from === '' ? [] : [this.memberNamed(from)];
         return members.map((m) => this.replicator.tierFor(m) as Tier);
       },
       connected: (peerId) => this.host.getConnections(peerIdFromString(peerId)).length > 0,
@@ -385,6 +402,14 @@ export class Daemon {
       statusExtras: () => this.statusExtras(),
       call: (op, args, progress) => this.networkOp(op, args, progress),
     };
+  }
+
+  private async recordRoles(peerId: string): Promise<void> {
+    const protocols = await this.host.peerStore.get(peerIdFromString(peerId)).then((p) => p.protocols, () => [] as string[]);
+    if (protocols.length === 0) return;
+    const roles = rolesOf(protocols);
+    await this.roster.markSeen(peerId, undefined, roles);
+    if (roles.anchor) void this.host.services.anchors?.ensure();
   }
 
   private memberNamed(name: string): FamilyMember {
@@ -397,9 +422,10 @@ export class Daemon {
     const config = this.session.config;
     switch (op) {
       case 'invite': {
+        if (this.relayOnly && args.quota && parseSize(args.quota as string) > 0) throw new Error('this home is relay-only and stores nothing: leave out --quota');
         const { code } = await this.host.services.pair.invite({
           name: args.name as string | undefined,
-          quota: args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
+          quota: this.relayOnly ? 0 : args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
           ttlMs: args.expires ? parseDuration(args.expires as string) : undefined,
         });
         return { code };
@@ -409,9 +435,12 @@ export class Daemon {
           name: args.name as string | undefined,
           quota: args.quota ? parseSize(args.quota as string) : config.size('host.quota'),
         });
+        // Identify ran while the inviter was still a stranger: what it is (an anchor, relay-only) is in the peer store.
+        await this.recordRoles(joined.peerId);
         let recovered: ({ records: number } & RecoveredHome) | undefined;
-        // A home rebuilt from its phrase has an empty catalog: the family holds it.
-        if (this.session.catalog.head().seq === 0) {
+        // A home rebuilt from its phrase has an empty catalog: the family holds it
+        // (not an inviter that grants no room, such as a relay-only anchor).
+        if (this.session.catalog.head().seq === 0 && joined.quotaTheyGrantUs > 0) {
           const pulled = await recoverCatalogFrom(this.host.services.catalog, peerIdFromString(joined.peerId), this.session.catalog);
           if (pulled.pulled > 0) {
             const home = await applyRecoveredHome(this.session.catalog, this.session.config, this.roster, this.session.peerId);
@@ -545,6 +574,12 @@ export class Daemon {
     await this.session.close();
     this.log('hearth daemon stopped');
   }
+}
+
+/** What a relative is, by the protocols its identify lists: an anchor relays; a relay-only one stores nothing. */
+function rolesOf(protocols: readonly string[]): MemberRoles {
+  const anchor = protocols.includes(RELAY_V2_HOP_CODEC);
+  return { anchor, relayOnly: anchor && !protocols.includes(OBJECT_PROTOCOL) };
 }
 
 /** Refuses what libp2p would otherwise throw on deep inside, or after it has started. */

@@ -41,6 +41,14 @@ export interface FamilyMember {
   inviteId?: string;
   /** It runs a relay for its family (its identify lists the circuit relay hop protocol): an anchor (docs/nat.md). */
   anchor?: boolean;
+  /** An anchor that stores nothing (`hearth daemon --relay-only`): never a place for copies. */
+  relayOnly?: boolean;
+}
+
+/** What a member's identify says it is (daemon.ts reads it from the protocols it lists). */
+export interface MemberRoles {
+  anchor: boolean;
+  relayOnly: boolean;
 }
 
 interface RosterState {
@@ -82,6 +90,11 @@ export class FamilyRoster implements PairStore, FamilyGate {
   /** Members that relay for the family, most recently seen first: where a home behind NAT keeps its reservations. */
   anchors(): FamilyMember[] {
     return this.state.members.filter((m) => m.anchor === true).sort((a, b) => (b.lastSeen ?? '').localeCompare(a.lastSeen ?? ''));
+  }
+
+  /** Members that may hold copies: all but relay-only anchors. */
+  storageMembers(): FamilyMember[] {
+    return this.state.members.filter((m) => m.relayOnly !== true);
   }
 
   isMember(peerId: string): boolean {
@@ -195,12 +208,12 @@ export class FamilyRoster implements PairStore, FamilyGate {
    * same, since replication asks every few minutes: a crash loses at most that
    * minute of "last seen".
    */
-  markSeen(peerId: string, addrs?: string[], anchor?: boolean): Promise<void> {
+  markSeen(peerId: string, addrs?: string[], roles?: MemberRoles): Promise<void> {
     const known = this.state.members.find((m) => m.peerId === peerId);
     if (!known) return Promise.resolve();
     const now = this.now().getTime();
     const sameAddrs = !addrs?.length || addrs.join(' ') === known.addrs.join(' ');
-    const sameAnchor = anchor === undefined || anchor === (known.anchor === true);
+    const sameAnchor = roles === undefined || (roles.anchor === (known.anchor === true) && roles.relayOnly === (known.relayOnly === true));
     const written = this.seenWritten.get(peerId) ?? -Infinity;
     if (sameAddrs && sameAnchor && now - written < SEEN_WRITE_INTERVAL_MS) {
       known.lastSeen = new Date(now).toISOString();
@@ -212,8 +225,13 @@ export class FamilyRoster implements PairStore, FamilyGate {
       if (!member) return undefined;
       member.lastSeen = new Date(at).toISOString();
       if (addrs && addrs.length > 0) member.addrs = addrs;
-      if (anchor === true) member.anchor = true;
-      else if (anchor === false) delete member.anchor;
+      if (roles) {
+        // Absent rather than false, so a roster without anchors reads as before.
+        for (const role of ['anchor', 'relayOnly'] as const) {
+          if (roles[role]) member[role] = true;
+          else delete member[role];
+        }
+      }
       return undefined;
     });
   }

@@ -20,6 +20,7 @@ import type { ProgressSink } from './progress.ts';
 import { NoSourceError, reconcile, retireCovered, tierPlace, type Place, type ReconcileReport } from './reconciler/reconciler.ts';
 import { objectSources, type Source } from './reconciler/sources.ts';
 import type { PlacementPolicy } from './reconciler/placement-policy.ts';
+import { addressesToDial } from './anchors.ts';
 import type { ReadFailureListener } from './object-read.ts';
 
 /** Per step of reaching a relative: a dial, a DHT lookup, a ping. */
@@ -124,7 +125,8 @@ export class Replicator {
   private async dial(member: FamilyMember): Promise<boolean> {
     const peerId = peerIdFromString(member.peerId);
     try {
-      if (member.addrs.length) await this.o.host.peerStore.merge(peerId, { multiaddrs: member.addrs.map((a) => multiaddr(a)) });
+      const addrs = addressesToDial(member, this.o.roster.anchors());
+      if (addrs.length) await this.o.host.peerStore.merge(peerId, { multiaddrs: addrs.map((a) => multiaddr(a)) });
       await this.o.host.dial(peerId, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS) });
       return true;
     } catch {
@@ -169,10 +171,13 @@ export class Replicator {
     const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, reached: [], placedOnTargets: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
     const stopping = (): boolean => this.o.signal?.aborted === true;
     if (stopping()) return report;
-    const members = this.o.roster.members();
-    const online: FamilyMember[] = [];
-    for (const m of members) if (await this.reach(m)) online.push(m);
-    report.reached = online.map((m) => m.peerId);
+    const reached: FamilyMember[] = [];
+    for (const m of this.o.roster.members()) if (await this.reach(m)) reached.push(m);
+    report.reached = reached.map((m) => m.peerId);
+    // A relay-only anchor stores nothing: it is reached (and alerted on) like any
+    // relative, but gets neither copies nor the catalog.
+    const members = this.o.roster.storageMembers();
+    const online = reached.filter((m) => m.relayOnly !== true);
     const memberIds = new Set(members.map((m) => m.peerId));
     // Copies at a relative gone quiet for too long are kept but no longer trusted
     // to meet the policy, so another relative gets one.

@@ -3,7 +3,9 @@
 // unsolicited inbound TCP and UDP, and an anchor on the "internet" that relatives
 // can dial. Each home pairs with the anchor, keeps a relay reservation on it, and
 // then the two pair with each other through the anchor's relay with an invite code,
-// back up and restore byte-exact. A stranger is refused by the anchor's relay.
+// back up and restore byte-exact. A relay-only anchor on a rented server stores
+// nothing and carries them once the anchor home is gone. A stranger is refused by
+// the anchor's relay.
 // Skipped, with the reason, where the lab cannot be built (not root, no iptables).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInvite } from '../protocol/invite.ts';
-import { hearthJson, hearthOk } from './helpers/cli.ts';
+import { hearth, hearthJson, hearthOk } from './helpers/cli.ts';
 import { eventually, startDaemon, type RunningDaemon } from './helpers/daemon.ts';
 import { makeLibrary, snapshotTree, writeFile } from './helpers/library.ts';
 import { createNatLab, LAB_ADDRS, namespacesExist, natLabSkipReason, type LabHost, type NatLab } from './helpers/nat-lab.ts';
@@ -71,9 +73,9 @@ describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip
     inHome.kill();
 
     const other = createNatLab();
-    expect(namespacesExist(other)).toEqual(Array(7).fill(true));
+    expect(namespacesExist(other)).toEqual(Array(8).fill(true));
     other.teardown();
-    expect(namespacesExist(other)).toEqual(Array(7).fill(false));
+    expect(namespacesExist(other)).toEqual(Array(8).fill(false));
   });
 
   it('each home pairs with the anchor and keeps a relay reservation on it', async () => {
@@ -135,4 +137,39 @@ describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip
     expect(admitted.relayed).toMatch(/PERMISSION_DENIED/);
     expect(anchor.stderr()).not.toMatch(/uncaught|unhandled/i);
   });
+  it('a relay-only anchor stores nothing, and carries the homes to each other once the anchor home is gone', async () => {
+    hearthJson(home('server'), ['init']);
+    hearthOk(home('server'), ['config', 'set', 'name', 'server']);
+    const refused = hearth(home('server'), ['daemon', '--relay-only', '--listen', `/ip4/127.0.0.1/tcp/0`]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim()).toMatch(/^hearth: error: --relay-only needs --announce/);
+    const serverAddr = `/ip4/${LAB_ADDRS.server.ip4}/tcp/${PORT}`;
+    const server = await daemonIn('server', 'server', ['--relay-only', '--announce', serverAddr]);
+    const withRoom = hearth(home('server'), ['invite', '--quota', '5GiB']);
+    expect(withRoom.code).not.toBe(0);
+    expect(withRoom.stderr.trim().split('\n')).toEqual([expect.stringMatching(/relay-only and stores nothing/)]);
+    for (const name of ['A', 'B']) {
+      const { code } = hearthJson(home('server'), ['invite', '--name', name]);
+      expect(hearthJson(home(name), ['join', code, '--name', 'server']).quotaTheyGrantUs).toBe(0);
+    }
+    for (const name of ['A', 'B']) {
+      await eventually(() => ['anchor', 'server'].every((via) => hearthJson(home(name), ['status']).reachability?.relayedVia?.includes(via)), `${name} to hold reservations on both anchors`, 60, 500);
+    }
+    writeFile(join(work, 'photos'), 'later/after-the-server.jpg', 300_000, 32);
+    expect(hearthJson(home('A'), ['backup']).ok).toBe(true);
+    await eventually(() => hearthJson<any[]>(home('A'), ['objects']).every((o) => o.placements.some((p: any) => p.target === b.peerId)), 'the new object to reach B', 120, 500);
+    const targets = hearthJson<any[]>(home('A'), ['objects']).flatMap((o) => o.placements.map((p: any) => p.target));
+    expect(targets).not.toContain(server.peerId);
+    expect(hearthJson<any[]>(home('server'), ['peers']).every((p) => p.bytesWeStoreForThem === 0 && p.catalogRecordsWeHold === 0)).toBe(true);
+
+    // The anchor home goes away: A and B find each other again through the server.
+    await anchor.stop();
+    await eventually(() => hearthJson(home('A'), ['status']).reachability?.relayedVia?.join() === 'server', "A's reservation on the stopped anchor to go", 60, 500);
+    await eventually(() => hearthJson<any[]>(home('A'), ['peers']).find((p) => p.name === 'B')?.online === true, 'A to reach B through the server', 60, 500);
+    const one = join(work, 'one');
+    const single = hearthJson(home('A'), ['restore', 'photos/later/after-the-server.jpg', '--to', one, '--from', 'peer:B']);
+    expect(single.files).toBe(1);
+    expect(snapshotTree(join(one, 'photos')).get('later/after-the-server.jpg')).toEqual(snapshotTree(join(work, 'photos')).get('later/after-the-server.jpg'));
+  });
+
 });

@@ -5,7 +5,7 @@
 //                     MASQUERADE    |  inet: a bridge,        |   MASQUERADE
 //                     stateful fw   +- 192.0.2.0/24, 3fff::/64 +   stateful fw
 //                                   |                         |
-//                                 anchor (192.0.2.10)       stranger (192.0.2.30)
+//                  anchor (192.0.2.10)   stranger (192.0.2.30)   server (192.0.2.40)
 //
 // The routers drop unsolicited inbound TCP and UDP (FORWARD wan->lan only
 // ESTABLISHED,RELATED; INPUT on wan NEW tcp/udp dropped), for IPv4 and IPv6 alike;
@@ -20,13 +20,15 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
-export type LabHost = 'inet' | 'anchor' | 'stranger' | 'routerA' | 'routerB' | 'homeA' | 'homeB';
+/** `server`: a small rented machine on the internet (a relay-only anchor). */
+export type LabHost = 'inet' | 'anchor' | 'stranger' | 'server' | 'routerA' | 'routerB' | 'homeA' | 'homeB';
 
 /** Addresses of each namespace as the others see it (a home's IPv4 one is its LAN address). */
 export const LAB_ADDRS = {
   inet: { ip4: '192.0.2.1', ip6: '3fff::1' },
   anchor: { ip4: '192.0.2.10', ip6: '3fff::10' },
   stranger: { ip4: '192.0.2.30', ip6: '3fff::30' },
+  server: { ip4: '192.0.2.40', ip6: '3fff::40' },
   routerA: { ip4: '192.0.2.21', ip6: '3fff::21', lan4: '10.1.0.1', lan6: '3fff:a::1' },
   routerB: { ip4: '192.0.2.22', ip6: '3fff::22', lan4: '10.2.0.1', lan6: '3fff:b::1' },
   homeA: { ip4: '10.1.0.2', ip6: '3fff:a::2' },
@@ -70,7 +72,7 @@ export function natLabSkipReason(): string | undefined {
 
 export function createNatLab(options: NatLabOptions = {}): NatLab {
   const id = randomBytes(3).toString('hex');
-  const hosts: LabHost[] = ['inet', 'anchor', 'stranger', 'routerA', 'routerB', 'homeA', 'homeB'];
+  const hosts: LabHost[] = ['inet', 'anchor', 'stranger', 'server', 'routerA', 'routerB', 'homeA', 'homeB'];
   const ns = Object.fromEntries(hosts.map((h) => [h, `hl${id}-${h}`])) as Record<LabHost, string>;
   const children = new Set<ChildProcess>();
   let torn = false;
@@ -107,7 +109,7 @@ export function createNatLab(options: NatLabOptions = {}): NatLab {
     inNs('inet', ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
     inNs('inet', ['ip', 'route', 'add', 'unreachable', '10.0.0.0/8']);
 
-    const uplink = (host: 'anchor' | 'stranger' | 'routerA' | 'routerB', port: string): void => {
+    const uplink = (host: 'anchor' | 'stranger' | 'server' | 'routerA' | 'routerB', port: string): void => {
       sh(['ip', 'link', 'add', 'wan', 'netns', ns[host], 'type', 'veth', 'peer', 'name', port, 'netns', ns.inet]);
       inNs('inet', ['ip', 'link', 'set', port, 'master', 'br0']);
       inNs('inet', ['ip', 'link', 'set', port, 'up']);
@@ -119,6 +121,7 @@ export function createNatLab(options: NatLabOptions = {}): NatLab {
     };
     uplink('anchor', 'anchor');
     uplink('stranger', 'stranger');
+    uplink('server', 'server');
 
     for (const [router, home, prefix6] of [['routerA', 'homeA', '3fff:a::/64'], ['routerB', 'homeB', '3fff:b::/64']] as const) {
       uplink(router, router === 'routerA' ? 'ra' : 'rb');
