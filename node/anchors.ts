@@ -56,6 +56,8 @@ export class AnchorReservations implements Startable {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** The last failure logged per anchor: an anchor that stays away is logged once, not every minute. */
+  private readonly failures = new Map<string, string>();
 
   constructor(components: AnchorComponents, init: AnchorReservationsInit) {
     this.components = components;
@@ -102,9 +104,12 @@ export class AnchorReservations implements Startable {
       if (this.hasReservation(anchor.peerId)) continue;
       try {
         await this.reserve(anchor);
+        this.failures.delete(anchor.peerId);
         held++;
       } catch (err) {
-        this.init.log?.(`no relay reservation on anchor ${anchor.peerId}: ${(err as Error).message}`);
+        const why = (err as Error).message;
+        if (this.failures.get(anchor.peerId) !== why) this.init.log?.(`no relay reservation on anchor ${anchor.peerId}: ${why}`);
+        this.failures.set(anchor.peerId, why);
       }
     }
   }

@@ -1,5 +1,6 @@
-// The libp2p host of a home: TCP, Noise, Yamux, identify, ping and a private
-// kad-dht, with the family as its only company.
+// The libp2p host of a home: TCP and circuit relay v2, Noise, Yamux, identify, ping
+// and a private kad-dht, with the family as its only company. An anchor (a home
+// relatives can dial) also runs a relay server for the family (docs/nat.md).
 //
 // Who gets in (docs/protocols.md, "Admission"):
 // - The connection gater refuses, before any protocol runs, every PeerId that is

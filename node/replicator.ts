@@ -171,12 +171,14 @@ export class Replicator {
     const report: ReplicationReport = { placed: [], repaired: [], retired: 0, failed: [], catalogPushed: [], pending: 0, reached: [], placedOnTargets: [], sent: { objects: 0, bytes: 0, seconds: 0 } };
     const stopping = (): boolean => this.o.signal?.aborted === true;
     if (stopping()) return report;
+    // One snapshot of the roster for the pass (reaching a relative rewrites it).
+    const everyone = this.o.roster.members();
     const reached: FamilyMember[] = [];
-    for (const m of this.o.roster.members()) if (await this.reach(m)) reached.push(m);
+    for (const m of everyone) if (await this.reach(m)) reached.push(m);
     report.reached = reached.map((m) => m.peerId);
     // A relay-only anchor stores nothing: it is reached (and alerted on) like any
     // relative, but gets neither copies nor the catalog.
-    const members = this.o.roster.storageMembers();
+    const members = everyone.filter((m) => m.relayOnly !== true);
     const online = reached.filter((m) => m.relayOnly !== true);
     const memberIds = new Set(members.map((m) => m.peerId));
     // Copies at a relative gone quiet for too long are kept but no longer trusted
