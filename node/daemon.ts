@@ -212,9 +212,9 @@ export class Daemon {
     });
     // Where a relative can be dialled next time, after either side restarts: the
     // addresses it says it listens on. An inbound connection's remote address is
-    // only the port its side dialled out from.
-    // Addresses through an anchor's relay are kept after the direct ones, so a
-    // relative behind NAT is dialled through its anchor once its direct addresses fail.
+    // only the port its side dialled out from. Addresses through an anchor's relay
+    // are kept after the direct ones, so a relative behind NAT is dialled through its
+    // anchor once its direct addresses fail. Identify also says what it is (an anchor).
     this.host.addEventListener('peer:identify', (event) => {
       const id = event.detail.peerId.toString();
       if (!this.roster.isMember(id)) return;

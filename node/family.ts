@@ -213,9 +213,9 @@ export class FamilyRoster implements PairStore, FamilyGate {
     if (!known) return Promise.resolve();
     const now = this.now().getTime();
     const sameAddrs = !addrs?.length || addrs.join(' ') === known.addrs.join(' ');
-    const sameAnchor = roles === undefined || (roles.anchor === (known.anchor === true) && roles.relayOnly === (known.relayOnly === true));
+    const sameRoles = roles === undefined || (roles.anchor === (known.anchor === true) && roles.relayOnly === (known.relayOnly === true));
     const written = this.seenWritten.get(peerId) ?? -Infinity;
-    if (sameAddrs && sameAnchor && now - written < SEEN_WRITE_INTERVAL_MS) {
+    if (sameAddrs && sameRoles && now - written < SEEN_WRITE_INTERVAL_MS) {
       known.lastSeen = new Date(now).toISOString();
       return Promise.resolve();
     }

@@ -33,7 +33,7 @@ function residentBytes(pid: number): number {
 
 /** A TCP client or server inside a namespace, as one line of Node. */
 const TCP_SERVER = `const s = require('node:net').createServer((c) => { console.log(c.remoteAddress.replace('::ffff:', '')); c.end(); s.close(); }); s.listen(${PORT + 1}, () => console.log('listening'));`;
-const tcpClient = (host: string) => `const c = require('node:net').connect({ host: '${host}', port: ${PORT + 1}, timeout: 1500 }); c.on('connect', () => { console.log('connected'); c.end(); }); c.on('timeout', () => { console.log('timeout'); c.destroy(); }); c.on('error', (e) => console.log(e.code));`;
+const tcpClient = (host: string) => `const c = require('node:net').connect({ host: '${host}', port: ${PORT + 1}, timeout: 2500 }); c.on('connect', () => { console.log('connected'); c.end(); }); c.on('timeout', () => { console.log('timeout'); c.destroy(); }); c.on('error', (e) => console.log(e.code));`;
 
 describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let lab: NatLab;
@@ -78,6 +78,16 @@ describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip
     expect(lab.exec('anchor', process.execPath, ['-e', tcpClient(LAB_ADDRS.routerA.ip4)]).trim()).toBe('timeout');
     expect(lab.exec('anchor', process.execPath, ['-e', tcpClient(LAB_ADDRS.homeA.ip4)]).trim()).toBe('EHOSTUNREACH');
     expect(lab.exec('homeB', process.execPath, ['-e', tcpClient(LAB_ADDRS.routerA.ip4)]).trim()).toBe('timeout');
+    // IPv6 from 3fff::/20, without NAT: the anchor sees the home's own address, and
+    // the firewall closes the home to inbound all the same.
+    const server6 = lab.spawn('anchor', process.execPath, ['-e', TCP_SERVER]);
+    let seen6 = '';
+    server6.stdout!.on('data', (d) => (seen6 += d));
+    await eventually(() => seen6.includes('listening'), 'the second server in the anchor namespace', 20, 100);
+    expect(lab.exec('homeA', process.execPath, ['-e', tcpClient(LAB_ADDRS.anchor.ip6)]).trim()).toBe('connected');
+    await eventually(() => seen6.split('\n').length > 2, 'the server to see the IPv6 connection', 20, 100);
+    expect(seen6.split('\n')[1]).toBe(LAB_ADDRS.homeA.ip6);
+    expect(lab.exec('anchor', process.execPath, ['-e', tcpClient(LAB_ADDRS.homeA.ip6)]).trim()).toBe('timeout');
     inHome.kill();
 
     const other = createNatLab();
