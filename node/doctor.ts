@@ -69,6 +69,8 @@ export async function runDoctor(dir: string, runOp: RunOp, now = Date.now()): Pr
       if (job.lastError) add(`scheduled ${job.name}`, false, `last run failed: ${job.lastError}`, `hearth ${job.name === 'audit' ? 'verify' : job.name} (to see the error now)`);
       else add(`scheduled ${job.name}`, job.nextRun !== null, job.nextRun ? `next at ${formatLocalTime(Date.parse(job.nextRun))}` : `${key} is off`, `hearth config set ${key} "${SETTINGS[key]?.default ?? 'HH:MM'}"`);
     }
+    const reach = status.reachability as { anchor: boolean; announced: string[]; relayedVia: string[] } | null;
+    if (reach) add('reachability', true, reachabilityDetail(reach));
     const peers = await runOp<Array<{ name: string; online: boolean; lastSeen: string | null; clockOffsetMs: number | null }>>('peers', {});
     for (const p of peers) {
       const seen = p.lastSeen ? `last seen ${formatLocalTime(Date.parse(p.lastSeen))}` : 'never seen';
@@ -82,4 +84,12 @@ export async function runDoctor(dir: string, runOp: RunOp, now = Date.now()): Pr
     for (const r of status.relatives as Array<{ name: string; health: string }>) add(`relative ${r.name}`, false, `not checked: ${r.health}, and the daemon is not running`, 'hearth daemon');
   }
   return out;
+}
+
+/** How relatives reach this home, and the one step that would make it direct (docs/nat.md). */
+function reachabilityDetail(r: { anchor: boolean; announced: string[]; relayedVia: string[] }): string {
+  const direct = 'forward a TCP port on the router to this computer and start the daemon with --announce /ip4/<public address>/tcp/<port>';
+  if (r.anchor) return `reachable directly at ${r.announced.join(', ')}; this home relays for its family (an anchor)`;
+  if (r.relayedVia.length) return `behind NAT: relatives reach this home through ${r.relayedVia.join(', ')} (to be reached directly: ${direct})`;
+  return `relatives reach this home only at the addresses it listens on (fine on one LAN); behind a router, pair with a relative's home that is an anchor, or ${direct}`;
 }

@@ -114,6 +114,9 @@ describe.skipIf(skip !== undefined)(`homes behind NAT${skip ? ` (skipped: ${skip
     for (const name of ['A', 'B']) {
       await eventually(() => hearthJson(home(name), ['status']).reachability?.relayedVia?.includes('anchor'), `${name} to hold a reservation on the anchor`, 60, 500);
     }
+    expect(hearthOk(home('A'), ['status'])).toMatch(/reachable +behind NAT: relatives reach this home through anchor/);
+    const doctor = JSON.parse(hearth(home('A'), ['doctor', '--json']).stdout) as Array<{ check: string; ok: boolean; detail: string }>;
+    expect(doctor.find((c) => c.check === 'reachability')).toMatchObject({ ok: true, detail: expect.stringMatching(/^behind NAT: .* through anchor \(to be reached directly: forward a TCP port/) });
   });
 
   it('two homes behind NAT pair through the anchor with an invite code, back up to each other and restore byte-exact', async () => {
