@@ -17,7 +17,7 @@ import type { Libp2p } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { FamilyMember, FamilyRoster } from './family.ts';
 import type { ProgressSink } from './progress.ts';
-import { NoSourceError, reconcile, retireCovered, tierPlace, type Place, type ReconcileReport } from './reconciler/reconciler.ts';
+import { NoSourceError, reconcile, retireCovered, tierPlace, type Place } from './reconciler/reconciler.ts';
 import { objectSources, type Source } from './reconciler/sources.ts';
 import type { PlacementPolicy } from './reconciler/placement-policy.ts';
 import { addressesToDial } from './anchors.ts';
@@ -237,9 +237,8 @@ export class Replicator {
     }
     if (stopping()) return report;
     const usable = places.filter((p) => !result.unavailable.some((u) => u.place === p));
-    const retiring: Pick<ReconcileReport, 'failed'> = { failed: [] };
-    const retired = await retireCovered({ catalog: this.o.catalog, signal: this.o.signal }, usable, { dirTargets: localTiers.filter((t) => t.kind === 'dir').map((t) => t.name), peersWanted: desired }, retiring);
-    for (const { id, place, error } of retiring.failed) report.failed.push({ id, peer: place.label, error: error.message });
+    const { retired, failed } = await retireCovered({ catalog: this.o.catalog, signal: this.o.signal }, usable, { dirTargets: localTiers.filter((t) => t.kind === 'dir').map((t) => t.name), peersWanted: desired });
+    for (const { id, place, error } of failed) report.failed.push({ id, peer: place.label, error: error.message });
     report.retired = retired.length;
     for (const id of retired) this.dropOutbox(id);
     if (stopping()) return report;

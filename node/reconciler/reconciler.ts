@@ -2,17 +2,18 @@
 // (placement-policy.ts) where copies should be, compares that with the catalog's
 // placements, and carries out the difference: puts where a copy is wanted and
 // missing, deletes where a copy is no longer wanted, records both. Relatives,
-// Drive and S3 targets are all places to it; what differs between them (how a put
-// fails, what "offline" means) stays in each place's own send() and judge().
-// The daemon's replication pass runs it over relatives and cloud targets; a
-// backup run runs it over the cloud targets (node/commands.ts).
+// directory targets, Drive and S3 targets are all places to it; what differs
+// between them (how a put fails, what "offline" means) stays in each place's own
+// send() and judge(). The daemon's replication pass runs it over the home's targets
+// and the relatives that answer; a backup run over the home's targets
+// (node/commands.ts).
 import type { Catalog, CatalogPayload, ObjectSummary, PlacementRecord } from '../../storage/catalog/catalog.ts';
 import { PermanentTierError, TargetUnavailableError, placedChecksum, type ObjectSource, type PutReceipt, type Tier, type TierKind } from '../../storage/tier/tier.ts';
 import { dropsCopy, volumeCovers, wantsCopy, type ObjectPlacementState, type PlacementPolicy } from './placement-policy.ts';
 
 export type HeldObject = ObjectSummary & { placements: PlacementRecord[] };
 
-/** A place copies go to and leave from: a relative, a Drive or an S3 target. */
+/** A place copies go to and leave from: a relative, or a directory, Drive or S3 target. */
 export interface Place {
   readonly kind: TierKind;
   /** What placements record as the target: a target's name, a relative's PeerId. */
@@ -40,7 +41,7 @@ export interface ReconcileOptions {
   relatives: number;
   /** Whether the home has places outside this reconciler (a directory target, relatives): see ObjectPlacementState. */
   heldElsewhere: boolean;
-  /** The places that can be reached now, tried in this order: relatives first, so a cold copy is only made when they fall short. */
+  /** The places that can be reached now, tried in this order: relatives before Drive and S3, so a cold copy is only made when they fall short. */
   places: Place[];
   /** Whether a relative's placement counts towards the policy (one gone quiet for too long does not). Default: all do. */
   counts?: (p: PlacementRecord) => boolean;
@@ -102,8 +103,11 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   let lastPeerPut = 0;
   for await (const object of o.catalog.objects()) {
     if (o.signal?.aborted) break;
-    for (const p of object.placements) if (o.forgets?.(p)) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
-    const placements = object.placements.filter((p) => !o.forgets?.(p));
+    const placements: PlacementRecord[] = [];
+    for (const p of object.placements) {
+      if (o.forgets?.(p)) records.push({ k: 'unplace', id: object.id, target: p.target, time: Date.now() });
+      else placements.push(p);
+    }
     const state: ObjectPlacementState = {
       kind: object.kind,
       time: object.time,
@@ -178,9 +182,10 @@ export interface RetireRule {
  * volume placed in that pass covers its blobs at once. Without relatives, the
  * backup retires blobs as it packs them (ObjectStore.retire) instead.
  */
-export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signal'>, places: Place[], rule: RetireRule, report: Pick<ReconcileReport, 'failed'>): Promise<string[]> {
+export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signal'>, places: Place[], rule: RetireRule): Promise<{ retired: string[]; failed: ReconcileReport['failed'] }> {
   const byName = new Map(places.map((p) => [p.name, p] as const));
   const retired: string[] = [];
+  const failed: ReconcileReport['failed'] = [];
   const blobs: HeldObject[] = [];
   for await (const object of o.catalog.objects()) if (object.kind === 'blob') blobs.push(object);
   for (const blob of blobs) {
@@ -199,7 +204,7 @@ export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signa
         await place.delete(blob.id);
         records.push({ k: 'unplace', id: blob.id, target: p.target, time: Date.now() });
       } catch (err) {
-        report.failed.push({ id: blob.id, place, error: new Error(`delete: ${(err as Error).message}`) });
+        failed.push({ id: blob.id, place, error: new Error(`delete: ${(err as Error).message}`) });
       }
     }
     if (records.length === blob.placements.length) {
@@ -208,7 +213,7 @@ export async function retireCovered(o: Pick<ReconcileOptions, 'catalog' | 'signa
     }
     if (records.length) await o.catalog.append(records);
   }
-  return retired;
+  return { retired, failed };
 }
 
 /**
